@@ -1,0 +1,1 @@
+"""kolite_bench: accuracy and speed of every variant against the PyTorch originals and peers."""

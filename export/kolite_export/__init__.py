@@ -1,0 +1,1 @@
+"""kolite_export: PyTorch checkpoint -> validated, optimized, quantized ONNX artifact."""

@@ -1,0 +1,1 @@
+"""kolite: torch-free runtime for Korean text classifiers exported to ONNX."""

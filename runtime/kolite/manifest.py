@@ -1,0 +1,172 @@
+"""The artifact manifest: the one contract between ``kolite_export`` (writer) and the runtime (reader).
+
+An artifact is a folder::
+
+    manifest.json        this schema
+    tokenizer.json       a `tokenizers` fast tokenizer (the runtime never needs transformers)
+    model.fp32.onnx      one file per variant, named in ``variants``
+    model.int8.onnx ...
+
+The schema is versioned; the runtime refuses a manifest whose major version it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kolite.errors import ManifestError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "MANIFEST_FILE",
+    "TASKS",
+    "PRECISIONS",
+    "VARIANT_NAMES",
+    "FileRef",
+    "Variant",
+    "Manifest",
+    "load_manifest",
+]
+
+SCHEMA_VERSION = "1.0"
+MANIFEST_FILE = "manifest.json"
+TASKS = ("text-classification", "token-classification")
+PRECISIONS = ("fp32", "fp16", "int8")
+# Canonical variant names, in the order "auto" prefers them on CPU.
+VARIANT_NAMES = ("int8", "int8-static", "fp32-opt", "fp32", "fp16")
+VARIANT_STATUSES = ("passed", "failed")
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file inside the artifact folder with its integrity data."""
+
+    file: str
+    sha256: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One ONNX graph of the model (fp32, optimized fp32, int8 dynamic, int8 static QDQ, fp16)."""
+
+    name: str
+    file: str
+    precision: str
+    sha256: str
+    size_bytes: int
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    status: str = "passed"
+    # Gate numbers against the PyTorch original, e.g. max_abs_logit_diff, label_agreement, delta_accuracy.
+    validation: dict[str, Any] = field(default_factory=dict)
+    # How the graph was produced (optimizer level, fusions, quantization recipe...).
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Everything the runtime needs to serve an exported model."""
+
+    name: str
+    task: str
+    labels: tuple[str, ...]
+    inputs: tuple[str, ...]
+    max_length: int
+    pad_token_id: int
+    tokenizer: FileRef
+    variants: dict[str, Variant]
+    output: str = "logits"
+    truncation_side: str = "right"
+    # "single_label_classification" (softmax) or "multi_label_classification" (sigmoid).
+    problem_type: str = "single_label_classification"
+    source: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] = field(default_factory=dict)
+    tools: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.task not in TASKS:
+            problems.append(f"task {self.task!r} is not one of {TASKS}")
+        if not self.labels:
+            problems.append("labels is empty")
+        if "input_ids" not in self.inputs or "attention_mask" not in self.inputs:
+            problems.append(f"inputs {self.inputs} must hold input_ids and attention_mask")
+        if self.max_length < 8:
+            problems.append(f"max_length {self.max_length} is too small")
+        if self.truncation_side not in ("right", "left"):
+            problems.append(f"truncation_side {self.truncation_side!r} is not 'right' or 'left'")
+        if not self.variants:
+            problems.append("no variants")
+        for name, variant in self.variants.items():
+            if name != variant.name:
+                problems.append(f"variant key {name!r} != its name {variant.name!r}")
+            if variant.precision not in PRECISIONS:
+                problems.append(f"variant {name!r} has unknown precision {variant.precision!r}")
+            if variant.status not in VARIANT_STATUSES:
+                problems.append(f"variant {name!r} has unknown status {variant.status!r}")
+        if problems:
+            raise ManifestError("invalid manifest: " + "; ".join(problems))
+
+    @property
+    def passed_variants(self) -> dict[str, Variant]:
+        return {name: v for name, v in self.variants.items() if v.passed}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["labels"] = list(self.labels)
+        data["inputs"] = list(self.inputs)
+        for variant in data["variants"].values():
+            variant["providers"] = list(variant["providers"])
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        try:
+            version = str(data.get("schema_version", ""))
+            if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+                raise ManifestError(
+                    f"manifest schema_version {version!r} is not supported (this kolite reads {SCHEMA_VERSION}); "
+                    "re-export the model with a matching kolite version"
+                )
+            variants = {
+                name: Variant(**{**v, "providers": tuple(v.get("providers", ("CPUExecutionProvider",)))})
+                for name, v in data["variants"].items()
+            }
+            fields = {k: v for k, v in data.items() if k not in ("variants", "tokenizer", "labels", "inputs")}
+            return cls(
+                **fields,
+                labels=tuple(data["labels"]),
+                inputs=tuple(data["inputs"]),
+                tokenizer=FileRef(**data["tokenizer"]),
+                variants=variants,
+            )
+        except ManifestError:
+            raise
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ManifestError(f"manifest does not follow schema {SCHEMA_VERSION}: {exc!r}") from exc
+
+
+def load_manifest(artifact_dir: str | Path) -> Manifest:
+    """Read and validate ``manifest.json`` from an artifact folder."""
+    path = Path(artifact_dir) / MANIFEST_FILE
+    if not path.is_file():
+        raise ManifestError(f"{path} not found: {artifact_dir} is not a kolite artifact (run `kolite export` first)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path} is not readable JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path} must hold a JSON object")
+    return Manifest.from_dict(data)
