@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# kolite's two entry points for a fresh machine that has only Python:
+#   ./kolite.sh demo   export the five seed models (stand-ins offline), validate, run them torch-free, quick bench
+#   ./kolite.sh test   lint + the whole test suite, then the runtime tests again in a torch-free venv
+# Both create or reuse local virtual environments built from the repository's own pinned files:
+#   .venv          everything (torch 2.13.0 CPU build, transformers, optimum) for export/bench/tests
+#   .venv-runtime  the runtime (onnxruntime, tokenizers, numpy, huggingface_hub) + serve/label extras + pytest:
+#                  no torch, no transformers; the runtime tests run here to prove it
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+python_bin="${PYTHON:-python3}"
+export KOLITE_SHARED="${KOLITE_SHARED:-$here/../shared}"
+# Lets pip find the CPU build of torch that lies on this image's disk; without it, torch==2.13.0 from the index
+# is the CUDA build (several GB).
+pip_links=()
+[ -d /opt/wheels ] && pip_links=(--find-links /opt/wheels)
+
+log() { printf '\033[1m[kolite] %s\033[0m\n' "$*" >&2; }
+
+stamp_of() { cat pyproject.toml "$@" | sha256sum | cut -c1-16; }
+
+# make_venv DIR STAMP INSTALL_FN: (re)build DIR unless its stamp matches (a re-run reuses it).
+make_venv() {
+    local dir="$1" stamp="$2" installer="$3"
+    if [ -f "$dir/.kolite-stamp" ] && [ "$(cat "$dir/.kolite-stamp")" = "$stamp" ]; then
+        return 0
+    fi
+    log "creating $dir (one time, a few minutes)"
+    rm -rf "$dir"
+    "$python_bin" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade "pip==25.3" >&2
+    "$installer" "$dir/bin/python"
+    echo "$stamp" > "$dir/.kolite-stamp"
+}
+
+install_dev() {
+    local py="$1"
+    # torch first and pinned, so nothing later can pull a CUDA build.
+    "$py" -m pip install -q "${pip_links[@]}" "torch==2.13.0" >&2
+    "$py" -m pip install -q "${pip_links[@]}" -r requirements/dev.txt >&2
+    "$py" -m pip install -q --no-deps -e . >&2
+}
+
+install_runtime() {
+    local py="$1"
+    "$py" -m pip install -q -r requirements/runtime.txt -r requirements/runtime-extras.txt >&2
+    "$py" -m pip install -q --no-deps . >&2
+}
+
+dev_venv() { make_venv .venv "$(stamp_of requirements/dev.txt)" install_dev; }
+runtime_venv() { make_venv .venv-runtime "$(stamp_of requirements/runtime.txt requirements/runtime-extras.txt)" install_runtime; }
+
+cmd_demo() {
+    dev_venv
+    .venv/bin/python scripts/demo.py "$@"
+}
+
+cmd_test() {
+    dev_venv
+    log "ruff"
+    .venv/bin/ruff check runtime export benchmarks tests scripts
+    log "full test suite (torch environment)"
+    local rc=0
+    .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc=$?
+    [ "$rc" -eq 0 ] || exit "$rc"
+    runtime_venv
+    log "runtime tests in the torch-free environment (.venv-runtime, artifacts built above)"
+    KOLITE_TEST_ARTIFACTS="$here/.cache/test-artifacts" .venv-runtime/bin/python -m pytest -q -p no:cacheprovider \
+        -m "not torch" tests/test_runtime_api.py tests/test_torch_free.py
+}
+
+case "${1:-}" in
+    demo) shift; cmd_demo "$@" ;;
+    test) shift; cmd_test "$@" ;;
+    *) echo "usage: ./kolite.sh demo|test [args]" >&2; exit 2 ;;
+esac
