@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 __all__ = [
+    "IntegrityError",
+    "InvalidInputError",
     "KoliteError",
     "ManifestError",
-    "IntegrityError",
     "ModelNotFoundError",
     "OfflineError",
     "ProviderUnavailableError",
-    "InvalidInputError",
     "UnknownVariantError",
 ]
 

@@ -20,14 +20,14 @@ from typing import Any
 from kolite.errors import ManifestError
 
 __all__ = [
-    "SCHEMA_VERSION",
     "MANIFEST_FILE",
-    "TASKS",
     "PRECISIONS",
+    "SCHEMA_VERSION",
+    "TASKS",
     "VARIANT_NAMES",
     "FileRef",
-    "Variant",
     "Manifest",
+    "Variant",
     "load_manifest",
 ]
 

@@ -1,0 +1,132 @@
+"""``kolite bench``: registered into the runtime CLI by entry point (``kolite.commands``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from kolite_bench.config import CONTENDERS, REPO_ROOT, SEEDS, BenchConfig, SeedModel, shared_dir
+
+__all__ = ["register", "resolve_source", "run_command"]
+
+QUICK = {"limit": 300, "latency_texts": 40, "latency_repeats": 2, "warmup": 3, "sweep_texts": 64,
+         "sweep_batch_sizes": (1, 8, 32), "cold_start_repeats": 1}
+
+
+def _hub_reachable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def resolve_source(seed: SeedModel, source: str | None) -> tuple[str, str]:
+    """The PyTorch original to compare against and what it is: (path or hub id, kind)."""
+    if source:
+        return source, "hub" if not Path(source).exists() and "/" in source else "local"
+    if seed.hub_id and _hub_reachable():
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(seed.hub_id), "hub"
+    if seed.trained_standin and (shared_dir() / "standins" / seed.trained_standin).is_dir():
+        return str(shared_dir() / "standins" / seed.trained_standin), "trained-standin"
+    built = REPO_ROOT / ".cache" / "standins" / "full" / seed.seed_id
+    if built.is_dir():
+        return str(built), "standin"
+    raise SystemExit(f"kolite bench: no source for seed {seed.seed_id}: the hub is unreachable and no stand-in was"
+                     f" found; build one with `kolite standins --size full` or pass --source DIR")
+
+
+def _parse_limits(items: list[str]) -> dict[str, int]:
+    limits = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if name not in CONTENDERS or not value.isdigit():
+            raise SystemExit(f"kolite bench: --contender-limit wants NAME=N with NAME in {CONTENDERS}, got {item!r}")
+        limits[name] = int(value)
+    return limits
+
+
+def build_config(args: argparse.Namespace) -> BenchConfig:
+    seed = SEEDS[args.model]
+    source, kind = resolve_source(seed, args.source)
+    artifact = Path(args.artifact) if args.artifact else REPO_ROOT / "artifacts" / seed.artifact_name
+    if not (artifact / "manifest.json").is_file():
+        raise SystemExit(f"kolite bench: {artifact} is not an exported artifact; run"
+                         f" `kolite export {source} --out {artifact}` first")
+    quick: dict[str, Any] = QUICK if args.quick else {}
+    limit = args.limit if args.limit is not None else quick.get("limit")
+    extra = {k: v for k, v in quick.items() if k != "limit"}
+    if args.latency_texts is not None:
+        extra["latency_texts"] = args.latency_texts
+    if args.sweep_texts is not None:
+        extra["sweep_texts"] = args.sweep_texts
+    return BenchConfig(seed=seed, artifact=artifact, source=source, source_kind=kind,
+                       contenders=tuple(args.contenders), out_dir=Path(args.out), threads=args.threads,
+                       batch_size=args.batch_size, limit=limit, contender_limits=_parse_limits(args.contender_limit),
+                       quick=args.quick, resume=args.resume, gemm=not args.no_gemm,
+                       install_size=not args.no_install_size,
+                       data_dir=Path(args.data_dir) if args.data_dir else shared_dir() / "data", **extra)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from kolite_bench.plots import write_plots
+    from kolite_bench.report import render_markdown
+    from kolite_bench.runner import run_bench
+
+    config = build_config(args)
+    results = run_bench(config)
+    out = config.out_dir
+    stem = f"{config.seed.seed_id}{'-quick' if config.quick else ''}"
+    out.mkdir(parents=True, exist_ok=True)
+    # One file per run (run_id) plus a stable "latest" copy the README links to.
+    for name in (results["run_id"], stem):
+        (out / f"{name}.json").write_text(json.dumps(results, ensure_ascii=False, indent=1), encoding="utf-8")
+    markdown = render_markdown(results)
+    (out / f"{stem}.md").write_text(markdown, encoding="utf-8")
+    plots = write_plots(results, out / "plots", stem)
+    print(markdown)
+    print(f"results: {out / (results['run_id'] + '.json')}; table: {out / (stem + '.md')}; plots: "
+          + ", ".join(str(p) for p in plots))
+    failed = [n for n, r in results["contenders"].items() if "error" in r]
+    if failed:
+        print(f"kolite bench: contenders failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "bench", help="accuracy and speed of kolite's variants against the PyTorch original and optimum",
+        description="Run every contender on the same texts: PyTorch original (seed-card recipe and padding to"
+        " longest), transformers pipeline, optimum int8, and kolite's variants. Writes JSON, markdown and plots.")
+    parser.add_argument("--model", choices=sorted(SEEDS), default="000", help="seed model id (default 000)")
+    parser.add_argument("--artifact", help="kolite artifact folder (default artifacts/<seed name>)")
+    parser.add_argument("--source", help="the PyTorch original: local folder or hub id (default: hub if reachable,"
+                        " else the stand-in)")
+    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), metavar="NAME",
+                        help=f"subset of {', '.join(CONTENDERS)}")
+    parser.add_argument("--quick", action="store_true", help="a few hundred texts, fewer repeats (CI smoke test)")
+    parser.add_argument("--limit", type=int, help="use the first N texts of the data set")
+    parser.add_argument("--contender-limit", action="append", default=[], metavar="NAME=N",
+                        help="cap one contender's whole-set pass at N texts (e.g. torch=5000 for the slow recipe)")
+    parser.add_argument("--latency-texts", type=int, help="texts timed at batch 1 (default 300)")
+    parser.add_argument("--sweep-texts", type=int, help="texts of the throughput-vs-batch-size sweep (default 384)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every contender (default 2)")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size of the whole-set pass (default 32)")
+    parser.add_argument("--data-dir", help="data folder (default $KOLITE_SHARED/data)")
+    parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"), help="results folder")
+    parser.add_argument("--resume", metavar="RUN_ID", help="reuse the contenders an interrupted run finished"
+                        " (results/raw/RUN_ID)")
+    parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM micro-benchmark / physical limit")
+    parser.add_argument("--no-install-size", action="store_true",
+                        help="do not build the runtime-only venv to measure install size")
+    parser.set_defaults(func=run_command)
+    return parser

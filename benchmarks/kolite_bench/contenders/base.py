@@ -1,0 +1,85 @@
+"""The contender interface: one way of running a model that the benchmark times and scores.
+
+Contenders live in worker subprocesses (one per contender, so import cost and peak RSS are attributable); each
+module imports its heavy stack (torch, transformers, optimum, kolite) inside ``load``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Contender", "ContenderSpec", "Outputs"]
+
+# text-classification: np.ndarray[int64] of predicted label ids; token-classification: list of (start, end, type).
+Outputs = Any
+
+
+@dataclass(frozen=True)
+class ContenderSpec:
+    """Everything a worker needs to build a contender (JSON-able)."""
+
+    name: str
+    task: str
+    source: str  # the PyTorch original: local folder or hub id
+    artifact: str  # the kolite artifact folder
+    layout: str = "hf"
+    threads: int = 2
+    max_length: int = 128
+    batch_size: int = 32
+    cache_dir: str = ".cache/bench"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Contender(ABC):
+    """Load once, then predict batches of texts in the order given."""
+
+    def __init__(self, spec: ContenderSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @abstractmethod
+    def load(self) -> None:
+        """Import the stack and build the model (timed as part of cold start)."""
+
+    @abstractmethod
+    def predict(self, texts: list[str]) -> Outputs:
+        """Predict one batch, exactly as a user of this stack would."""
+
+    @abstractmethod
+    def model_bytes(self) -> int:
+        """Size on disk of the model files this contender loads."""
+
+    def describe(self) -> dict[str, Any]:
+        """How this contender runs (recipe, padding, provider, batching) — recorded in the results."""
+        return {}
+
+    def prepare(self) -> None:  # noqa: B027 - optional hook, most contenders need no one-off work
+        """One-off work that is not part of serving (e.g. optimum's export + quantization); cached on disk."""
+
+    def predict_all(
+        self, texts: list[str], batch_size: int, progress: Callable[[int], None] | None = None
+    ) -> Outputs:
+        """Whole-set pass: batches of ``batch_size`` in file order, each padded to its own longest text."""
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            parts.append(self.predict(texts[start : start + batch_size]))
+            if progress is not None:
+                progress(len(texts[start : start + batch_size]))
+        return concat_outputs(parts, self.spec.task)
+
+
+def concat_outputs(parts: list[Outputs], task: str) -> Outputs:
+    if task == "text-classification":
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+    return [spans for part in parts for spans in part]

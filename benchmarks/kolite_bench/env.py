@@ -1,0 +1,105 @@
+"""The machine and software a result was measured on (recorded with every result)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["collect_environment", "cpu_flags", "cpu_model", "load_average"]
+
+_VERSIONED = ("kolite", "onnxruntime", "onnxruntime-gpu", "torch", "transformers", "optimum", "optimum-onnx",
+              "tokenizers", "numpy", "onnx")
+_FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                      "amx_int8", "amx_bf16", "fma", "f16c")
+
+
+@lru_cache(maxsize=1)
+def _cpuinfo_text() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> set[str]:
+    """CPU feature flags (Linux /proc/cpuinfo, else py-cpuinfo)."""
+    for line in _cpuinfo_text().splitlines():
+        if line.startswith(("flags", "Features")):
+            return set(line.split(":", 1)[1].split())
+    try:
+        import cpuinfo
+    except ImportError:
+        return set()
+    return set(cpuinfo.get_cpu_info().get("flags", []))
+
+
+def cpu_model() -> str:
+    for line in _cpuinfo_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float]:
+    """1/5/15-minute load averages: other work on the machine during the run (the cores may be shared)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.cpu_count(logical=False)
+
+
+def _memory_gb() -> float | None:
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return round(psutil.virtual_memory().total / 2**30, 1)
+
+
+def _providers() -> list[str]:
+    try:
+        import onnxruntime
+    except ImportError:
+        return []
+    return list(onnxruntime.get_available_providers())
+
+
+def collect_environment(threads: int) -> dict[str, Any]:
+    flags = cpu_flags()
+    return {
+        "cpu_model": cpu_model(),
+        "machine": platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "physical_cores": _physical_cores(),
+        "memory_gb": _memory_gb(),
+        "threads": threads,
+        "cpu_flags": sorted(f for f in _FLAGS_OF_INTEREST if f in flags),
+        "avx512": "avx512f" in flags,
+        "vnni": bool({"avx512_vnni", "avx_vnni", "avx512vnni"} & flags),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {name: _version(name) for name in _VERSIONED if _version(name)},
+        "onnxruntime_providers": _providers(),
+        "execution_provider": "CPUExecutionProvider",
+        "load_average_start": load_average(),
+    }

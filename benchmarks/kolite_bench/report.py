@@ -1,0 +1,139 @@
+"""The markdown report of one results file (also what the README's benchmark section pastes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render_markdown"]
+
+_MB = 2**20
+
+
+def _f(value: Any, digits: int = 1, scale: float = 1.0, suffix: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value * scale:,.{digits}f}{suffix}"
+
+
+def _install_mb(results: dict[str, Any], name: str) -> float | None:
+    kind = "kolite" if name.startswith("kolite") else "optimum" if name.startswith("optimum") else "torch"
+    size = results["install_size"].get(kind) or {}
+    return size.get("bytes") / _MB if size.get("bytes") else None
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    if not numerator or not denominator:
+        return "–"
+    return f"{numerator / denominator:.1f}×"
+
+
+def _header(results: dict[str, Any]) -> list[str]:
+    env, model, data = results["environment"], results["model"], results["dataset"]
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
+    stand_in = ("**stand-in** (" + model["source_kind"] + ", not the real seed weights)" if model["stand_in"]
+                else "real seed model from the hub")
+    return [
+        f"### kolite bench — seed {model['seed_id']} ({model['hub_id'] or 'custom'}), {results['run_id']}",
+        "",
+        f"- Model: {stand_in}: `{model['source']}`; artifact `{model['artifact']}`",
+        f"- Data: {data['name']} ({data['n_texts']:,} texts, {'labelled' if data['labelled'] else 'unlabelled'}),"
+        f" license {data['license']}",
+        f"- Machine: {env['cpu_model']}, {env['logical_cores']} logical cores, {env['memory_gb']} GB;"
+        f" AVX-512 {'yes' if env['avx512'] else 'no'}, VNNI {'yes' if env['vnni'] else 'no'}"
+        f" (flags: {' '.join(env['cpu_flags'])}); {env['execution_provider']}",
+        f"- Threads: {env['threads']} (torch.set_num_threads / ORT intra_op_num_threads); batch size"
+        f" {results['settings']['batch_size']}; load average at start {env['load_average_start']},"
+        f" end {env.get('load_average_end')} (cores shared with other work)",
+        f"- Versions: {versions}",
+    ]
+
+
+def _contender_rows(results: dict[str, Any]) -> list[str]:
+    contenders = results["contenders"]
+    labelled = results["dataset"]["labelled"]
+    ner = results["model"]["task"] == "token-classification"
+    seed_p50 = (contenders.get("torch") or {}).get("latency_bs1", {}).get("ms", {}).get("p50")
+    pipe_tps = (contenders.get("pipeline") or {}).get("throughput", {}).get("texts_per_s")
+    limit = ((results.get("physical_limit") or {}).get("limit") or {}).get("texts_per_s")
+    acc_name = "entity F1" if ner else "accuracy"
+    agree_name = "entity agreement F1" if ner else "agreement"
+    rows = [
+        f"| contender | {acc_name} | {'' if ner else 'macro-F1 | '}{agree_name} | texts | bs1 p50 ms | p95 | p99 |"
+        " × seed recipe (p50) | bs32 texts/s | × pipeline | % of limit | cold start s | peak RSS MB |"
+        " model MB | install MB |",
+        "|---|" + "---:|" * (14 if ner else 15),
+    ]
+    for name, r in contenders.items():
+        if "error" in r:
+            rows.append(f"| {name} | failed: {r['error'].splitlines()[0][:80]} |" + " |" * (13 if ner else 14))
+            continue
+        s, lat, tp = r["scores"], r["latency_bs1"]["ms"], r["throughput"]["texts_per_s"]
+        quality = s.get("entity_f1") if ner else s.get("accuracy")
+        cells = [name, _f(quality, 4) if labelled else "n/a (unlabelled)"]
+        if not ner:
+            cells.append(_f(s.get("macro_f1"), 4) if labelled else "n/a")
+        cells += [
+            _f(s.get("agreement"), 2, 100, "%"), f"{s['n_scored']:,}", _f(lat["p50"], 2), _f(lat["p95"], 2),
+            _f(lat["p99"], 2), _ratio(seed_p50, lat["p50"]), _f(tp, 1), _ratio(tp, pipe_tps),
+            _f(tp / limit if limit else None, 1, 100, "%"), _f(r["cold_start"]["seconds"], 2),
+            _f(r["rss_peak_mb"], 0), _f(r["model_bytes"] / _MB, 1), _f(_install_mb(results, name), 0),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    lines = [""]
+    for name, reason in results["skipped"].items():
+        lines.append(f"- `{name}` not run: {reason}")
+    for name, r in results["contenders"].items():
+        if "describe" in r:
+            d = r["describe"]
+            keys = ("padding", "batching", "quantization", "variant")
+            what = "; ".join(f"{k}: {v}" for k, v in d.items() if k in keys)
+            lines.append(f"- `{name}`: {d.get('stack', '')}; {what}")
+    reference = results.get("reference")
+    lines.append(f"- Agreement is measured against `{reference}` (the PyTorch original's predictions)."
+                 if reference else "- No PyTorch original ran: agreement not measured.")
+    limits = {k: v for k, v in results["settings"]["contender_limits"].items() if v}
+    if limits:
+        lines.append(f"- Whole-set pass capped for: {limits} (accuracy and throughput of those rows use their first"
+                     " N texts; agreement is over the overlap)")
+    lines.append("- bs1 latency: median over repeats per text, percentiles over"
+                 f" {results['settings']['latency_texts']} texts spread over the set; throughput: whole set, one"
+                 " timed pass after warm-up; cold start: fresh process start → first result (median);"
+                 " peak RSS of the benchmark worker process (load + all passes).")
+    return lines
+
+
+def _limit_section(results: dict[str, Any]) -> list[str]:
+    pl = results.get("physical_limit")
+    if not pl:
+        return []
+    g, lim = pl["gemm"], pl["limit"]
+    lines = [
+        "", "#### Physical limit (int8 GEMM roofline)", "",
+        f"- GEMM micro-benchmark ({g['op']}), {g['threads']} threads: peak **{g['int8_peak_gops']:.0f} GOP/s** at"
+        f" M×K×N {g['int8_peak_shape']} (median over shapes {g['int8_median_gops']:.0f}); fused"
+        f" DynamicQuantizeMatMul peak {g['dq_int8_peak_gops']:.0f} GOP/s; fp32 MatMul peak"
+        f" {g['fp32_peak_gflops']:.0f} GFLOP/s.",
+        f"- Model: {lim['ops_per_token'] / 1e6:.1f} M int8 ops per token ({pl['ops']['graph']}); data:"
+        f" {lim['total_tokens']:,} tokens ({lim['tokens_per_text']:.1f} per text, no padding)"
+        f" → {lim['total_int8_ops'] / 1e12:.2f} T int8 ops.",
+        f"- Limit: {lim['seconds_at_peak']:.1f} s for the set at peak = **{lim['texts_per_s']:,.0f} texts/s**"
+        " (GEMMs only: attention products, layer norms, softmax and tokenization excluded — a true ceiling).",
+        "", "| M | K | N | int8 GOP/s | DQ-int8 GOP/s | fp32 GFLOP/s |", "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in g["shapes"]:
+        lines.append(f"| {s['m']} | {s['k']} | {s['n']} | {s['int8_gops']:.0f} | {s['dq_int8_gops']:.0f} |"
+                     f" {s.get('fp32_gflops', 0):.0f} |")
+    return lines
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    lines = [*_header(results), "", *_contender_rows(results), *_notes(results), *_limit_section(results)]
+    install = results["install_size"]
+    lines += ["", "#### Install size", ""]
+    for kind, size in install.items():
+        lines.append(f"- {kind}: {_f((size.get('bytes') or 0) / _MB, 0)} MB — {size['method']}")
+    return "\n".join(lines) + "\n"

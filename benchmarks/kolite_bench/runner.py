@@ -1,0 +1,180 @@
+"""One ``kolite bench`` run: every contender on the same texts, then scores, limits, sizes, report and plots."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kolite_bench.config import FALLBACK_REFERENCE, REFERENCE, REPO_ROOT, BenchConfig
+from kolite_bench.contenders.base import ContenderSpec
+from kolite_bench.datasets import BenchDataset, load_dataset
+from kolite_bench.env import collect_environment, load_average
+from kolite_bench.metrics import classification_scores, ner_scores
+from kolite_bench.subprocesses import WorkerError, cold_start, run_worker
+
+__all__ = ["RESULTS_SCHEMA", "plan_contenders", "run_bench"]
+
+RESULTS_SCHEMA = "kolite-bench/1"
+_TORCH_ONLY_LAYOUTS = {"sroberta"}  # no transformers pipeline / ORTModel class exists for the custom head
+
+
+def _log(message: str) -> None:
+    print(f"[kolite bench] {message}", file=sys.stderr, flush=True)
+
+
+def plan_contenders(config: BenchConfig) -> tuple[list[str], dict[str, str]]:
+    """Contenders that run, and the reason each requested one does not."""
+    from kolite.manifest import load_manifest
+
+    variants = load_manifest(config.artifact).passed_variants
+    run, skipped = [], {}
+    for name in config.contenders:
+        if name.startswith("kolite-"):
+            variant = name.removeprefix("kolite-")
+            if variant not in variants:
+                skipped[name] = f"artifact has no passed {variant!r} variant"
+            elif variant == "fp16":
+                skipped[name] = "fp16 targets the CUDA execution provider; this run is CPU-only"
+            else:
+                run.append(name)
+        elif name in ("pipeline", "optimum-int8") and config.seed.layout in _TORCH_ONLY_LAYOUTS:
+            skipped[name] = "not applicable: custom checkpoint (mean pooling + linear head) has no HF task class"
+        else:
+            run.append(name)
+    return run, skipped
+
+
+def _spec(config: BenchConfig, name: str) -> ContenderSpec:
+    options: dict[str, Any] = {}
+    if name.startswith("kolite-"):
+        options["variant"] = name.removeprefix("kolite-")
+    elif name == "torch-longest":
+        options["padding"] = "longest"
+    elif name == "torch":
+        options["padding"] = "max_length"
+    return ContenderSpec(name=name, task=config.seed.task, source=config.source, artifact=str(config.artifact),
+                         layout=config.seed.layout, threads=config.threads, max_length=config.max_length,
+                         batch_size=config.batch_size, cache_dir=str(REPO_ROOT / ".cache" / "bench"), options=options)
+
+
+def _latency_indices(n_texts: int, count: int) -> list[int]:
+    """Evenly spaced texts across the file, so the latency sample has the set's length distribution."""
+    count = min(count, n_texts)
+    return sorted({int(i) for i in np.linspace(0, n_texts - 1, count)})
+
+
+def _measure(config: BenchConfig, name: str, texts_file: Path, workdir: Path, n_texts: int) -> dict[str, Any]:
+    spec = _spec(config, name)
+    if name.startswith("optimum"):
+        _log(f"{name}: export + {spec.options.get('preset') or 'default'} quantization (cached)")
+        run_worker(workdir, f"{name}.prepare", {"mode": "prepare", "spec": spec.to_dict()}, config.threads)
+    job = {
+        "mode": "bench", "spec": spec.to_dict(), "texts_file": str(texts_file),
+        "latency": {"indices": _latency_indices(n_texts, config.latency_texts), "warmup": config.warmup,
+                    "repeats": config.latency_repeats},
+        "sweep": {"batch_sizes": list(config.sweep_batch_sizes), "n": min(config.sweep_texts, n_texts)},
+        "throughput": {"batch_size": config.batch_size, "limit": config.contender_limits.get(name)},
+    }
+    final = workdir / f"{name}.final.json"
+    if final.is_file():  # --resume: this contender finished in an earlier, interrupted run
+        _log(f"{name}: reusing {final}")
+        return json.loads(final.read_text(encoding="utf-8"))
+    load_before = load_average()
+    _log(f"{name}: latency, batch sweep, whole-set pass")
+    result = run_worker(workdir, name, job, config.threads)
+    _log(f"{name}: cold start x{config.cold_start_repeats}")
+    result["cold_start"] = cold_start(workdir, spec, texts_file, config.cold_start_repeats)
+    result["load_average"] = {"before": load_before, "after": load_average()}
+    final.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    return result
+
+
+def _score(config: BenchConfig, data: BenchDataset, results: dict[str, dict[str, Any]]) -> str | None:
+    ok = {k: v for k, v in results.items() if "predictions" in v}
+    # The original's predictions: the seed-card recipe, unless padding-to-longest (same weights, same answers up to
+    # float noise) covered more texts because the slow recipe was capped.
+    candidates = [r for r in (REFERENCE, FALLBACK_REFERENCE) if r in ok]
+    reference = max(candidates, key=lambda r: len(ok[r]["predictions"]), default=None)
+    ref_preds = ok[reference]["predictions"] if reference else None
+    for result in ok.values():
+        preds = result.pop("predictions")
+        if config.seed.task == "token-classification":
+            result["scores"] = ner_scores(data.texts, preds, data.labels, ref_preds)  # type: ignore[arg-type]
+        else:
+            from kolite.manifest import load_manifest
+
+            num_labels = len(load_manifest(config.artifact).labels)
+            result["scores"] = classification_scores(preds, data.labels, ref_preds, num_labels)  # type: ignore[arg-type]
+    return reference
+
+
+def _physical_limit(config: BenchConfig, data: BenchDataset) -> dict[str, Any]:
+    from kolite.manifest import load_manifest
+
+    from kolite_bench.gemm import TOKEN_COUNTS, default_shapes, run_gemm_benchmark
+    from kolite_bench.limits import count_tokens, encoder_gemm_shapes, int8_ops_per_token, physical_limit
+
+    manifest = load_manifest(config.artifact)
+    graph = next((manifest.variants[v] for v in ("int8", "fp32") if v in manifest.variants), None)
+    ops = int8_ops_per_token(config.artifact / graph.file) if graph else {"int8_ops_per_token": 0}
+    ops_per_token = ops["int8_ops_per_token"] or ops.get("fp32_gemm_ops_per_token", 0)
+    layer_shapes = encoder_gemm_shapes(config.artifact / graph.file) if graph else []
+    shapes = [(m, k, n) for m in TOKEN_COUNTS for k, n in layer_shapes]
+    _log("GEMM micro-benchmark (int8 MatMulInteger at the model's shapes)")
+    gemm = run_gemm_benchmark(config.threads, shapes or default_shapes(), 0.1 if config.quick else 0.3)
+    tokens = count_tokens(config.artifact / manifest.tokenizer.file, data.texts, manifest.max_length)
+    return {"gemm": gemm, "ops": ops, "limit": physical_limit(gemm["int8_peak_gops"], ops_per_token, tokens,
+                                                              len(data.texts))}
+
+
+def run_bench(config: BenchConfig) -> dict[str, Any]:
+    started = time.time()
+    data = load_dataset(config.seed.dataset, config.data_dir, config.limit)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    run_id = config.resume or f"{config.seed.seed_id}-{'quick-' if config.quick else ''}{stamp}"
+    workdir = config.out_dir / "raw" / run_id
+    workdir.mkdir(parents=True, exist_ok=True)
+    texts_file = workdir / "texts.json"
+    texts_file.write_text(json.dumps(data.texts, ensure_ascii=False), encoding="utf-8")
+    environment = collect_environment(config.threads)
+    contenders, skipped = plan_contenders(config)
+    _log(f"{run_id}: {len(data.texts)} texts of {data.name}, contenders {contenders}, skipped {sorted(skipped)}")
+    results: dict[str, dict[str, Any]] = {}
+    for name in contenders:
+        try:
+            results[name] = _measure(config, name, texts_file, workdir, len(data.texts))
+        except (WorkerError, OSError) as exc:
+            _log(f"{name} FAILED: {exc}")
+            results[name] = {"error": str(exc)}
+    reference = _score(config, data, results)
+    limit = _physical_limit(config, data) if config.gemm else None
+    from kolite_bench.sizes import closure_size, runtime_venv_size
+
+    cache = REPO_ROOT / ".cache" / "bench"
+    install = {
+        "kolite": runtime_venv_size(REPO_ROOT, cache, build=config.install_size),
+        "torch": closure_size(["torch", "transformers"]),
+        "optimum": closure_size(["optimum", "optimum-onnx[onnxruntime]"]),
+    }
+    environment["load_average_end"] = load_average()
+    return {
+        "schema": RESULTS_SCHEMA, "run_id": run_id, "created_at": stamp, "wall_seconds": time.time() - started,
+        "model": {"seed_id": config.seed.seed_id, "hub_id": config.seed.hub_id, "task": config.seed.task,
+                  "source": config.source, "source_kind": config.source_kind, "stand_in": config.stand_in,
+                  "artifact": str(config.artifact)},
+        "dataset": {"name": data.name, "path": data.path, "license": data.license, "n_texts": len(data.texts),
+                    "labelled": data.labelled},
+        "settings": {"threads": config.threads, "batch_size": config.batch_size, "quick": config.quick,
+                     "latency_texts": config.latency_texts, "latency_repeats": config.latency_repeats,
+                     "warmup": config.warmup, "sweep_batch_sizes": list(config.sweep_batch_sizes),
+                     "sweep_texts": config.sweep_texts, "cold_start_repeats": config.cold_start_repeats,
+                     "contender_limits": config.contender_limits, "max_length": config.max_length},
+        "environment": environment, "reference": reference, "contenders": results, "skipped": skipped,
+        "physical_limit": limit, "install_size": install,
+    }

@@ -1,0 +1,70 @@
+"""Artifact folder mechanics: hashes, atomic publication, and the "already exported" check."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from kolite.errors import KoliteError
+from kolite.manifest import FileRef, Manifest, load_manifest
+
+__all__ = ["file_ref", "reusable_manifest", "sha256_file", "staging_dir"]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_ref(folder: Path, name: str) -> FileRef:
+    path = folder / name
+    return FileRef(file=name, sha256=sha256_file(path), size_bytes=path.stat().st_size)
+
+
+@contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """A temp folder beside ``out``; on success it replaces ``out`` by rename, on any error it vanishes."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            out.rename(old / out.name)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _files_verify(folder: Path, manifest: Manifest) -> bool:
+    refs = [manifest.tokenizer, *(FileRef(v.file, v.sha256, v.size_bytes) for v in manifest.variants.values())]
+    for ref in refs:
+        path = folder / ref.file
+        if not path.is_file() or path.stat().st_size != ref.size_bytes or sha256_file(path) != ref.sha256:
+            return False
+    return True
+
+
+def reusable_manifest(out: Path, fingerprint: str, kolite_version: str, variants: tuple[str, ...]) -> Manifest | None:
+    """The manifest in ``out`` if it was exported from the same source by this kolite version, holds every
+    requested variant as passed, and every file still matches its sha256; else None."""
+    try:
+        manifest = load_manifest(out)
+    except KoliteError:
+        return None
+    if manifest.source.get("fingerprint") != fingerprint or manifest.tools.get("kolite") != kolite_version:
+        return None
+    if any(name not in manifest.variants or not manifest.variants[name].passed for name in variants):
+        return None
+    return manifest if _files_verify(out, manifest) else None

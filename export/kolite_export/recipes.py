@@ -1,0 +1,72 @@
+"""Quantization recipes, chosen per CPU family (presets as classmethods returning frozen dataclasses).
+
+Without VNNI, x86 int8 kernels multiply u8×s8 with ``vpmaddubsw``, whose 16-bit intermediate sums can saturate:
+7-bit weights (``reduce_range``) avoid that. With VNNI (``vpdpbusd``, 32-bit sums) or on ARM the full 8-bit
+range is safe and more accurate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from kolite_export.cpu import CpuFeatures
+
+__all__ = ["DynamicQuantRecipe", "StaticQuantRecipe"]
+
+
+@dataclass(frozen=True)
+class DynamicQuantRecipe:
+    per_channel: bool
+    reduce_range: bool
+    op_types: tuple[str, ...]
+    # Quantize the fusion-optimized graph (MatMul and fused Attention become integer ops) or the plain fp32 one.
+    base_graph: str = "fp32-opt"
+    cpu_family: str = "generic"
+    nodes_to_exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.base_graph not in ("fp32", "fp32-opt"):
+            raise ValueError(f"base_graph {self.base_graph!r} must be fp32 or fp32-opt")
+        if not self.op_types:
+            raise ValueError("op_types is empty")
+
+    @classmethod
+    def for_cpu(cls, cpu: CpuFeatures) -> DynamicQuantRecipe:
+        full_range = cpu.family in ("x86-vnni", "arm64")
+        return cls(
+            per_channel=True,
+            reduce_range=not full_range,
+            op_types=("MatMul", "Attention"),
+            cpu_family=cpu.family,
+        )
+
+    def with_changes(self, **changes: Any) -> DynamicQuantRecipe:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["op_types"] = list(self.op_types)
+        data["nodes_to_exclude"] = list(self.nodes_to_exclude)
+        data["method"] = "dynamic"
+        return data
+
+
+@dataclass(frozen=True)
+class StaticQuantRecipe:
+    per_channel: bool = True
+    reduce_range: bool = False
+    op_types: tuple[str, ...] = ("MatMul",)
+    calibration_method: str = "MinMax"
+    calibration_texts: int = 128
+    cpu_family: str = "generic"
+
+    @classmethod
+    def for_cpu(cls, cpu: CpuFeatures) -> StaticQuantRecipe:
+        return cls(reduce_range=cpu.family not in ("x86-vnni", "arm64"), cpu_family=cpu.family)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["op_types"] = list(self.op_types)
+        data["method"] = "static-qdq"
+        return data

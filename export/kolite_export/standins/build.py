@@ -1,0 +1,185 @@
+"""Write stand-in checkpoints in each seed's exact file layout, with deterministic weights.
+
+The hub is unreachable here, so tests and benchmarks run on stand-ins: same architecture family, vocabulary size,
+special-token ids, labels and files as the seed, weights drawn from ``torch.manual_seed``. Weights are random, so a
+stand-in's *answers* mean nothing; export, quantization and the gates exercise exactly the seed's code paths.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+from transformers import (
+    BertTokenizerFast,
+    ElectraConfig,
+    ElectraForSequenceClassification,
+    ElectraForTokenClassification,
+    ElectraTokenizerFast,
+    RobertaConfig,
+)
+
+from kolite_export.sroberta import SentenceTypeClassifier
+from kolite_export.standins.presets import ArchPreset
+from kolite_export.zoo import SeedModel
+
+__all__ = ["WRITERS", "write_standin"]
+
+STANDIN_INFO = "standin.json"
+# Bump when the builder changes what it writes: cached stand-ins of another format are rebuilt.
+STANDIN_FORMAT = 3
+SROBERTA_BASE = "jhgan/ko-sroberta-multitask"
+SROBERTA_MAX_LENGTH = 128
+
+
+def _sharpen_head(head: torch.nn.Linear, gain: float) -> None:
+    # Random heads give near-equal logits, so argmax would flip on rounding noise and no int8 gate could
+    # mean anything; a larger head spreads the logits the way a trained classifier does.
+    with torch.no_grad():
+        head.weight.mul_(gain)
+
+
+def _electra_config(seed: SeedModel, preset: ArchPreset, tok: Tokenizer) -> ElectraConfig:
+    return ElectraConfig(
+        vocab_size=tok.get_vocab_size(),
+        embedding_size=preset.embedding_size,
+        hidden_size=preset.hidden_size,
+        num_hidden_layers=preset.num_hidden_layers,
+        num_attention_heads=preset.num_attention_heads,
+        intermediate_size=preset.intermediate_size,
+        max_position_embeddings=preset.max_position_embeddings,
+        type_vocab_size=preset.type_vocab_size,
+        pad_token_id=tok.token_to_id("[PAD]"),
+        num_labels=len(seed.labels),
+        id2label=dict(enumerate(seed.labels)),
+        label2id={label: i for i, label in enumerate(seed.labels)},
+        problem_type="single_label_classification" if seed.task == "text-classification" else None,
+    )
+
+
+def _electra_tokenizer(tok: Tokenizer, model_max_length: int) -> ElectraTokenizerFast:
+    return ElectraTokenizerFast(
+        tokenizer_object=tok,
+        do_lower_case=False,
+        model_max_length=model_max_length,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def _write_electra(seed: SeedModel, preset: ArchPreset, tok: Tokenizer, out: Path, torch_seed: int) -> None:
+    torch.manual_seed(torch_seed)
+    config = _electra_config(seed, preset, tok)
+    if seed.task == "token-classification":
+        model = ElectraForTokenClassification(config)
+        _sharpen_head(model.classifier, 8.0)
+        # Like a trained tagger, most tokens are "O" (~95%): random 31-way argmaxes everywhere would make every
+        # token a near-tie, which no int8 gate could meaningfully check.
+        with torch.no_grad():
+            model.classifier.bias[0] = 5.5 * model.classifier.weight.norm(dim=1).mean()
+    else:
+        model = ElectraForSequenceClassification(config)
+        _sharpen_head(model.classifier.out_proj, 8.0)
+    model.save_pretrained(out, safe_serialization=False)  # the seeds ship pytorch_model.bin
+    _electra_tokenizer(tok, 512).save_pretrained(out)
+
+
+def _write_sroberta(seed: SeedModel, preset: ArchPreset, tok: Tokenizer, out: Path, torch_seed: int) -> None:
+    torch.manual_seed(torch_seed)
+    encoder_config = RobertaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=preset.hidden_size,
+        num_hidden_layers=preset.num_hidden_layers,
+        num_attention_heads=preset.num_attention_heads,
+        intermediate_size=preset.intermediate_size,
+        max_position_embeddings=preset.max_position_embeddings,
+        type_vocab_size=preset.type_vocab_size,
+        pad_token_id=tok.token_to_id("[PAD]"),
+        bos_token_id=tok.token_to_id("[CLS]"),
+        eos_token_id=tok.token_to_id("[SEP]"),
+    )
+    model = SentenceTypeClassifier(encoder_config, num_labels=len(seed.labels), dropout=0.1)
+    _sharpen_head(model.classifier, 8.0)
+    torch.save(model.state_dict(), out / "best.pt")
+    BertTokenizerFast(
+        tokenizer_object=tok,
+        do_lower_case=False,
+        model_max_length=512,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    ).save_pretrained(out / "tokenizer")
+    label_mapping = {
+        "label2id": {label: i for i, label in enumerate(seed.labels)},
+        "id2label": {str(i): label for i, label in enumerate(seed.labels)},
+    }
+    encoder = encoder_config.to_dict()
+    encoder.pop("_attn_implementation_autoset", None)
+    model_config = {
+        "base_model": SROBERTA_BASE,
+        "architecture": "SentenceTypeClassifier",
+        "pooling": "mean",
+        "dropout": 0.1,
+        "num_labels": len(seed.labels),
+        "max_length": SROBERTA_MAX_LENGTH,
+        # The encoder's config, so the checkpoint loads without reaching the hub for the base model.
+        "encoder_config": encoder,
+    }
+    inference_config = {
+        "checkpoint": "best.pt",
+        "tokenizer_dir": "tokenizer",
+        "label_mapping": "label_mapping.json",
+        "model_config": "model_config.json",
+        "max_length": SROBERTA_MAX_LENGTH,
+        "padding": "max_length",
+        "truncation": True,
+    }
+    for name, data in (
+        ("label_mapping.json", label_mapping),
+        ("model_config.json", model_config),
+        ("inference_config.json", inference_config),
+    ):
+        (out / name).write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+Writer = Callable[[SeedModel, ArchPreset, Tokenizer, Path, int], None]
+WRITERS: dict[str, Writer] = {
+    "electra-sequence-classification": _write_electra,
+    "electra-token-classification": _write_electra,
+    "sroberta-mean-pooling": _write_sroberta,
+}
+
+
+def write_standin(seed: SeedModel, size: str, preset: ArchPreset, tok: Tokenizer, out: Path) -> Path:
+    """Write the stand-in into ``out`` atomically (built in a temp folder beside it, then renamed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        torch_seed = int(seed.seed_id)
+        WRITERS[seed.layout](seed, preset, tok, tmp, torch_seed)
+        info = {
+            "format": STANDIN_FORMAT,
+            "seed": seed.seed_id,
+            "stands_in_for": seed.hub_id or seed.name,
+            "size": size,
+            "weights": f"random init, torch.manual_seed({torch_seed})",
+            "layout": seed.layout,
+        }
+        (tmp / STANDIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

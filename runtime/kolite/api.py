@@ -1,0 +1,98 @@
+"""``kolite.load``: artifact (folder or hub id) → TextClassifier | TokenClassifier on the chosen device."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from kolite.classification import TextClassifier
+from kolite.errors import UnknownVariantError
+from kolite.integrity import safe_member, verify_file
+from kolite.manifest import VARIANT_NAMES, Manifest, Variant, load_manifest
+from kolite.model import DEFAULT_MAX_ITEMS, KoliteModel
+from kolite.providers import DeviceSpec, resolve_device
+from kolite.session import OnnxModel
+from kolite.sources import resolve_source
+from kolite.token_classification import TokenClassifier
+from kolite.tokenization import TextEncoder
+
+__all__ = ["AUTO_PREFERENCE", "TASK_MODELS", "load", "select_variant"]
+
+# Task → model family class (fastembed-style registry; a new task adds one module and one entry).
+TASK_MODELS: dict[str, type[KoliteModel]] = {
+    "text-classification": TextClassifier,
+    "token-classification": TokenClassifier,
+}
+
+# What variant="auto" tries, in order, per device. int8 (dynamic) has ConvInteger/MatMulInteger ops the CUDA EP
+# does not run, so CUDA starts at fp16.
+AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
+    "cpu": ("int8", "int8-static", "fp32-opt", "fp32"),
+    "cuda": ("fp16", "fp32-opt", "fp32"),
+}
+
+
+def select_variant(manifest: Manifest, variant: str, device: DeviceSpec) -> Variant:
+    """The variant to load: the named one, or for ``auto`` the device's first preference that passed validation."""
+    if variant == "auto":
+        for name in AUTO_PREFERENCE[device.kind]:
+            candidate = manifest.variants.get(name)
+            if candidate is not None and candidate.passed:
+                return candidate
+        raise UnknownVariantError(
+            f"{manifest.name}: no variant that passed validation suits device {device.kind!r} "
+            f"(tried {', '.join(AUTO_PREFERENCE[device.kind])}; artifact has "
+            f"{', '.join(f'{n} ({v.status})' for n, v in manifest.variants.items())}); name one explicitly"
+        )
+    if variant not in manifest.variants:
+        known = "" if variant in VARIANT_NAMES else f" (variant names are {', '.join(VARIANT_NAMES)})"
+        raise UnknownVariantError(
+            f"{manifest.name} has no variant {variant!r}{known}; valid: auto, {', '.join(manifest.variants)}"
+        )
+    return manifest.variants[variant]
+
+
+def load(
+    path_or_hub_id: str | os.PathLike[str],
+    variant: str = "auto",
+    device: str = "cpu",
+    threads: int | None = None,
+    session_options: Any = None,
+    *,
+    revision: str | None = None,
+    max_items: int = DEFAULT_MAX_ITEMS,
+    verify: bool = True,
+) -> TextClassifier | TokenClassifier:
+    """Load an exported kolite artifact.
+
+    - ``variant``: ``auto`` (CPU: int8 → int8-static → fp32-opt → fp32; CUDA: fp16 → fp32-opt → fp32, first that
+      passed validation) or a variant name from the manifest (a failed variant loads only when named).
+    - ``device``: ``cpu``, ``cuda`` / ``cuda:N`` (raises ProviderUnavailableError without CUDAExecutionProvider),
+      ``auto`` (CUDA if available, else CPU with a loud warning).
+    - ``threads``: intra-op threads (default: physical cores); ``session_options``: an ``onnxruntime.SessionOptions``
+      or a mapping of its attributes overriding kolite's defaults.
+    - ``verify``: check sha256 of tokenizer.json and the variant's .onnx before anything reads them.
+    """
+    if not isinstance(variant, str):
+        raise UnknownVariantError(f"variant must be a string, got {type(variant).__name__}")
+    spec = resolve_device(device)
+    source = resolve_source(path_or_hub_id, revision=revision)
+    manifest = load_manifest(source.directory)
+    chosen = select_variant(manifest, variant, spec)
+    tokenizer_path = safe_member(source.directory, manifest.tokenizer.file)
+    model_path = safe_member(source.directory, chosen.file)
+    source.ensure(chosen.file)
+    if verify:
+        verify_file(tokenizer_path, manifest.tokenizer.sha256, manifest.tokenizer.size_bytes)
+        verify_file(model_path, chosen.sha256, chosen.size_bytes)
+    encoder = TextEncoder(tokenizer_path, manifest.max_length, manifest.truncation_side)
+    session = OnnxModel(model_path, spec, manifest.output, threads, _copy_options(session_options),
+                        strict_device=device != "auto")
+    model_class = TASK_MODELS[manifest.task]
+    return model_class(manifest, chosen, session, encoder, max_items=max_items, source=str(path_or_hub_id),
+                       artifact_dir=source.directory)
+
+
+def _copy_options(options: Any) -> Any:
+    return dict(options) if isinstance(options, Mapping) else options

@@ -1,0 +1,125 @@
+"""Bodies of ``kolite predict`` and ``kolite info``."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from kolite.cli_io import Item, JsonlWriter, open_input, read_items
+from kolite.errors import KoliteError
+
+__all__ = ["predict_items", "run_info", "run_predict"]
+
+
+def _top_k(value: str) -> int | None:
+    if value.lower() in ("all", "none"):
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise KoliteError(f"--top-k must be a positive integer or 'all', got {value!r}")
+    return int(value)
+
+
+def _result_key(model: Any) -> str:
+    return "entities" if model.manifest.task == "token-classification" else "predictions"
+
+
+def predict_items(model: Any, items: Iterable[Item], options: dict[str, Any], chunk_size: int) -> Iterator[dict]:
+    """Records for each item, in input order; errors stay per item."""
+    key = _result_key(model)
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, chunk_size)):
+        valid = [item for item in chunk if item.error is None]
+        outputs = iter(model.predict([item.text for item in valid], **options) if valid else [])
+        for item in chunk:
+            if item.error is not None:
+                yield {**item.header(), "error": item.error}
+            else:
+                record = {**item.header(), "text": item.text, key: [r.to_dict() for r in next(outputs)]}
+                yield record
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import kolite
+
+    if not args.texts and not args.input:
+        raise KoliteError("give texts as arguments or --input FILE (- for stdin)")
+    if args.chunk_size < 1 or args.batch_size < 1:
+        raise KoliteError("--chunk-size and --batch-size must be positive")
+    options = {"top_k": _top_k(args.top_k), "aggregation": args.aggregation, "batch_size": args.batch_size}
+    model = kolite.load(args.artifact, variant=args.variant, device=args.device, threads=args.threads)
+    # Validate task options once, up front, instead of failing every chunk.
+    model.predict([""], **options)
+    items: Iterable[Item] = [Item(n, text=t) for n, t in enumerate(args.texts, start=1)]
+    stream = open_input(args.input) if args.input else None
+    if stream is not None:
+        items = itertools.chain(items, read_items(stream, args.format))
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    writer = JsonlWriter(out)
+    succeeded = failed = 0
+    try:
+        for record in predict_items(model, items, options, args.chunk_size):
+            writer.write(record)
+            failed += "error" in record
+            succeeded += "error" not in record
+        writer.flush()
+    finally:
+        if stream is not None and stream is not sys.stdin.buffer:
+            stream.close()
+        if args.output:
+            out.close()
+        model.close()
+    if failed:
+        print(f"kolite predict: {failed} of {failed + succeeded} items failed (see 'error' fields)", file=sys.stderr)
+    if failed and (args.strict or not succeeded):
+        return 1
+    return 0
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 2**20:.1f} MiB"
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from kolite.api import AUTO_PREFERENCE
+    from kolite.integrity import safe_member, verify_file
+    from kolite.manifest import load_manifest
+    from kolite.sources import resolve_source
+
+    source = resolve_source(args.artifact)
+    manifest = load_manifest(source.directory)
+    if args.json:
+        sys.stdout.write(manifest.to_json())
+        return 0
+    lines = [
+        f"name:         {manifest.name}",
+        f"task:         {manifest.task} ({manifest.problem_type})",
+        f"labels ({len(manifest.labels)}): {', '.join(manifest.labels)}",
+        f"inputs:       {', '.join(manifest.inputs)}  max_length={manifest.max_length} "
+        f"pad_token_id={manifest.pad_token_id} truncation={manifest.truncation_side}",
+        f"folder:       {source.directory}",
+        "variants:",
+    ]
+    for name, variant in manifest.variants.items():
+        gates = ", ".join(f"{k}={v}" for k, v in variant.validation.items()) or "-"
+        size = _size(variant.size_bytes)
+        lines.append(f"  {name:<12} {variant.precision:<5} {size:>10}  {variant.status:<6}  {gates}")
+    for device, preference in AUTO_PREFERENCE.items():
+        chosen = next((n for n in preference if n in manifest.passed_variants), None)
+        lines.append(f"auto on {device}: {chosen or 'none (name a variant)'}")
+    for title, mapping in (("source", manifest.source), ("tools", manifest.tools)):
+        if mapping:
+            lines.append(f"{title}: " + ", ".join(f"{k}={v}" for k, v in mapping.items()))
+    if manifest.created_at:
+        lines.append(f"created_at: {manifest.created_at}")
+    print("\n".join(lines))
+    if args.verify:
+        refs = [(manifest.tokenizer.file, manifest.tokenizer.sha256, manifest.tokenizer.size_bytes)]
+        refs += [(v.file, v.sha256, v.size_bytes) for v in manifest.variants.values()]
+        for file, sha256, size in refs:
+            source.ensure(file)
+            verify_file(safe_member(source.directory, file), sha256, size)
+            print(f"sha256 ok: {file}")
+    return 0

@@ -1,0 +1,176 @@
+"""File formats: name ↔ extension, and streaming readers that yield the input in fixed-size chunks of rows.
+
+Readers never hold more than one chunk: CSV/TSV and JSONL are read line by line (stdlib), Parquet by record
+batches (pyarrow). A row is a ``dict`` column → value; every input column is kept as it was read.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from kolite.errors import KoliteError
+
+__all__ = ["FORMATS", "Chunk", "detect_format", "iter_chunks", "parse_jsonl_line", "read_header", "require_pyarrow"]
+
+# Extension → format. ``.txt`` is TSV because that is what Korean corpora (NSMC...) ship as.
+EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".txt": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+FORMATS = ("csv", "tsv", "jsonl", "parquet")
+DELIMITERS = {"csv": ",", "tsv": "\t"}
+RAW_LINE_COLUMN = "raw_line"  # where a JSONL line that is not a JSON object is kept (nothing is dropped)
+
+# A text cell may be long (a whole article); the stdlib default of 128 KiB would abort the job on one big cell.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass
+class Chunk:
+    """``rows`` of the input starting at row ``start`` (0-based, header excluded); ``errors`` are read errors."""
+
+    index: int
+    start: int
+    rows: list[dict[str, Any]]
+    columns: list[str]
+    read_errors: dict[int, str] = field(default_factory=dict)
+    arrow_schema: Any = None  # the Parquet input's schema, so a Parquet output keeps the column types
+
+
+def require_pyarrow(purpose: str = "Parquet files") -> Any:
+    try:
+        import pyarrow
+    except ImportError as exc:
+        raise KoliteError(f"{purpose} need pyarrow: pip install 'kolite[label]'") from exc
+    return pyarrow
+
+
+def detect_format(path: str | Path, given: str | None = None) -> str:
+    """The format named by ``given`` or by the file extension (``.gz`` is looked through)."""
+    if given:
+        if given not in FORMATS:
+            raise KoliteError(f"unknown format {given!r}; choose one of {', '.join(FORMATS)}")
+        return given
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    if suffixes and suffixes[-1] in EXTENSIONS:
+        return EXTENSIONS[suffixes[-1]]
+    raise KoliteError(
+        f"cannot tell the format of {path} from its extension; name it .csv/.tsv/.jsonl/.parquet "
+        "or pass --input-format/--output-format"
+    )
+
+
+def _open_text(path: Path) -> IO[str]:
+    # surrogateescape: undecodable bytes survive as lone surrogates — flagged in the text column, and written back
+    # unchanged to CSV/TSV outputs — instead of aborting the whole file.
+    raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+
+
+def _iter_csv(path: Path, fmt: str) -> Iterator[tuple[dict[str, Any], str | None, list[str]]]:
+    with _open_text(path) as handle:
+        reader = csv.reader(handle, delimiter=DELIMITERS[fmt])
+        header = next(reader, None)
+        if header is None:
+            return
+        if header and header[0].startswith("\ufeff"):
+            header[0] = header[0][1:]  # UTF-8 BOM (Excel)
+        width = len(header)
+        for fields in reader:
+            error = None
+            if len(fields) != width:
+                error = f"row has {len(fields)} fields, header has {width}"
+                if len(fields) > width:
+                    error += f" (extra fields: {json.dumps(fields[width:], ensure_ascii=False)})"
+                fields = fields[:width] + [""] * (width - len(fields))
+            yield dict(zip(header, fields, strict=True)), error, header
+
+
+def parse_jsonl_line(line: str) -> tuple[dict[str, Any], str | None]:
+    """One JSON Lines record → (row, read error). A line that is not a JSON object is kept whole, not dropped."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {RAW_LINE_COLUMN: line}, f"invalid JSON: {exc.msg}"
+    if not isinstance(value, dict):
+        return {RAW_LINE_COLUMN: line}, f"not a JSON object ({type(value).__name__})"
+    return value, None
+
+
+def _iter_jsonl(path: Path) -> Iterator[tuple[dict[str, Any], str | None, list[str]]]:
+    with _open_text(path) as handle:
+        for line in handle:
+            stripped = line.rstrip("\r\n")
+            if stripped.strip():  # blank lines are not records in JSON Lines
+                yield (*parse_jsonl_line(stripped), [])
+
+
+def read_header(path: Path, fmt: str) -> list[str]:
+    """The column names of a CSV/TSV file (its first record)."""
+    with _open_text(path) as handle:
+        header = next(csv.reader(handle, delimiter=DELIMITERS[fmt]), [])
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    return header
+
+
+def _chunked(
+    rows: Iterator[tuple[dict[str, Any], str | None, list[str]]], chunk_rows: int
+) -> Iterator[Chunk]:
+    chunk = Chunk(0, 0, [], [])
+    seen: dict[str, None] = {}
+    for row, error, header in rows:
+        if len(chunk.rows) == chunk_rows:
+            yield chunk
+            chunk = Chunk(chunk.index + 1, chunk.start + chunk_rows, [], [])
+            seen = {}
+        if error is not None:
+            chunk.read_errors[len(chunk.rows)] = error
+        chunk.rows.append(row)
+        for name in header or row:
+            if name not in seen:
+                seen[name] = None
+                chunk.columns.append(name)
+    if chunk.rows or chunk.index == 0:
+        yield chunk
+
+
+def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
+    require_pyarrow()
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as parquet:
+        schema = parquet.schema_arrow
+        start = 0
+        for index, batch in enumerate(parquet.iter_batches(batch_size=chunk_rows)):
+            yield Chunk(index, start, batch.to_pylist(), list(schema.names), arrow_schema=schema)
+            start += batch.num_rows
+        if start == 0:
+            yield Chunk(0, 0, [], list(schema.names), arrow_schema=schema)
+
+
+def iter_chunks(path: str | Path, fmt: str, chunk_rows: int) -> Iterator[Chunk]:
+    """The input as consecutive chunks of ``chunk_rows`` rows (the last may be shorter; an empty file → 1 empty)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KoliteError(f"input file {path} not found")
+    if fmt == "parquet":
+        return _iter_parquet(path, chunk_rows)
+    rows = _iter_jsonl(path) if fmt == "jsonl" else _iter_csv(path, fmt)
+    return _chunked(rows, chunk_rows)

@@ -1,0 +1,94 @@
+"""A labelling job: its settings, its spec (what identifies its output), and the engine dispatch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kolite.errors import KoliteError
+from kolite.labeling.formats import detect_format
+from kolite.labeling.parts import JobSpec, input_fingerprint
+
+__all__ = ["DEFAULT_PART_ROWS", "LabelJob", "job_spec", "label_file"]
+
+DEFAULT_PART_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class LabelJob:
+    """Settings of ``kolite label``. ``workers``×``threads`` should match the cores; ``None`` = measured default."""
+
+    input: Path
+    output: Path
+    model: str
+    text_column: str = "document"
+    variant: str = "auto"
+    device: str = "cpu"
+    input_format: str | None = None
+    output_format: str | None = None
+    batch_size: int = 32
+    part_rows: int = DEFAULT_PART_ROWS
+    workers: int | None = None
+    threads: int | None = None
+    prefix: str = ""
+    allow_empty: bool = False
+    restart: bool = False
+    overwrite: bool = False
+    keep_parts: bool = False
+    progress: bool = True
+    engine: str = "local"
+    address: str | None = None
+
+    @property
+    def in_format(self) -> str:
+        return detect_format(self.input, self.input_format)
+
+    @property
+    def out_format(self) -> str:
+        return detect_format(self.output, self.output_format) if self.output.suffix or self.output_format \
+            else self.in_format
+
+    def check(self) -> None:
+        if self.part_rows < 1 or self.batch_size < 1:
+            raise KoliteError("--part-rows and --batch-size must be positive")
+        if (self.workers is not None and self.workers < 1) or (self.threads is not None and self.threads < 1):
+            raise KoliteError("--workers and --threads must be positive")
+        if self.input.resolve() == self.output.resolve():
+            raise KoliteError("the output must not overwrite the input")
+        if self.output.suffix == ".gz":
+            raise KoliteError("compressed output is not supported; compress the finished file instead")
+
+
+def job_spec(job: LabelJob, model: Any) -> JobSpec:
+    size, mtime = input_fingerprint(job.input)
+    source = Path(job.model)
+    return JobSpec(
+        input=str(job.input.resolve()),
+        input_size=size,
+        input_mtime_ns=mtime,
+        input_format=job.in_format,
+        output_format=job.out_format,
+        text_column=job.text_column,
+        model=str(source.resolve()) if source.exists() else job.model,
+        task=model.manifest.task,
+        variant=model.variant.name,
+        variant_sha256=model.variant.sha256,
+        part_rows=job.part_rows,
+        prefix=job.prefix,
+        allow_empty=job.allow_empty,
+    )
+
+
+ENGINES = {"local": ("kolite.labeling.local", "run_local"), "ray": ("kolite.labeling.ray_engine", "run_ray")}
+
+
+def label_file(job: LabelJob) -> Any:
+    """Run ``job`` on its engine and return its :class:`~kolite.labeling.progress.Summary`."""
+    import importlib
+
+    if job.engine not in ENGINES:
+        raise KoliteError(f"unknown engine {job.engine!r}; choose one of {', '.join(ENGINES)}")
+    job.check()
+    module, function = ENGINES[job.engine]
+    return getattr(importlib.import_module(module), function)(job)

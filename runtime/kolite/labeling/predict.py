@@ -1,0 +1,126 @@
+"""Cells of the text column → result columns (label, score, entities, error), with the runtime model."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kolite.labeling.texts import split_valid
+
+__all__ = ["Labeler", "OutputColumns", "load_model", "slice_rows"]
+
+TOKEN_TASK = "token-classification"
+
+
+def slice_rows(batch_size: int) -> int:
+    """Texts per model call. Both engines cut every part into the same slices from its first row, because int8
+    (dynamic quantization) scores depend slightly on which texts share a padded batch: equal slices make the
+    local, multi-process and Ray outputs byte-identical. A slice is long enough for length bucketing to pay."""
+    return max(256, batch_size * 8)
+
+
+@dataclass(frozen=True)
+class OutputColumns:
+    """Names of the columns a job adds: ``label``/``score`` (classification) or ``entities`` (NER), and ``error``."""
+
+    task: str
+    prefix: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.prefix + "label"
+
+    @property
+    def score(self) -> str:
+        return self.prefix + "score"
+
+    @property
+    def entities(self) -> str:
+        return self.prefix + "entities"
+
+    @property
+    def error(self) -> str:
+        return self.prefix + "error"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        if self.task == TOKEN_TASK:
+            return (self.entities, self.error)
+        return (self.label, self.score, self.error)
+
+    def collisions(self, input_columns: Sequence[str]) -> list[str]:
+        return [name for name in self.names if name in set(input_columns)]
+
+
+def load_model(artifact: str, variant: str = "auto", device: str = "cpu", threads: int | None = None) -> Any:
+    """``kolite.load`` with ``threads`` intra-op threads (one worker process = one session)."""
+    import kolite
+
+    kwargs: dict[str, Any] = {"variant": variant, "device": device}
+    if threads:
+        params = inspect.signature(kolite.load).parameters
+        name = next((n for n in ("threads", "intra_op_threads", "num_threads") if n in params), None)
+        if name is None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise TypeError("this kolite.load() cannot set the number of threads")
+        kwargs[name or "threads"] = threads
+    return kolite.load(artifact, **kwargs)
+
+
+class Labeler:
+    """Labels a list of raw cells; invalid cells get an error instead of a label, and nothing is dropped."""
+
+    def __init__(self, model: Any, prefix: str = "", batch_size: int = 32, allow_empty: bool = False) -> None:
+        self.model = model
+        self.columns = OutputColumns(model.manifest.task, prefix)
+        self.batch_size = batch_size
+        self.allow_empty = allow_empty
+
+    def label_slices(self, values: Sequence[object]) -> dict[str, list[Any]]:
+        """:meth:`label` on consecutive slices of :func:`slice_rows` values (a whole part at once)."""
+        size = slice_rows(self.batch_size)
+        pieces = [self.label(values[start : start + size]) for start in range(0, len(values), size)]
+        return {name: [v for piece in pieces for v in piece[name]] for name in self.columns.names}
+
+    def label(self, values: Sequence[object]) -> dict[str, list[Any]]:
+        """One list per output column, aligned with ``values``."""
+        positions, texts, errors = split_valid(values, self.allow_empty)
+        outputs = self._predict(texts, errors, positions)
+        return self._columns(len(values), positions, outputs, errors)
+
+    def _predict(self, texts: list[str], errors: list[str | None], positions: list[int]) -> list[Any]:
+        if not texts:
+            return []
+        try:
+            return self._call(texts)
+        except (ValueError, RuntimeError, TypeError, MemoryError) as exc:
+            if len(texts) == 1:
+                errors[positions[0]] = f"model error: {type(exc).__name__}: {exc}"
+                return [None]
+        # One bad text must not cost the whole batch its labels: retry one by one and blame only the culprits.
+        outputs: list[Any] = []
+        for position, text in zip(positions, texts, strict=True):
+            outputs.extend(self._predict([text], errors, [position]))
+        return outputs
+
+    def _call(self, texts: list[str]) -> list[Any]:
+        if self.columns.task == TOKEN_TASK:
+            return self.model.tag(texts, batch_size=self.batch_size)
+        return [top[0] for top in self.model.classify(texts, top_k=1, batch_size=self.batch_size)]
+
+    def _columns(
+        self, n: int, positions: list[int], outputs: list[Any], errors: list[str | None]
+    ) -> dict[str, list[Any]]:
+        cols = self.columns
+        result: dict[str, list[Any]] = {name: [None] * n for name in cols.names}
+        result[cols.error] = list(errors)
+        for position, output in zip(positions, outputs, strict=True):
+            if output is None:
+                continue
+            if cols.task == TOKEN_TASK:
+                result[cols.entities][position] = [entity.to_dict() for entity in output]
+            else:
+                result[cols.label][position] = output.label
+                result[cols.score][position] = round(float(output.score), 6)
+        return result

@@ -1,0 +1,139 @@
+"""OnnxModel: one onnxruntime session with kolite's defaults, run on numpy (CPU) or with IO binding (CUDA)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kolite.errors import KoliteError
+from kolite.providers import DeviceSpec, check_session_providers
+
+__all__ = ["OnnxModel", "build_session_options", "default_threads"]
+
+
+def default_threads() -> int:
+    """Physical cores we may run on: hyper-threads slow GEMM-bound BERT inference down."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS / Windows
+        usable = os.cpu_count() or 1
+    physical = _physical_cores()
+    return max(1, min(usable, physical) if physical else usable)
+
+
+def _physical_cores() -> int | None:
+    try:
+        import psutil  # optional; present in dev/bench environments
+
+        return psutil.cpu_count(logical=False)
+    except ImportError:
+        pass
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    cores = set()
+    physical_id = core_id = None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical_id = value.strip()
+        elif key == "core id":
+            core_id = value.strip()
+            cores.add((physical_id, core_id))
+    return len(cores) or None
+
+
+def build_session_options(threads: int | None = None, overrides: Any = None) -> Any:
+    """Defaults: intra-op threads = physical cores, 1 inter-op thread, full graph optimisation, CPU memory arena on,
+    memory-pattern planning off (batch shapes change with every length bucket, so plans would not be reused).
+
+    ``overrides`` is an ``onnxruntime.SessionOptions`` (used as is) or a mapping of SessionOptions attributes
+    (``{"graph_optimization_level": "ORT_ENABLE_EXTENDED", "enable_mem_pattern": True}``).
+    """
+    import onnxruntime as ort
+
+    if isinstance(overrides, ort.SessionOptions):
+        if threads is not None:
+            overrides.intra_op_num_threads = threads
+        return overrides
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads if threads is not None else default_threads()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_cpu_mem_arena = True
+    options.enable_mem_pattern = False
+    options.log_severity_level = 3  # errors only; kolite raises its own clear errors
+    for name, value in (overrides or {}).items():
+        if not hasattr(options, name):
+            raise KoliteError(f"session_options: onnxruntime.SessionOptions has no attribute {name!r}")
+        if name == "graph_optimization_level" and isinstance(value, str):
+            value = getattr(ort.GraphOptimizationLevel, value)
+        elif name == "execution_mode" and isinstance(value, str):
+            value = getattr(ort.ExecutionMode, value)
+        setattr(options, name, value)
+    return options
+
+
+class OnnxModel:
+    """An onnxruntime session that maps ``{input: int64 array}`` → float32 output array."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: DeviceSpec,
+        output: str = "logits",
+        threads: int | None = None,
+        session_options: Any = None,
+        strict_device: bool = True,
+    ) -> None:
+        import onnxruntime as ort
+
+        options = build_session_options(threads, session_options)
+        try:
+            self.session = ort.InferenceSession(
+                str(path),
+                sess_options=options,
+                providers=list(device.providers),
+                provider_options=[dict(o) for o in device.provider_options],
+            )
+        except Exception as exc:  # onnxruntime raises untyped Fail/InvalidGraph/RuntimeError
+            raise KoliteError(f"onnxruntime could not load {path}: {exc}") from exc
+        self.device = check_session_providers(device, self.session.get_providers(), strict_device)
+        self.output = output
+        self.input_names = tuple(i.name for i in self.session.get_inputs())
+        outputs = [o.name for o in self.session.get_outputs()]
+        if output not in outputs:
+            raise KoliteError(f"{path} has no output {output!r} (outputs: {outputs})")
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Run one batch. Feeds not in the graph are dropped; graph inputs not fed are zero-filled (token_type_ids)."""
+        template = feeds["input_ids"]
+        inputs = {name: feeds[name] if name in feeds else np.zeros_like(template) for name in self.input_names}
+        if self.device.is_cuda:
+            return self._run_cuda(inputs)
+        return np.asarray(self.session.run([self.output], inputs)[0], dtype=np.float32)
+
+    def _run_cuda(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        import onnxruntime as ort
+
+        binding = self.session.io_binding()
+        for name, array in inputs.items():
+            value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), "cuda", self.device.device_id)
+            binding.bind_ortvalue_input(name, value)
+        binding.bind_output(self.output, "cuda", self.device.device_id)
+        self.session.run_with_iobinding(binding)
+        return np.asarray(binding.copy_outputs_to_cpu()[0], dtype=np.float32)
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def close(self) -> None:
+        self.__dict__.pop("session", None)

@@ -1,0 +1,110 @@
+"""Shared fixtures: tiny stand-in checkpoints and exported tiny artifacts, cached across test runs.
+
+``standin_dir("003")``       -> a tiny stand-in checkpoint of seed 003 in the seed's exact layout (needs torch)
+``tiny_artifact("000")``     -> an exported artifact (fp32, fp32-opt, int8) of the tiny 000 stand-in
+``shared_data``              -> the shared read-only data folder ($KOLITE_SHARED, default <repo>/../shared)
+
+Both factories cache under ``<repo>/.cache/test-artifacts/`` and reuse what is still valid (stand-in format,
+source fingerprint, kolite version, sha256 of every file). ``KOLITE_TEST_ARTIFACTS=/path`` makes
+``tiny_artifact`` return ``/path/<seed>`` instead (prebuilt artifacts, for the torch-free venv).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CACHE = REPO / ".cache" / "test-artifacts"
+SEED_IDS = ("000", "001", "002", "003", "004")
+TINY_VARIANTS = ("fp32", "fp32-opt", "int8")
+
+
+def _shared_dir() -> Path:
+    env = os.environ.get("KOLITE_SHARED")
+    return Path(env) if env else REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The shared data folder (read-only; never copy it into the repo)."""
+    path = _shared_dir()
+    if not (path / "data").is_dir():
+        pytest.fail(f"shared data not found at {path}: set KOLITE_SHARED to the folder holding data/ and standins/")
+    return path
+
+
+def _require_torch(what: str) -> None:
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        pytest.fail(
+            f"{what} needs torch + transformers (the export environment) to build tiny stand-ins; in a torch-free "
+            "venv set KOLITE_TEST_ARTIFACTS to a folder of prebuilt artifacts (000/ 001/ ... built with "
+            "`kolite export --all-seeds --size tiny --out-dir DIR`), or deselect with -m 'not torch'"
+        )
+
+
+@contextmanager
+def _cache_lock() -> Iterator[None]:
+    # Several pytest processes may share the cache: build each entry once.
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def build_tiny_standin(seed: str, size: str = "tiny") -> Path:
+    _require_torch(f"standin_dir({seed!r})")
+    from kolite_export.standins import build_standin
+    from kolite_export.standins.build import STANDIN_FORMAT, STANDIN_INFO
+
+    out = CACHE / "standins" / size / seed
+    with _cache_lock():
+        info_path = out / STANDIN_INFO
+        if info_path.is_file():
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+            if info.get("format") == STANDIN_FORMAT and info.get("size") == size:
+                return out
+        return build_standin(seed, size, out, shared=_shared_dir(), vocab_cache=REPO / ".cache" / "standin-vocab")
+
+
+def build_tiny_artifact(seed: str) -> Path:
+    prebuilt = os.environ.get("KOLITE_TEST_ARTIFACTS")
+    if prebuilt:
+        path = Path(prebuilt) / seed
+        if not (path / "manifest.json").is_file():
+            pytest.fail(f"KOLITE_TEST_ARTIFACTS={prebuilt}: {path} holds no manifest.json")
+        return path
+    standin = build_tiny_standin(seed)
+    from kolite_export.exporter import ExportOptions, export
+
+    out = CACHE / "artifacts" / seed
+    with _cache_lock():
+        options = ExportOptions(variants=TINY_VARIANTS, validation_size=64, shared=str(_shared_dir()))
+        result = export(standin, out, options)
+    if not result.ok:
+        pytest.fail(f"tiny artifact {seed} failed its gates: {result.failures}")
+    return out
+
+
+@pytest.fixture(scope="session")
+def standin_dir() -> Callable[..., Path]:
+    """Factory: ``standin_dir(seed, size="tiny") -> Path`` of a stand-in checkpoint in the seed's layout."""
+    return build_tiny_standin
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact() -> Callable[[str], Path]:
+    """Factory: ``tiny_artifact(seed) -> Path`` of an exported tiny artifact (variants fp32, fp32-opt, int8)."""
+    return build_tiny_artifact

@@ -1,0 +1,105 @@
+"""kolite.aggregation against transformers' TokenClassificationPipeline methods on the same random inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kolite.aggregation import (
+    AGGREGATIONS,
+    PreToken,
+    RawEntity,
+    aggregate,
+    check_aggregation,
+    gather_pre_tokens,
+    merge_overlapping,
+)
+from kolite.classification import softmax
+from kolite.errors import InvalidInputError
+from kolite.tokenization import TextEncoder
+
+SENTENCES = ["홍길동은 서울에 산다", "삼성전자는 2024년에 ABC회사를 인수했다 😀", "   ", "a"]
+
+
+@pytest.fixture(scope="module")
+def ner_pipeline(standin_dir):
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    folder = standin_dir("004")
+    module = AutoModelForTokenClassification.from_pretrained(folder).eval()
+    return pipeline("token-classification", model=module, tokenizer=AutoTokenizer.from_pretrained(folder))
+
+
+def random_pre_tokens(rng: np.random.Generator, count: int, num_labels: int) -> list[PreToken]:
+    tokens, position = [], 0
+    for index in range(count):
+        width = int(rng.integers(1, 4))
+        scores = softmax(rng.normal(size=num_labels).astype(np.float32) * 3)
+        tokens.append(PreToken(scores, position, position + width, index + 1, bool(index and rng.random() < 0.4)))
+        position += width + int(rng.integers(0, 2))
+    return tokens
+
+
+def as_pipeline_dicts(tokens: list[PreToken]) -> list[dict]:
+    return [
+        {"word": "x" * (t.end - t.start), "scores": t.scores, "start": t.start, "end": t.end, "index": t.index,
+         "is_subword": t.is_subword}
+        for t in tokens
+    ]
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("strategy", AGGREGATIONS)
+def test_aggregate_equals_pipeline_on_random_scores(strategy, ner_pipeline):
+    from transformers.pipelines.token_classification import AggregationStrategy
+
+    labels = [ner_pipeline.model.config.id2label[i] for i in range(ner_pipeline.model.config.num_labels)]
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        tokens = random_pre_tokens(rng, int(rng.integers(1, 25)), len(labels))
+        expected = ner_pipeline.aggregate(as_pipeline_dicts(tokens), AggregationStrategy(strategy))
+        got = aggregate(tokens, strategy, labels)
+        key = "entity" if strategy == "none" else "entity_group"
+        assert [(e[key], e["start"], e["end"]) for e in expected] == [(e.label, e.start, e.end) for e in got]
+        assert [float(e["score"]) for e in expected] == pytest.approx([float(e.score) for e in got], rel=1e-6)
+
+
+@pytest.mark.torch
+def test_gather_pre_tokens_equals_pipeline_subword_rule(ner_pipeline, tiny_artifact):
+    from transformers.pipelines.token_classification import AggregationStrategy
+
+    artifact = tiny_artifact("004")
+    encoder = TextEncoder(artifact / "tokenizer.json", 64)
+    rng = np.random.default_rng(1)
+    for sentence in SENTENCES:
+        (encoding,) = encoder.encode([sentence])
+        scores = softmax(rng.normal(size=(len(encoding.ids), 5)).astype(np.float32))
+        expected = ner_pipeline.gather_pre_entities(
+            sentence, np.array(encoding.ids), scores, encoding.offsets, np.array(encoding.special_tokens_mask),
+            AggregationStrategy.FIRST,
+        )
+        got = gather_pre_tokens(sentence, encoding.tokens, encoding.ids, encoding.offsets,
+                                encoding.special_tokens_mask, scores, encoder.subword_prefix, encoder.unk_token_id)
+        assert [(e["start"], e["end"], e["index"], e["is_subword"]) for e in expected] == [
+            (t.start, t.end, t.index, t.is_subword) for t in got
+        ]
+
+
+@pytest.mark.torch
+def test_merge_overlapping_equals_pipeline(ner_pipeline):
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        entities = []
+        for _ in range(int(rng.integers(0, 12))):
+            start = int(rng.integers(0, 40))
+            entities.append(RawEntity("PS", float(rng.random()), start, start + int(rng.integers(1, 6))))
+        as_dicts = [{"entity_group": e.label, "score": e.score, "start": e.start, "end": e.end} for e in entities]
+        expected = ner_pipeline.aggregate_overlapping_entities(as_dicts)
+        got = merge_overlapping(entities)
+        assert [(e["start"], e["end"], e["score"]) for e in expected] == [(e.start, e.end, e.score) for e in got]
+
+
+def test_unknown_aggregation_is_refused():
+    assert check_aggregation("MAX") == "max"
+    with pytest.raises(InvalidInputError, match="valid: none, simple, first, average, max"):
+        check_aggregation("mean")

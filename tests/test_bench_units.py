@@ -1,0 +1,100 @@
+"""Pure parts of the benchmark harness: data readers, NER projection, scores, the physical-limit arithmetic."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from kolite_bench.datasets import load_dataset
+from kolite_bench.metrics import classification_scores, ner_scores
+from kolite_bench.ner import char_bio, spans_from_token_labels
+
+_MARK = re.compile(r"<([^<>]+?):([A-Z]{2})>")
+
+
+def _spans_from_comment(comment: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """KLUE's `##` line writes the sentence with inline <text:TAG> marks: an independent source of the spans."""
+    text, spans, cursor = [], [], 0
+    position = 0
+    for match in _MARK.finditer(comment):
+        plain = comment[cursor : match.start()]
+        text.append(plain)
+        position += len(plain)
+        spans.append((position, position + len(match.group(1)), match.group(2)))
+        text.append(match.group(1))
+        position += len(match.group(1))
+        cursor = match.end()
+    text.append(comment[cursor:])
+    return "".join(text), spans
+
+
+def test_klue_reader_and_char_bio_reproduce_the_inline_marks(shared_data):
+    data = load_dataset("klue-ner", shared_data / "data", limit=300)
+    raw = (shared_data / "data" / "klue-ner" / "klue-ner-v1.1_dev.tsv").read_text(encoding="utf-8")
+    comments = [line.split("\t", 1)[1] for line in raw.splitlines() if line.startswith("## klue-ner")][:300]
+    assert len(comments) == len(data.texts) == 300
+    for comment, text, gold in zip(comments, data.texts, data.labels, strict=True):
+        marked_text, spans = _spans_from_comment(comment)
+        assert marked_text == text
+        assert char_bio(len(text), spans) == gold
+
+
+def test_spans_from_token_labels_groups_bio_and_skips_special_tokens():
+    offsets = [(0, 0), (0, 2), (2, 3), (4, 6), (7, 9), (9, 10), (0, 0)]
+    labels = ["B-PS", "B-PS", "I-PS", "O", "B-LC", "I-OG", "O"]
+    spans = spans_from_token_labels(labels, offsets)
+    # I-OG after B-LC starts a new entity (type change), like the pipeline's "simple" aggregation.
+    assert spans == [(0, 3, "PS"), (7, 9, "LC"), (9, 10, "OG")]
+    assert char_bio(10, [*spans, (4, 6, "AF")])[4:6] == ["O", "O"]  # TTA-only tags are not scored on KLUE
+
+
+def test_classification_scores_match_direct_formulas():
+    rng = np.random.default_rng(0)
+    gold, pred, ref = (rng.integers(0, 3, 500) for _ in range(3))
+    scores = classification_scores(pred.tolist(), gold.tolist(), ref.tolist(), num_labels=3)
+    assert scores["accuracy"] == pytest.approx(np.mean(pred == gold))
+    assert scores["agreement"] == pytest.approx(np.mean(pred == ref))
+    f1s = []
+    for c in range(3):
+        precision = np.sum((pred == c) & (gold == c)) / np.sum(pred == c)
+        recall = np.sum((pred == c) & (gold == c)) / np.sum(gold == c)
+        f1s.append(2 * precision * recall / (precision + recall))
+    assert scores["macro_f1"] == pytest.approx(np.mean(f1s))
+    partial = classification_scores(pred[:100].tolist(), gold.tolist(), ref.tolist(), num_labels=3)
+    assert partial["n_scored"] == 100 and partial["accuracy"] == pytest.approx(np.mean(pred[:100] == gold[:100]))
+
+
+def test_ner_scores_are_perfect_on_the_gold_spans(shared_data):
+    data = load_dataset("klue-ner", shared_data / "data", limit=50)
+    raw = (shared_data / "data" / "klue-ner" / "klue-ner-v1.1_dev.tsv").read_text(encoding="utf-8")
+    comments = [line.split("\t", 1)[1] for line in raw.splitlines() if line.startswith("## klue-ner")][:50]
+    gold_spans = [_spans_from_comment(c)[1] for c in comments]
+    scores = ner_scores(data.texts, gold_spans, data.labels, gold_spans)
+    assert scores["entity_f1"] == 1.0 and scores["agreement"] == 1.0
+    dropped = [spans[1:] for spans in gold_spans]
+    assert ner_scores(data.texts, dropped, data.labels, None)["entity_recall"] < 1.0
+
+
+@pytest.mark.torch
+def test_ops_per_token_of_the_graph_matches_the_architecture(tiny_artifact, standin_dir):
+    from kolite.manifest import load_manifest
+    from kolite_bench.limits import count_tokens, int8_ops_per_token
+
+    artifact = tiny_artifact("000")
+    config = json.loads((standin_dir("000") / "config.json").read_text(encoding="utf-8"))
+    e, h, f, layers = (config[k] for k in ("embedding_size", "hidden_size", "intermediate_size", "num_hidden_layers"))
+    head = h * h + h * len(config["id2label"])
+    expected = 2 * ((e * h if e != h else 0) + layers * (4 * h * h + 2 * h * f) + head)
+    assert int8_ops_per_token(artifact / "model.fp32.onnx")["fp32_gemm_ops_per_token"] == expected
+    assert int8_ops_per_token(artifact / "model.int8.onnx")["int8_ops_per_token"] > 0
+    manifest = load_manifest(artifact)
+    assert count_tokens(artifact / manifest.tokenizer.file, ["", "영화 최고"], manifest.max_length) >= 4
+
+
+def test_gemm_micro_benchmark_reports_positive_rates():
+    from kolite_bench.gemm import run_gemm_benchmark
+
+    result = run_gemm_benchmark(threads=1, shapes=[(16, 32, 32)], min_seconds=0.01)
+    assert result["int8_peak_gops"] > 0 and result["shapes"][0]["fp32_gflops"] > 0

@@ -1,0 +1,160 @@
+"""Bad input, bad artifacts, bad devices: each gives a clear, typed error (or documented result)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+import kolite
+from kolite import providers
+from kolite.batching import pad_batch, run_bucketed
+from kolite.providers import resolve_device
+
+
+@pytest.fixture(scope="module")
+def model(tiny_artifact):
+    return kolite.load(tiny_artifact("000"), variant="fp32", max_items=5)
+
+
+@pytest.mark.parametrize(
+    ("texts", "match"),
+    [
+        ([], "empty list"),
+        (["ok", None], r"texts\[1\] is NoneType"),
+        (["ok", "ok", 3], r"texts\[2\] is int"),
+        ([b"bytes"], r"texts\[0\] is bytes"),
+        (None, "must be a str or a list"),
+        (42, "must be a str or a list"),
+        (b"raw", "must be a str or a list"),
+        (["x"] * 6, "exceeds max_items=5"),
+    ],
+)
+def test_invalid_texts_raise_invalid_input(model, texts, match):
+    for call in (model.classify, model.logits, model.predict):
+        with pytest.raises(kolite.InvalidInputError, match=match):
+            call(texts)
+
+
+def test_bad_batch_size(model):
+    for bad in (0, -3, 1.5, None):
+        with pytest.raises(kolite.InvalidInputError, match="batch_size"):
+            model.logits(["x"], batch_size=bad)
+
+
+def test_unknown_variant_lists_valid_ones(tiny_artifact):
+    with pytest.raises(kolite.UnknownVariantError, match=r"no variant 'int4'.*valid: auto, "):
+        kolite.load(tiny_artifact("000"), variant="int4")
+
+
+@pytest.mark.parametrize("device", ["tpu", "gpu", "cpu:1", "cuda:x", ""])
+def test_unknown_device(tiny_artifact, device):
+    with pytest.raises(kolite.UnknownVariantError, match="valid devices: cpu, cuda, auto"):
+        kolite.load(tiny_artifact("000"), device=device)
+
+
+def test_cuda_without_cuda_provider_raises(tiny_artifact, monkeypatch):
+    monkeypatch.setattr(providers, "available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(kolite.ProviderUnavailableError, match="CUDAExecutionProvider"):
+        kolite.load(tiny_artifact("000"), device="cuda")
+
+
+def test_auto_device_without_cuda_warns_and_runs_on_cpu(tiny_artifact, monkeypatch):
+    monkeypatch.setattr(providers, "available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.warns(RuntimeWarning, match="no CUDAExecutionProvider"):
+        model = kolite.load(tiny_artifact("000"), device="auto")
+    assert model.device == "cpu" and model.session.providers == ["CPUExecutionProvider"]
+
+
+def test_resolve_device_picks_cuda_chain_when_available():
+    spec = resolve_device("cuda:1", available=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert spec.providers[0] == "CUDAExecutionProvider" and spec.device_id == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_device("auto", available=["CUDAExecutionProvider", "CPUExecutionProvider"]).is_cuda
+
+
+def flip_byte(path, position=None):
+    data = bytearray(path.read_bytes())
+    position = len(data) // 2 if position is None else position
+    data[position] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("file", ["model.fp32.onnx", "tokenizer.json"])
+def test_tampered_file_fails_integrity_before_session(tiny_artifact, tmp_path, monkeypatch, file):
+    import onnxruntime
+
+    folder = shutil.copytree(tiny_artifact("000"), tmp_path / "tampered")
+    flip_byte(folder / file)
+
+    def no_session(*args, **kwargs):
+        raise AssertionError("an InferenceSession was created before the sha256 check")
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", no_session)
+    with pytest.raises(kolite.IntegrityError, match=f"{file} sha256"):
+        kolite.load(folder, variant="fp32")
+
+
+def test_truncated_or_missing_file(tiny_artifact, tmp_path):
+    folder = shutil.copytree(tiny_artifact("000"), tmp_path / "broken")
+    path = folder / "model.fp32.onnx"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(kolite.IntegrityError, match="bytes, the manifest records"):
+        kolite.load(folder, variant="fp32")
+    path.unlink()
+    with pytest.raises(kolite.IntegrityError, match="missing"):
+        kolite.load(folder, variant="fp32")
+
+
+def test_manifest_naming_a_file_outside_the_folder(tiny_artifact, tmp_path):
+    folder = shutil.copytree(tiny_artifact("000"), tmp_path / "escape")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["variants"]["fp32"]["file"] = "../../etc/passwd"
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(kolite.ManifestError, match="outside the artifact folder"):
+        kolite.load(folder, variant="fp32")
+
+
+def test_not_an_artifact_and_not_found(tmp_path):
+    with pytest.raises(kolite.ManifestError, match="not a kolite artifact"):
+        kolite.load(tmp_path)
+    for ref in (tmp_path / "missing", "./nope", "a/b/c"):
+        with pytest.raises(kolite.ModelNotFoundError, match="neither an artifact folder nor a Hugging Face Hub id"):
+            kolite.load(ref)
+
+
+def test_hub_id_offline_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(kolite.OfflineError, match="HF_HUB_OFFLINE.*huggingface-cli download"):
+        kolite.load("daekeun-ml/koelectra-small-v3-nsmc")
+
+
+def test_session_options_are_overridable(tiny_artifact):
+    model = kolite.load(tiny_artifact("000"), variant="fp32", threads=1,
+                        session_options={"graph_optimization_level": "ORT_ENABLE_BASIC"})
+    assert model.logits(["좋다"]).shape == (1, len(model.labels))
+    with pytest.raises(kolite.KoliteError, match="no attribute 'warp_speed'"):
+        kolite.load(tiny_artifact("000"), variant="fp32", session_options={"warp_speed": 9})
+
+
+def test_batches_pad_to_their_longest_item_with_the_manifest_pad_id():
+    seen = []
+
+    def run(feeds):
+        seen.append(feeds)
+        return feeds["input_ids"][:, :1].astype(np.float32)
+
+    sequences = [[5] * n for n in (3, 9, 1, 8, 2)]
+    out = run_bucketed(sequences, run, pad_token_id=7, batch_size=2)
+    assert [feeds["input_ids"].shape[1] for feeds in seen] == [9, 3, 1]  # longest first, never max_length
+    assert all((f["input_ids"][f["attention_mask"] == 0] == 7).all() for f in seen)
+    assert [float(o[0]) for o in out] == [5.0] * 5
+    batch = pad_batch([[1, 2], [3]], pad_token_id=1)
+    assert batch["input_ids"].tolist() == [[1, 2], [3, 1]] and batch["attention_mask"].tolist() == [[1, 1], [1, 0]]

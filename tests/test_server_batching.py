@@ -1,0 +1,147 @@
+"""Dynamic batching and self-protection of `kolite serve` on a real server: concurrent requests share inference
+batches (metrics prove it) and get their own results back; overload answers 429 and the server stays healthy;
+timeouts answer 504; /health is 503 until warm-up is done; SIGTERM finishes in-flight requests."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import kolite
+import numpy as np
+import pytest
+from kolite.server.app import create_app
+from kolite.server.config import BatchingConfig, Limits, ServerConfig
+from kolite.server.models import ServedModel
+from test_server_support import (
+    assert_error,
+    histogram,
+    post_concurrently,
+    serve_in_thread,
+    serve_subprocess,
+    stop,
+)
+
+TEXTS = [f"{i}번째 리뷰: {'재밌다 ' * (i % 5)}{'지루하다 ' * (i % 3)}" for i in range(12)]
+MAX_QUEUE = 12
+
+
+@pytest.fixture(scope="module")
+def artifact(tiny_artifact):
+    return tiny_artifact("000")
+
+
+@pytest.fixture(scope="module")
+def batching_server(artifact):
+    # A long max wait and a batch limit above the queue bound: admitted requests wait together for company,
+    # so what forms a batch and what overflows does not depend on the machine's speed.
+    with serve_subprocess([artifact], "--max-wait-ms", "1500", "--max-queue", str(MAX_QUEUE),
+                          "--max-batch-items", "256") as running:
+        yield running
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_results(batching_server, artifact):
+    name = artifact.name
+    before = histogram(batching_server.metrics(), "kolite_batch_size_items", name)
+    responses = post_concurrently(batching_server.url, "/predict", [{"inputs": text} for text in TEXTS])
+    assert [r.status_code for r in responses] == [200] * len(TEXTS)
+    with kolite.load(artifact) as model:
+        expected = model.classify(TEXTS, top_k=None)
+    for response, want in zip(responses, expected, strict=True):
+        got = response.json()
+        assert [p["label"] for p in got] == [p.label for p in want]
+        np.testing.assert_allclose([p["score"] for p in got], [p.score for p in want], rtol=1e-5, atol=1e-6)
+    after = histogram(batching_server.metrics(), "kolite_batch_size_items", name)
+    batches = after["count"] - before.get("count", 0)
+    items = after["sum"] - before.get("sum", 0)
+    singles = after["1.0"] - before.get("1.0", 0)
+    assert items == len(TEXTS)
+    assert batches < len(TEXTS) and singles < batches  # at least one batch held several requests
+
+
+def test_overload_answers_429_and_the_server_stays_healthy(batching_server):
+    bodies = [{"inputs": text} for text in TEXTS * 4]
+    responses = post_concurrently(batching_server.url, "/predict", bodies)
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}
+    assert statuses.count(429) >= len(bodies) - MAX_QUEUE
+    for response in responses:
+        if response.status_code == 429:
+            assert_error(response, 429, "Overloaded")
+    with batching_server.client() as client:
+        assert client.get("/health").status_code == 200
+        assert client.post("/predict", json={"inputs": "다시 정상"}).status_code == 200
+    assert 'kolite_errors_total{error_type="Overloaded",route="/predict"}' in batching_server.metrics()
+
+
+def test_no_batching_runs_every_request_alone(artifact):
+    with serve_subprocess([artifact], "--no-batching") as server:
+        responses = post_concurrently(server.url, "/predict", [{"inputs": text} for text in TEXTS[:6]])
+        assert [r.status_code for r in responses] == [200] * 6
+        after = histogram(server.metrics(), "kolite_batch_size_items", artifact.name)
+    # Warm-up runs outside the batcher, so every observed batch is a request, each of one text.
+    assert after["count"] == after["sum"] == after["1.0"] == 6
+
+
+def _config(artifact, **batching) -> ServerConfig:
+    return ServerConfig(artifacts=(artifact,), limits=Limits(timeout_s=0.3), batching=BatchingConfig(**batching))
+
+
+def test_health_is_503_until_warm_up_is_done(artifact, monkeypatch):
+    release = threading.Event()
+    original = ServedModel.load
+
+    def slow_load(self):
+        release.wait(60)
+        original(self)
+
+    monkeypatch.setattr(ServedModel, "load", slow_load)
+    with serve_in_thread(create_app(_config(artifact)), wait_healthy=False) as server, server.client() as client:
+        assert_error(client.get("/health"), 503, "Unhealthy")
+        assert_error(client.post("/predict", json={"inputs": "아직"}), 503, "Unhealthy")
+        assert client.get("/metrics").status_code == 200
+        assert client.get("/models").json()["models"][0]["name"] == artifact.name
+        release.set()
+        deadline = time.monotonic() + 60
+        while client.get("/health").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("/health").json() == {"status": "ok", "models": [artifact.name]}
+
+
+def test_request_waiting_past_the_timeout_gets_504_and_is_dropped(artifact):
+    app = create_app(_config(artifact, max_wait_ms=3000, max_batch_items=64))
+    with serve_in_thread(app) as server, server.client() as client:
+        assert_error(client.post("/predict", json={"inputs": "늦다"}), 504, "Timeout")
+        deadline = time.monotonic() + 10
+        # The abandoned job is dropped from the queue and never occupies the model.
+        while app.state.kolite.models[artifact.name].batcher.admitted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert app.state.kolite.models[artifact.name].batcher.admitted == 0
+
+
+def test_sigterm_finishes_in_flight_requests(artifact):
+    with serve_subprocess([artifact], "--max-wait-ms", "1500") as server, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.post, f"{server.url}/predict", json={"inputs": "끝까지 처리"}, timeout=30,
+                              trust_env=False)
+        deadline = time.monotonic() + 10
+        while f'kolite_queue_size{{model="{artifact.name}"}} 1.0' not in server.metrics():
+            assert time.monotonic() < deadline, "the request never reached the queue"
+            time.sleep(0.02)
+        returncode = stop(server.process)
+        response = pending.result(timeout=30)
+    assert response.status_code == 200, response.text
+    assert [p["label"] for p in response.json()]
+    assert returncode in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM once the graceful shutdown is done
+
+
+def test_cli_rejects_a_folder_that_is_not_an_artifact(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "kolite.server", str(tmp_path), "--port", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "manifest.json" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,95 @@
+"""Stand-ins: each seed's exact layout, special-token ids, labels, a real Korean WordPiece, deterministic weights."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SEED_IDS = ("000", "001", "002", "003", "004")
+KOELECTRA_SPECIALS = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
+KLUE_SPECIALS = {"[CLS]": 0, "[PAD]": 1, "[SEP]": 2, "[UNK]": 3}
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.mark.parametrize("seed", SEED_IDS)
+def test_standin_is_recognised_as_its_seed_layout(standin_dir, seed):
+    from kolite_export.layouts import detect_layout, load_checkpoint
+    from kolite_export.zoo import get_seed
+
+    path = standin_dir(seed)
+    zoo = get_seed(seed)
+    assert detect_layout(path).name == zoo.layout
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.labels == zoo.labels
+    assert checkpoint.task == zoo.task
+
+
+@pytest.mark.parametrize("seed", ("000", "001", "002", "004"))
+def test_koelectra_standins_have_hf_layout_and_special_ids(standin_dir, seed):
+    from transformers import AutoTokenizer
+
+    path = standin_dir(seed)
+    for name in ("config.json", "pytorch_model.bin", "tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+        assert (path / name).is_file(), name
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    assert config["model_type"] == "electra" and config["vocab_size"] == 35000
+    assert config["pad_token_id"] == 0
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    assert {t: tokenizer.convert_tokens_to_ids(t) for t in KOELECTRA_SPECIALS} == KOELECTRA_SPECIALS
+
+
+def test_sroberta_standin_has_the_custom_layout(standin_dir):
+    import torch
+    from transformers import AutoTokenizer
+
+    path = standin_dir("003")
+    for name in ("best.pt", "label_mapping.json", "model_config.json", "inference_config.json"):
+        assert (path / name).is_file(), name
+    assert (path / "tokenizer" / "tokenizer.json").is_file()
+    mapping = json.loads((path / "label_mapping.json").read_text(encoding="utf-8"))
+    assert list(mapping["label2id"]) == ["사실형", "추론형", "예측형", "대화형"]
+    state = torch.load(path / "best.pt", map_location="cpu", weights_only=True)
+    assert any(k.startswith("encoder.") for k in state) and "classifier.weight" in state
+    model_config = json.loads((path / "model_config.json").read_text(encoding="utf-8"))
+    assert model_config["encoder_config"]["pad_token_id"] == 1
+    assert model_config["encoder_config"]["vocab_size"] == 32000
+    tokenizer = AutoTokenizer.from_pretrained(str(path / "tokenizer"))
+    assert {t: tokenizer.convert_tokens_to_ids(t) for t in KLUE_SPECIALS} == KLUE_SPECIALS
+
+
+@pytest.mark.parametrize("seed", ("000", "003"))
+def test_standin_tokenizer_is_a_real_korean_wordpiece(standin_dir, seed):
+    from kolite_export.layouts import load_checkpoint
+
+    tokenizer = load_checkpoint(standin_dir(seed)).tokenizer
+    tokens = tokenizer.tokenize("이 영화는 배우들의 연기가 정말 훌륭했습니다")
+    assert "[UNK]" not in tokens
+    assert any(t.startswith("##") for t in tokens)  # subword pieces, not a character or word list
+    assert "".join(t.removeprefix("##") for t in tokens) == "이영화는배우들의연기가정말훌륭했습니다"
+
+
+def test_standin_weights_are_deterministic(standin_dir, tmp_path, shared_data):
+    import torch
+    from kolite_export.standins import build_standin
+
+    cached = standin_dir("000")
+    rebuilt = build_standin(
+        "000", "tiny", tmp_path / "000", shared=shared_data, vocab_cache=cached.parents[3] / "standin-vocab"
+    )
+    first = torch.load(cached / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    second = torch.load(rebuilt / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert (cached / "tokenizer.json").read_text() == (rebuilt / "tokenizer.json").read_text()
+
+
+def test_standins_cli_writes_the_requested_seeds(tmp_path, shared_data, monkeypatch, standin_dir):
+    from kolite.cli import main
+
+    monkeypatch.setenv("KOLITE_SHARED", str(shared_data))
+    monkeypatch.setenv("KOLITE_CACHE", str(standin_dir("004").parents[3]))  # reuse the learnt vocabulary
+    assert main(["standins", "--size", "tiny", "--out", str(tmp_path), "--seeds", "004"]) == 0
+    assert (tmp_path / "004" / "config.json").is_file()
+    assert not (tmp_path / "000").exists()
