@@ -82,10 +82,12 @@ def build_tiny_standin(seed: str, size: str = "tiny") -> Path:
 def build_tiny_artifact(seed: str) -> Path:
     prebuilt = os.environ.get("KOLITE_TEST_ARTIFACTS")
     if prebuilt:
-        path = Path(prebuilt) / seed
-        if not (path / "manifest.json").is_file():
-            pytest.fail(f"KOLITE_TEST_ARTIFACTS={prebuilt}: {path} holds no manifest.json")
-        return path
+        # DIR/000 or DIR/000-<name> (the folder names `kolite export --all-seeds` writes)
+        candidates = [Path(prebuilt) / seed, *sorted(Path(prebuilt).glob(f"{seed}-*"))]
+        for path in candidates:
+            if (path / "manifest.json").is_file():
+                return path
+        pytest.fail(f"KOLITE_TEST_ARTIFACTS={prebuilt}: neither {seed}/ nor {seed}-*/ holds a manifest.json")
     standin = build_tiny_standin(seed)
     from kolite_export.exporter import ExportOptions, export
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from kolite.aggregation import (
     AGGREGATIONS,
     PreToken,
@@ -42,8 +41,14 @@ def random_pre_tokens(rng: np.random.Generator, count: int, num_labels: int) -> 
 
 def as_pipeline_dicts(tokens: list[PreToken]) -> list[dict]:
     return [
-        {"word": "x" * (t.end - t.start), "scores": t.scores, "start": t.start, "end": t.end, "index": t.index,
-         "is_subword": t.is_subword}
+        {
+            "word": "x" * (t.end - t.start),
+            "scores": t.scores,
+            "start": t.start,
+            "end": t.end,
+            "index": t.index,
+            "is_subword": t.is_subword,
+        }
         for t in tokens
     ]
 
@@ -75,11 +80,23 @@ def test_gather_pre_tokens_equals_pipeline_subword_rule(ner_pipeline, tiny_artif
         (encoding,) = encoder.encode([sentence])
         scores = softmax(rng.normal(size=(len(encoding.ids), 5)).astype(np.float32))
         expected = ner_pipeline.gather_pre_entities(
-            sentence, np.array(encoding.ids), scores, encoding.offsets, np.array(encoding.special_tokens_mask),
+            sentence,
+            np.array(encoding.ids),
+            scores,
+            encoding.offsets,
+            np.array(encoding.special_tokens_mask),
             AggregationStrategy.FIRST,
         )
-        got = gather_pre_tokens(sentence, encoding.tokens, encoding.ids, encoding.offsets,
-                                encoding.special_tokens_mask, scores, encoder.subword_prefix, encoder.unk_token_id)
+        got = gather_pre_tokens(
+            sentence,
+            encoding.tokens,
+            encoding.ids,
+            encoding.offsets,
+            encoding.special_tokens_mask,
+            scores,
+            encoder.subword_prefix,
+            encoder.unk_token_id,
+        )
         assert [(e["start"], e["end"], e["index"], e["is_subword"]) for e in expected] == [
             (t.start, t.end, t.index, t.is_subword) for t in got
         ]

@@ -6,9 +6,8 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 import kolite
+import pytest
 from kolite.cli import main
 
 
@@ -43,8 +42,20 @@ def bad_input(tmp_path):
 
 def test_predict_jsonl_keeps_good_lines_and_reports_bad_ones(tiny_artifact, bad_input, tmp_path, capsys):
     out = tmp_path / "out.jsonl"
-    code = main(["predict", str(tiny_artifact("000")), "--input", str(bad_input), "--output", str(out),
-                 "--top-k", "all", "--variant", "fp32"])
+    code = main(
+        [
+            "predict",
+            str(tiny_artifact("000")),
+            "--input",
+            str(bad_input),
+            "--output",
+            str(out),
+            "--top-k",
+            "all",
+            "--variant",
+            "fp32",
+        ]
+    )
     assert code == 0
     records = read_jsonl(out)
     assert [r["line"] for r in records] == [1, 2, 3, 4, 5, 7, 8, 9]  # blank line 6 skipped, order kept
@@ -65,8 +76,10 @@ def test_predict_plain_lines_and_ner(tiny_artifact, tmp_path):
     path = tmp_path / "in.txt"
     path.write_text("홍길동은 서울에 산다\n\n부산에 간다\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
-    assert main(["predict", str(tiny_artifact("004")), "--input", str(path), "-o", str(out),
-                 "--aggregation", "first"]) == 0
+    assert (
+        main(["predict", str(tiny_artifact("004")), "--input", str(path), "-o", str(out), "--aggregation", "first"])
+        == 0
+    )
     records = read_jsonl(out)
     model = kolite.load(tiny_artifact("004"))
     expected = model.tag(["홍길동은 서울에 산다", "부산에 간다"], aggregation="first")
@@ -110,7 +123,9 @@ def test_missing_artifact_exits_2(capsys, tmp_path):
 def test_stdin_to_stdout_through_the_console_script(tiny_artifact):
     result = subprocess.run(
         [sys.executable, "-m", "kolite.cli", "predict", str(tiny_artifact("000")), "첫째", "--input", "-"],
-        input='{"id": 9, "text": "둘째"}\n'.encode(), capture_output=True, check=False,
+        input='{"id": 9, "text": "둘째"}\n'.encode(),
+        capture_output=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
     records = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]

@@ -118,3 +118,28 @@ def test_unknown_variant_name(standin_dir, tmp_path, capsys):
     code, err = _run(capsys, str(standin_dir("000")), "--out", str(out), "--variants", "fp32,int4")
     assert code == 2 and len(err) == 1 and "int4" in err[0]
     _assert_nothing_written(out)
+
+
+def test_all_seeds_offline_exports_from_stand_ins(standin_dir, tmp_path, capsys, monkeypatch):
+    from kolite.cli import main
+    from kolite.manifest import load_manifest
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("KOLITE_CACHE", str(standin_dir("004").parents[3]))  # <repo>/.cache: reuse the vocabulary
+    argv = ["export", "--all-seeds", "--size", "tiny", "--seeds", "004", "--out-dir", str(tmp_path)]
+    assert main([*argv, "--variants", "fp32", "--validation-size", "8"]) == 0
+    manifest = load_manifest(tmp_path / "004-koelectra-small-v3-modu-ner")
+    assert manifest.name == "004-koelectra-small-v3-modu-ner"
+    assert manifest.source["layout"] == "electra-token-classification"
+    assert "offline, using the stand-in" in capsys.readouterr().err
+
+
+def test_zoo_lists_the_five_seeds():
+    from kolite_export.layouts import LAYOUTS
+    from kolite_export.zoo import SEEDS
+
+    assert list(SEEDS) == ["000", "001", "002", "003", "004"]
+    assert SEEDS["000"].hub_id == "daekeun-ml/koelectra-small-v3-nsmc"
+    assert SEEDS["004"].hub_id == "Leo97/KoELECTRA-small-v3-modu-ner" and len(SEEDS["004"].labels) == 31
+    assert SEEDS["003"].hub_id is None and SEEDS["003"].labels == ("사실형", "추론형", "예측형", "대화형")
+    assert all(seed.layout in LAYOUTS for seed in SEEDS.values())

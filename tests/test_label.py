@@ -7,14 +7,14 @@ import json
 import random
 from pathlib import Path
 
-import pytest
-
 import kolite
+import pytest
 from kolite.errors import KoliteError
 from kolite.labeling import LabelJob, label_file
 from kolite.labeling.texts import EMPTY_TEXT, MISSING_TEXT, UNDECODABLE_TEXT
 
-WORDS = ["영화", "최고", "별로", "진짜", "재밌다", "지루해", "배우", "연기", "ㅋㅋ", "감동", "\"명작\"", "시간 낭비", "OST", "2점"]
+WORDS = ["영화", "최고", "별로", "진짜", "재밌다", "지루해", "배우", "연기", "ㅋㅋ", "감동",
+         '"명작"', "시간 낭비", "OST", "2점"]
 
 
 def make_texts(n: int, seed: int = 0) -> list[str]:
@@ -187,3 +187,18 @@ def test_a_different_job_is_not_mixed_into_existing_parts(tiny_artifact, tmp_pat
     assert summary.rows == 40 and len(read_tsv(out)) == 40
     with pytest.raises(KoliteError, match="already exists"):
         label_file(job)
+
+
+def test_tsv_raw_keeps_quotes_verbatim(tiny_artifact, tmp_path):
+    # NSMC-style TSV: quotes are data, not CSV quoting (the HF NSMC loader reads it with QUOTE_NONE).
+    texts = ['"""스토리 최고"""', '"명작" 이다', 'a "b', "평범"]
+    source = tmp_path / "in.tsv"
+    source.write_text("id\tdocument\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(texts)), encoding="utf-8")
+    out = tmp_path / "out.tsv"
+    label_file(LabelJob(source, out, str(tiny_artifact("000")), input_format="tsv-raw", workers=1, variant="fp32",
+                        progress=False))
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "id\tdocument\tlabel\tscore\terror"
+    assert [line.split("\t")[1] for line in lines[1:]] == texts  # written back verbatim, unquoted
+    labels = [line.split("\t")[2] for line in lines[1:]]
+    assert labels == [p.label for p in reference(tiny_artifact("000"), texts, "fp32")]

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_label import make_texts, read_tsv, write_tsv
-
 from kolite.labeling import LabelJob, label_file
+from test_label import make_texts, read_tsv, write_tsv
 
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray")

@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from test_label import make_texts, read_tsv, write_tsv
-
 from kolite.labeling import LabelJob, label_file
+from test_label import make_texts, read_tsv, write_tsv
 
 ROWS = 3000
 PART_ROWS = 100

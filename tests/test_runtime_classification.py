@@ -6,10 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+import kolite
 import numpy as np
 import pytest
-
-import kolite
 from kolite.classification import sigmoid, softmax
 
 CLASSIFIERS = ["000", "001", "002", "003"]
@@ -53,7 +52,7 @@ def test_fp32_matches_pytorch_original(seed, tiny_artifact, standin_dir):
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
     ranked = model.classify(TEXTS, top_k=None)
     for predictions, row in zip(ranked, softmax(expected.astype(np.float64)), strict=True):
-        assert [p.label for p in predictions][0] == model.labels[int(row.argmax())]
+        assert next(p.label for p in predictions) == model.labels[int(row.argmax())]
         assert sorted(p.score for p in predictions) == pytest.approx(sorted(row), abs=1e-4)
 
 
@@ -85,6 +84,9 @@ def test_huge_text_is_truncated_to_max_length(tiny_artifact):
     assert len(huge.encode("utf-8")) > 1_000_000
     (encoding,) = model.encoder.encode([huge])
     assert len(encoding.ids) == model.manifest.max_length
+    # Long texts are cut at a whitespace before tokenising; the tokens must equal those of the uncut text.
+    longer = huge[: model.manifest.max_length * 40]
+    assert model.encoder.encode([longer])[0].ids == model.encoder.tokenizer.encode(longer).ids
     # The model sees only the first max_length tokens, so any prefix longer than that gives the same answer.
     np.testing.assert_allclose(model.logits([huge]), model.logits([huge[:5000]]), atol=1e-5)
 

@@ -6,10 +6,9 @@ import json
 import shutil
 import warnings
 
+import kolite
 import numpy as np
 import pytest
-
-import kolite
 from kolite import providers
 from kolite.batching import pad_batch, run_bucketed
 from kolite.providers import resolve_device
@@ -48,6 +47,16 @@ def test_bad_batch_size(model):
 def test_unknown_variant_lists_valid_ones(tiny_artifact):
     with pytest.raises(kolite.UnknownVariantError, match=r"no variant 'int4'.*valid: auto, "):
         kolite.load(tiny_artifact("000"), variant="int4")
+
+
+def test_failed_variant_is_skipped_by_auto_and_warns_when_named(tiny_artifact, tmp_path):
+    folder = shutil.copytree(tiny_artifact("000"), tmp_path / "failed")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["variants"]["int8"]["status"] = "failed"
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert kolite.load(folder).variant.name != "int8"
+    with pytest.warns(RuntimeWarning, match="FAILED validation"):
+        assert kolite.load(folder, variant="int8").variant.name == "int8"
 
 
 @pytest.mark.parametrize("device", ["tpu", "gpu", "cpu:1", "cuda:x", ""])
@@ -132,13 +141,17 @@ def test_hub_id_offline_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(kolite.OfflineError, match="HF_HUB_OFFLINE.*huggingface-cli download"):
+    with pytest.raises(kolite.OfflineError, match=r"HF_HUB_OFFLINE.*huggingface-cli download"):
         kolite.load("daekeun-ml/koelectra-small-v3-nsmc")
 
 
 def test_session_options_are_overridable(tiny_artifact):
-    model = kolite.load(tiny_artifact("000"), variant="fp32", threads=1,
-                        session_options={"graph_optimization_level": "ORT_ENABLE_BASIC"})
+    model = kolite.load(
+        tiny_artifact("000"),
+        variant="fp32",
+        threads=1,
+        session_options={"graph_optimization_level": "ORT_ENABLE_BASIC"},
+    )
     assert model.logits(["좋다"]).shape == (1, len(model.labels))
     with pytest.raises(kolite.KoliteError, match="no attribute 'warp_speed'"):
         kolite.load(tiny_artifact("000"), variant="fp32", session_options={"warp_speed": 9})
@@ -158,3 +171,32 @@ def test_batches_pad_to_their_longest_item_with_the_manifest_pad_id():
     assert [float(o[0]) for o in out] == [5.0] * 5
     batch = pad_batch([[1, 2], [3]], pad_token_id=1)
     assert batch["input_ids"].tolist() == [[1, 2], [3, 1]] and batch["attention_mask"].tolist() == [[1, 1], [1, 0]]
+
+
+def test_hub_id_downloads_only_manifest_tokenizer_and_the_chosen_variant(tiny_artifact, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    source, snapshot, requested = tiny_artifact("000"), tmp_path / "snapshot", []
+
+    def fake_snapshot_download(repo_id, revision=None, allow_patterns=()):
+        requested.append((repo_id, tuple(allow_patterns)))
+        snapshot.mkdir(exist_ok=True)
+        for name in allow_patterns:
+            shutil.copy(source / name, snapshot / name)
+        return str(snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
+    monkeypatch.chdir(tmp_path)
+    model = kolite.load("someone/tiny-000", variant="fp32")
+    assert model.artifact_dir == snapshot and model.classify("좋다")
+    assert requested == [
+        ("someone/tiny-000", ("manifest.json", "tokenizer.json")),
+        ("someone/tiny-000", ("model.fp32.onnx",)),
+    ]
+
+
+def test_closed_model_says_so(tiny_artifact):
+    with kolite.load(tiny_artifact("000"), variant="fp32") as model:
+        model.logits(["좋다"])
+    with pytest.raises(kolite.KoliteError, match="closed"):
+        model.logits(["좋다"])

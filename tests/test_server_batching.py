@@ -71,6 +71,7 @@ def test_overload_answers_429_and_the_server_stays_healthy(batching_server):
     for response in responses:
         if response.status_code == 429:
             assert_error(response, 429, "Overloaded")
+            assert response.headers["retry-after"] == "1"
     with batching_server.client() as client:
         assert client.get("/health").status_code == 200
         assert client.post("/predict", json={"inputs": "다시 정상"}).status_code == 200
@@ -145,3 +146,16 @@ def test_cli_rejects_a_folder_that_is_not_an_artifact(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "manifest.json" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("budget", [1, 64, 256, 4096])
+def test_plan_calls_covers_every_item_once_within_the_token_budget(budget):
+    from kolite.server.models import plan_calls
+
+    lengths = np.random.default_rng(budget).integers(1, 300, size=200).tolist()
+    calls = plan_calls(lengths, budget)
+    assert sorted(i for call in calls for i in call) == list(range(len(lengths)))
+    for call in calls:
+        padded = len(call) * max(lengths[i] for i in call)
+        assert padded <= budget or len(call) == 1
+        assert [lengths[i] for i in call] == sorted((lengths[i] for i in call), reverse=True)

@@ -28,21 +28,40 @@ def _hub_reachable() -> bool:
     return True
 
 
+def _local_kind(path: Path) -> str:
+    if (path / "standin.json").is_file():
+        return "standin"  # built by `kolite standins` (deterministic weights, untrained)
+    if (path / "training_summary.json").is_file() and path.parent.name == "standins":
+        return "trained-standin"
+    return "local"
+
+
+def _offline_standin(seed: SeedModel) -> Path:
+    """The exporter's full-size stand-in (trained one from $KOLITE_SHARED for 000/004, else built once, cached)."""
+    if seed.trained_standin and (shared_dir() / "standins" / seed.trained_standin).is_dir():
+        return shared_dir() / "standins" / seed.trained_standin
+    try:
+        from kolite_export.seeds_export import standin_source
+        from kolite_export.zoo import SEEDS as EXPORT_SEEDS
+    except ImportError as exc:
+        raise SystemExit(f"kolite bench: no stand-in for seed {seed.seed_id} and kolite_export is missing ({exc});"
+                         " pass --source DIR") from exc
+    print(f"[kolite bench] hub unreachable: using the full-size stand-in of {seed.seed_id} (built once if missing)",
+          file=sys.stderr)
+    return Path(standin_source(EXPORT_SEEDS[seed.seed_id], "full"))
+
+
 def resolve_source(seed: SeedModel, source: str | None) -> tuple[str, str]:
     """The PyTorch original to compare against and what it is: (path or hub id, kind)."""
     if source:
-        return source, "hub" if not Path(source).exists() and "/" in source else "local"
+        path = Path(source)
+        return (source, _local_kind(path)) if path.exists() else (source, "hub")
     if seed.hub_id and _hub_reachable():
         from huggingface_hub import snapshot_download
 
         return snapshot_download(seed.hub_id), "hub"
-    if seed.trained_standin and (shared_dir() / "standins" / seed.trained_standin).is_dir():
-        return str(shared_dir() / "standins" / seed.trained_standin), "trained-standin"
-    built = REPO_ROOT / ".cache" / "standins" / "full" / seed.seed_id
-    if built.is_dir():
-        return str(built), "standin"
-    raise SystemExit(f"kolite bench: no source for seed {seed.seed_id}: the hub is unreachable and no stand-in was"
-                     f" found; build one with `kolite standins --size full` or pass --source DIR")
+    path = _offline_standin(seed)
+    return str(path), _local_kind(path)
 
 
 def _parse_limits(items: list[str]) -> dict[str, int]:
@@ -78,14 +97,20 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from kolite_bench.plots import write_plots
-    from kolite_bench.report import render_markdown
     from kolite_bench.runner import run_bench
 
-    config = build_config(args)
-    results = run_bench(config)
-    out = config.out_dir
-    stem = f"{config.seed.seed_id}{'-quick' if config.quick else ''}"
+    if args.render:
+        results = json.loads(Path(args.render).read_text(encoding="utf-8"))
+        return write_outputs(results, Path(args.out))
+    return write_outputs(run_bench(build_config(args)), Path(args.out))
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> int:
+    """Results JSON (per run and a stable "latest" copy), the markdown table and the plots."""
+    from kolite_bench.plots import write_plots
+    from kolite_bench.report import render_markdown
+
+    stem = f"{results['model']['seed_id']}{'-quick' if results['settings']['quick'] else ''}"
     out.mkdir(parents=True, exist_ok=True)
     # One file per run (run_id) plus a stable "latest" copy the README links to.
     for name in (results["run_id"], stem):
@@ -125,6 +150,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"), help="results folder")
     parser.add_argument("--resume", metavar="RUN_ID", help="reuse the contenders an interrupted run finished"
                         " (results/raw/RUN_ID)")
+    parser.add_argument("--render", metavar="RESULTS_JSON", help="only re-write the table and plots of a results"
+                        " file")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM micro-benchmark / physical limit")
     parser.add_argument("--no-install-size", action="store_true",
                         help="do not build the runtime-only venv to measure install size")

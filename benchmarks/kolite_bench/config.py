@@ -81,7 +81,7 @@ class BenchConfig:
     seed: SeedModel
     artifact: Path
     source: str  # local folder of the PyTorch original, or a hub id
-    source_kind: str  # "hub" | "trained-standin" | "standin" | "local"
+    source_kind: str  # "hub" | "trained-standin" | "standin" | "local" (a folder of unknown provenance)
     contenders: tuple[str, ...]
     out_dir: Path
     threads: int = 2
@@ -104,4 +104,4 @@ class BenchConfig:
 
     @property
     def stand_in(self) -> bool:
-        return self.source_kind != "hub"
+        return self.source_kind in ("trained-standin", "standin")

@@ -215,6 +215,35 @@ async def run_mode(mode: str, args: argparse.Namespace, texts: list[str]) -> lis
     return rows
 
 
+def inference_ceiling(artifact: Path, texts: list[str], threads: int | None, batches: int = 40) -> dict[str, Any]:
+    """CPU time per text of the model alone (no HTTP), one text per call vs the server's batched calls of 32.
+
+    Their ratio bounds what batching can gain on this machine when the server is CPU-bound.
+    """
+    from kolite.server.config import ServerConfig
+    from kolite.server.metrics import ServerMetrics
+    from kolite.server.models import ServedModel, TokenCounter, plan_calls
+
+    served = ServedModel(artifact, ServerConfig(artifacts=(artifact,), threads=threads), ServerMetrics())
+    served.load()
+    counter: TokenCounter = served.counter
+    result: dict[str, Any] = {}
+    try:
+        for size in (1, 32):
+            chunks = [texts[i : i + size] for i in range(0, size * batches, size)]
+            started = time.process_time()
+            for chunk in chunks:
+                lengths = counter.count(chunk)
+                for call in plan_calls(lengths, served.config.batching.max_call_tokens):
+                    served.model.logits([chunk[i] for i in call], batch_size=len(call))
+            seconds = time.process_time() - started
+            result[f"cpu_ms_per_text_batch_{size}"] = round(1000 * seconds / (size * batches), 3)
+    finally:
+        served.close()
+    result["ceiling"] = round(result["cpu_ms_per_text_batch_1"] / result["cpu_ms_per_text_batch_32"], 2)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kolite_bench.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifact", type=Path, default=REPO_ROOT / "artifacts" / "000-koelectra-small-v3-nsmc")
@@ -225,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration-s", type=float, default=10.0, help="per level (upper bound)")
     parser.add_argument("--max-requests", type=int, default=20_000, help="per level (upper bound)")
     parser.add_argument("--warmup-s", type=float, default=2.0)
-    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--max-wait-ms", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=None, help="server onnxruntime intra-op threads")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="load generator: minimal asyncio HTTP/1.1 client (default) or httpx")
@@ -239,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown modes {sorted(unknown)}; valid: {', '.join(MODES)}")
     texts = read_nsmc(args.data or shared_dir() / "data" / "nsmc" / "ratings_test.txt").texts[:5000]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    ceiling = inference_ceiling(args.artifact, texts, args.threads)
+    print(f"model alone (CPU ms/text): batch 1 {ceiling['cpu_ms_per_text_batch_1']}, batch 32 "
+          f"{ceiling['cpu_ms_per_text_batch_32']} -> batching can save at most {ceiling['ceiling']}x CPU", flush=True)
     rows = []
     for mode in args.modes:
         rows += asyncio.run(run_mode(mode, args, texts))
@@ -246,11 +278,15 @@ def main(argv: list[str] | None = None) -> int:
     manifest = json.loads((args.artifact / "manifest.json").read_text(encoding="utf-8"))
     title = f"kolite serve, {manifest['name']} ({os.cpu_count()} CPUs, client on the same machine)"
     result = {"name": args.name, "artifact": str(args.artifact), "model": manifest["name"],
+              "variants_sha256": {name: v["sha256"] for name, v in manifest["variants"].items()},
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-              "environment": collect_environment(args.threads or default_threads()), "rows": rows}
+              "environment": collect_environment(args.threads or default_threads()),
+              "inference_ceiling": ceiling, "rows": rows}
     (args.out / f"{args.name}.json").write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
     table = markdown_table(rows, args.concurrency)
-    (args.out / f"{args.name}.md").write_text(f"### {title}\n\n{table}")
+    (args.out / f"{args.name}.md").write_text(
+        f"### {title}\n\n{table}\nModel alone, CPU ms per text: {ceiling['cpu_ms_per_text_batch_1']} one per call, "
+        f"{ceiling['cpu_ms_per_text_batch_32']} in batches of 32 (ceiling {ceiling['ceiling']}x).\n")
     plot(rows, args.out / f"{args.name}.png", title)
     print(table)
     return 0

@@ -26,25 +26,31 @@ def markdown_table(rows: list[dict[str, Any]], levels: list[int]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Throughput, latency (p50 dashed, p99 solid) and server CPU per request vs concurrency, per mode."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for mode, marker in (("batching", "o"), ("no-batching", "s")):
+    figure, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4))
+    for mode, marker, color in (("batching", "o", "tab:blue"), ("no-batching", "s", "tab:orange")):
         data = sorted((r for r in rows if r["mode"] == mode), key=lambda r: r["concurrency"])
         xs = [r["concurrency"] for r in data]
-        left.plot(xs, [r["throughput_rps"] for r in data], marker=marker, label=mode)
-        right.plot(xs, [r["p99_ms"] for r in data], marker=marker, label=f"{mode} p99")
-        right.plot(xs, [r["p50_ms"] for r in data], marker=marker, linestyle="--", label=f"{mode} p50")
-    for axis, label in ((left, "requests / s"), (right, "latency (ms)")):
+        style = {"marker": marker, "color": color}
+        left.plot(xs, [r["throughput_rps"] for r in data], label=mode, **style)
+        middle.plot(xs, [r["p99_ms"] for r in data], label=f"{mode} p99", **style)
+        middle.plot(xs, [r["p50_ms"] for r in data], linestyle="--", label=f"{mode} p50", **style)
+        right.plot(xs, [r.get("server_cpu_ms_per_request", float("nan")) for r in data], label=mode, **style)
+    axes = ((left, "requests / s"), (middle, "latency (ms)"), (right, "server CPU ms / request"))
+    for axis, label in axes:
         axis.set_xscale("log", base=2)
         axis.set_xlabel("concurrent clients")
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)
         axis.legend()
-    right.set_yscale("log")
+    middle.set_yscale("log")
+    left.set_ylim(bottom=0)
+    right.set_ylim(bottom=0)
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -42,6 +42,10 @@ def classification_scores(
         ref = np.asarray(reference[:m], dtype=np.int64)
         scores["agreement"] = float((pred[:m] == ref).mean()) if m else None
         scores["agreement_n"] = m
+        if gold is not None and m:
+            # Accuracy change against the original on the same texts (percentage points).
+            g = np.asarray(gold[:m], dtype=np.int64)
+            scores["delta_accuracy_pt"] = float(((pred[:m] == g).mean() - (ref == g).mean()) * 100)
     return scores
 
 

@@ -30,10 +30,14 @@ def _ratio(numerator: float | None, denominator: float | None) -> str:
 def _header(results: dict[str, Any]) -> list[str]:
     env, model, data = results["environment"], results["model"], results["dataset"]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
-    stand_in = ("**stand-in** (" + model["source_kind"] + ", not the real seed weights)" if model["stand_in"]
-                else "real seed model from the hub")
+    stand_in = {
+        "trained-standin": "**stand-in** (trained here, same architecture; not the real seed weights)",
+        "standin": "**stand-in** (untrained, deterministic weights: speed only, accuracy meaningless)",
+        "hub": "the real seed model from the hub",
+    }.get(model["source_kind"], "a local checkpoint")
     return [
-        f"### kolite bench — seed {model['seed_id']} ({model['hub_id'] or 'custom'}), {results['run_id']}",
+        f"### kolite bench — seed {model['seed_id']} ({model['hub_id'] or 'custom'})"
+        f"{' — STAND-IN, not the real seed weights' if model['stand_in'] else ''} — {results['run_id']}",
         "",
         f"- Model: {stand_in}: `{model['source']}`; artifact `{model['artifact']}`",
         f"- Data: {data['name']} ({data['n_texts']:,} texts, {'labelled' if data['labelled'] else 'unlabelled'}),"
@@ -92,6 +96,11 @@ def _notes(results: dict[str, Any]) -> list[str]:
             keys = ("padding", "batching", "quantization", "variant")
             what = "; ".join(f"{k}: {v}" for k, v in d.items() if k in keys)
             lines.append(f"- `{name}`: {d.get('stack', '')}; {what}")
+    loads = [f"{n} {r['load_average']['before'][0]}→{r['load_average']['after'][0]}"
+             for n, r in results["contenders"].items() if r.get("load_average", {}).get("before")]
+    if loads:
+        lines.append("- 1-min load average before→after each contender (2 cores; >2 means other work competed): "
+                     + ", ".join(loads))
     reference = results.get("reference")
     lines.append(f"- Agreement is measured against `{reference}` (the PyTorch original's predictions)."
                  if reference else "- No PyTorch original ran: agreement not measured.")
@@ -99,10 +108,14 @@ def _notes(results: dict[str, Any]) -> list[str]:
     if limits:
         lines.append(f"- Whole-set pass capped for: {limits} (accuracy and throughput of those rows use their first"
                      " N texts; agreement is over the overlap)")
-    lines.append("- bs1 latency: median over repeats per text, percentiles over"
-                 f" {results['settings']['latency_texts']} texts spread over the set; throughput: whole set, one"
-                 " timed pass after warm-up; cold start: fresh process start → first result (median);"
-                 " peak RSS of the benchmark worker process (load + all passes).")
+    by_n: dict[int, list[str]] = {}
+    for name, r in results["contenders"].items():
+        if "latency_bs1" in r:
+            by_n.setdefault(r["latency_bs1"]["n_texts"], []).append(name)
+    spread = "; ".join(f"{n} texts ({', '.join(names)})" for n, names in by_n.items())
+    lines.append(f"- bs1 latency: median over repeats per text, percentiles over texts spread evenly over the set:"
+                 f" {spread}. Throughput: one timed pass after warm-up, file order. Cold start: fresh process"
+                 " start → first result (median). Peak RSS: the benchmark worker process (load + all passes).")
     return lines
 
 
@@ -130,8 +143,57 @@ def _limit_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _get(results: dict[str, Any], name: str, *keys: str) -> Any:
+    value: Any = results["contenders"].get(name) or {}
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _targets_section(results: dict[str, Any], name: str = "kolite-int8") -> list[str]:
+    """Issue 7's targets for kolite's int8 variant, measured in this run."""
+    if "latency_bs1" not in (results["contenders"].get(name) or {}):
+        return []
+    p50 = _get(results, name, "latency_bs1", "ms", "p50")
+    tps = _get(results, name, "throughput", "texts_per_s")
+    limit = ((results.get("physical_limit") or {}).get("limit") or {}).get("texts_per_s")
+    kolite_mb = (results["install_size"].get("kolite") or {}).get("bytes")
+
+    def ratio(a: Any, b: Any) -> float | None:
+        return a / b if a and b else None
+
+    rows = [
+        ("bs1 p50 vs seed recipe (torch, pad 128)", ratio(_get(results, "torch", "latency_bs1", "ms", "p50"), p50),
+         10, "×"),
+        ("bs1 p50 vs optimum int8", ratio(_get(results, "optimum-int8", "latency_bs1", "ms", "p50"), p50), 2, "×"),
+        ("bs32 throughput vs transformers pipeline", ratio(tps, _get(results, "pipeline", "throughput", "texts_per_s")),
+         3.5, "×"),
+        ("bs32 throughput vs optimum int8", ratio(tps, _get(results, "optimum-int8", "throughput", "texts_per_s")),
+         3, "×"),
+        ("fraction of the int8 GEMM limit", ratio(tps, limit), 0.7, "%"),
+        ("agreement with the original", _get(results, name, "scores", "agreement"), 0.995, "%"),
+        ("cold start, s (≤)", _get(results, name, "cold_start", "seconds"), 1.0, "s"),
+        ("runtime install, MB (≤)", kolite_mb / _MB if kolite_mb else None, 150, "MB"),
+    ]
+    lines = ["", f"#### Targets (issue 7) for `{name}`", "", "| target | measured | goal | met |",
+             "|---|---:|---:|:-:|"]
+    for label, value, goal, unit in rows:
+        at_most = "(≤)" in label
+        met = None if value is None else (value <= goal if at_most else value >= goal)
+        scale = 100 if unit == "%" else 1
+        shown = "–" if value is None else f"{value * scale:.{2 if unit in ('%', 's') else 1}f}{unit}"
+        verdict = "–" if met is None else "yes" if met else "no"
+        lines.append(f"| {label} | {shown} | {goal * scale:g}{unit} | {verdict} |")
+    delta = _get(results, name, "scores", "delta_accuracy_pt")
+    if delta is not None:
+        lines.append(f"| \\|Δaccuracy\\| vs the original, pt (≤) | {abs(delta):.2f} | 0.3 |"
+                     f" {'yes' if abs(delta) <= 0.3 else 'no'} |")
+    return lines
+
+
 def render_markdown(results: dict[str, Any]) -> str:
-    lines = [*_header(results), "", *_contender_rows(results), *_notes(results), *_limit_section(results)]
+    lines = [*_header(results), "", *_contender_rows(results), *_notes(results), *_targets_section(results),
+             *_limit_section(results)]
     install = results["install_size"]
     lines += ["", "#### Install size", ""]
     for kind, size in install.items():

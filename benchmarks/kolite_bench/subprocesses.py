@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from kolite_bench.config import REPO_ROOT
 from kolite_bench.contenders.base import ContenderSpec
@@ -37,17 +37,29 @@ def _write_job(workdir: Path, tag: str, job: dict[str, Any]) -> tuple[Path, Path
     return job_file, result_file
 
 
-def run_worker(workdir: Path, tag: str, job: dict[str, Any], threads: int, timeout: float | None = None) -> dict:
+def _tee(stream: IO[bytes], log: IO[bytes]) -> bytes:
+    """Copy a worker's stderr (tqdm progress bars) to ours and to its log; return the tail for error messages."""
+    tail = b""
+    while chunk := stream.read1(4096):  # type: ignore[attr-defined]
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.buffer.flush()
+        log.write(chunk)
+        tail = (tail + chunk)[-8000:]
+    return tail
+
+
+def run_worker(workdir: Path, tag: str, job: dict[str, Any], threads: int) -> dict:
     """Run one job to completion; stderr (tqdm progress) streams to our stderr, its tail is kept for errors."""
     job_file, result_file = _write_job(workdir, tag, job)
-    log = workdir / f"{tag}.log"
-    with log.open("w", encoding="utf-8") as log_handle:
-        proc = subprocess.run([sys.executable, "-m", "kolite_bench.worker", str(job_file)], env=_env(threads),
-                              stdout=log_handle, stderr=subprocess.PIPE, text=True, timeout=timeout, check=False)
-        log_handle.write(proc.stderr)
-    if proc.returncode != 0 or not result_file.is_file():
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise WorkerError(f"{tag} failed (exit {proc.returncode}):\n{tail}")
+    with (workdir / f"{tag}.log").open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "kolite_bench.worker", str(job_file)], env=_env(threads),
+                                stdout=log, stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        tail = _tee(proc.stderr, log)
+        returncode = proc.wait()
+    if returncode != 0 or not result_file.is_file():
+        lines = tail.decode("utf-8", errors="replace").replace("\r", "\n").strip().splitlines()
+        raise WorkerError(f"{tag} failed (exit {returncode}):\n" + "\n".join(lines[-15:]))
     return json.loads(result_file.read_text(encoding="utf-8"))
 
 

@@ -116,14 +116,7 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
     from kolite_export.cpu import detect_cpu
     from kolite_export.layouts import detect_layout
     from kolite_export.onnx_export import export_fp32
-    from kolite_export.validation import (
-        GATES,
-        check_tokenizer_parity,
-        encode_set,
-        evaluate_gate,
-        onnx_outputs,
-        reference_outputs,
-    )
+    from kolite_export.validation import check_tokenizer_parity, encode_set, reference_outputs
     from kolite_export.variants import VARIANTS, BuildContext
 
     layout = detect_layout(src.folder)
@@ -134,47 +127,27 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
     variants: dict[str, Variant] = {}
     failures: dict[str, str] = {}
     with staging_dir(out) as tmp:
-        checkpoint.tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        _save_runtime_tokenizer(checkpoint, tmp / "tokenizer.json")
         parity = check_tokenizer_parity(tmp / "tokenizer.json", checkpoint, data.texts)
         progress(f"tokenizer parity: {parity['texts']} texts, identical ids")
         started = time.perf_counter()
         export_fp32(checkpoint, tmp / "model.fp32.onnx")
         progress(f"fp32 graph traced in {time.perf_counter() - started:.1f}s")
         encoded = encode_set(checkpoint, data.texts, options.batch_size)
+        progress(f"PyTorch reference on {len(data.texts)} texts of {data.name}...")
+        started = time.perf_counter()
         reference = reference_outputs(checkpoint, encoded)
-        progress(f"PyTorch reference on {len(data.texts)} texts of {data.name}")
+        progress(f"PyTorch reference done in {time.perf_counter() - started:.0f}s")
         ctx = BuildContext(checkpoint, tmp, detect_cpu(), calibration_texts=_calibration_texts(data_spec, options))
         for name in options.variants:
-            spec = VARIANTS[name]
             started = time.perf_counter()
-            recipe = spec.build(ctx, tmp / spec.file)
-            status, numbers = "passed", {}
-            try:
-                numbers = evaluate_gate(
-                    name,
-                    GATES[name],
-                    checkpoint,
-                    reference,
-                    onnx_outputs(_session(tmp / spec.file), checkpoint, encoded),
-                    data,
-                )
-                numbers["validated_on"] = "CPUExecutionProvider"
-            except ValidationError as exc:
-                status, numbers = "failed", {**exc.numbers, "error": str(exc)}
-                failures[name] = str(exc)
-            ref = file_ref(tmp, spec.file)
-            variants[name] = Variant(
-                name=name,
-                file=spec.file,
-                precision=spec.precision,
-                sha256=ref.sha256,
-                size_bytes=ref.size_bytes,
-                providers=spec.providers,
-                status=status,
-                validation=numbers,
-                recipe=recipe,
+            variants[name] = _build_and_validate(VARIANTS[name], ctx, reference, encoded, data)
+            variant = variants[name]
+            if not variant.passed:
+                failures[name] = variant.validation.get("error", "failed")
+            progress(
+                f"{name}: {variant.status} ({variant.size_bytes / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)"
             )
-            progress(f"{name}: {status} ({ref.size_bytes / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
         for scratch in tmp.glob("scratch.*"):
             scratch.unlink()
         if "fp32" not in options.variants:
@@ -201,6 +174,50 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
         )
         (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     return ExportResult(out, manifest, skipped=False, failures=failures)
+
+
+def _build_and_validate(spec: Any, ctx: Any, reference: list[Any], encoded: Any, data: ValidationSet) -> Variant:
+    """Build one variant's graph, run it on CPU over the validation set and apply its gate."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, RuntimeException
+    from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
+
+    from kolite_export.validation import GATES, evaluate_gate, onnx_outputs
+
+    target = ctx.workdir / spec.file
+    recipe = spec.build(ctx, target)
+    status = "passed"
+    try:
+        outputs = onnx_outputs(_session(target), ctx.checkpoint, encoded)
+        numbers = evaluate_gate(spec.name, GATES[spec.name], ctx.checkpoint, reference, outputs, data)
+        numbers["validated_on"] = "CPUExecutionProvider"
+    except ValidationError as exc:
+        status, numbers = "failed", {**exc.numbers, "error": str(exc)}
+    except (Fail, InvalidGraph, OrtNotImplemented, RuntimeException) as exc:
+        # e.g. an fp16 graph whose ops have no CPU kernels: it could not be validated, so it is not served.
+        message = str(exc).strip().splitlines()[0]
+        status, numbers = "failed", {"validated_on": "none", "error": f"cannot run on CPU to validate: {message}"}
+    ref = file_ref(ctx.workdir, spec.file)
+    return Variant(
+        name=spec.name,
+        file=spec.file,
+        precision=spec.precision,
+        sha256=ref.sha256,
+        size_bytes=ref.size_bytes,
+        providers=spec.providers,
+        status=status,
+        validation=numbers,
+        recipe=recipe,
+    )
+
+
+def _save_runtime_tokenizer(checkpoint: Any, path: Path) -> None:
+    """The HF tokenizer's backend as tokenizer.json, without call-time padding/truncation state."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(checkpoint.tokenizer.backend_tokenizer.to_str())
+    tok.no_padding()
+    tok.no_truncation()
+    tok.save(str(path))
 
 
 def _calibration_texts(data_spec: str, options: ExportOptions) -> tuple[str, ...]:

@@ -14,6 +14,8 @@ from kolite.errors import ModelNotFoundError, OfflineError
 __all__ = ["Source", "fingerprint_folder", "is_offline", "resolve_hub_config", "resolve_source"]
 
 T = TypeVar("T")
+# Other frameworks' weights a hub repo may also ship: never needed for a PyTorch export.
+_UNUSED_WEIGHTS = ("*.h5", "*.msgpack", "*.onnx", "*.ot", "*.tflite", "*.gguf")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def resolve_source(source: str | os.PathLike[str], revision: str | None = None) 
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     try:
-        folder = snapshot_download(text, revision=revision)
+        folder = snapshot_download(text, revision=revision, ignore_patterns=list(_UNUSED_WEIGHTS))
     except RepositoryNotFoundError as exc:
         raise ModelNotFoundError(f"hub id {text!r} does not exist (or is private)") from exc
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:

@@ -1,8 +1,8 @@
 """kolite: torch-free runtime for Korean text classifiers exported to ONNX.
 
-    import kolite
-    model = kolite.load("artifacts/000-koelectra-small-v3-nsmc")   # folder or hub id
-    model.classify(["영화 최고", "별로"])                              # or model.tag(...) for NER
+import kolite
+model = kolite.load("artifacts/000-koelectra-small-v3-nsmc")   # folder or hub id
+model.classify(["영화 최고", "별로"])                              # or model.tag(...) for NER
 """
 
 from __future__ import annotations

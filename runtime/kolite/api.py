@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +20,8 @@ from kolite.token_classification import TokenClassifier
 from kolite.tokenization import TextEncoder
 
 __all__ = ["AUTO_PREFERENCE", "TASK_MODELS", "load", "select_variant"]
+
+logger = logging.getLogger("kolite")
 
 # Task → model family class (fastembed-style registry; a new task adds one module and one entry).
 TASK_MODELS: dict[str, type[KoliteModel]] = {
@@ -50,7 +54,23 @@ def select_variant(manifest: Manifest, variant: str, device: DeviceSpec) -> Vari
         raise UnknownVariantError(
             f"{manifest.name} has no variant {variant!r}{known}; valid: auto, {', '.join(manifest.variants)}"
         )
-    return manifest.variants[variant]
+    chosen = manifest.variants[variant]
+    if not chosen.passed:
+        _warn(
+            f"{manifest.name}: variant {variant!r} FAILED validation ({chosen.validation}); loading it only because "
+            "it was named explicitly"
+        )
+    if device.is_cuda and chosen.precision == "int8":
+        _warn(
+            f"{manifest.name}: int8 variant {variant!r} on CUDA: its integer ops have no CUDA kernels and run on "
+            "the CPU; use variant='fp16' or 'fp32' on GPUs"
+        )
+    return chosen
+
+
+def _warn(message: str) -> None:
+    logger.warning("kolite: %s", message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def load(
@@ -87,11 +107,19 @@ def load(
         verify_file(tokenizer_path, manifest.tokenizer.sha256, manifest.tokenizer.size_bytes)
         verify_file(model_path, chosen.sha256, chosen.size_bytes)
     encoder = TextEncoder(tokenizer_path, manifest.max_length, manifest.truncation_side)
-    session = OnnxModel(model_path, spec, manifest.output, threads, _copy_options(session_options),
-                        strict_device=device != "auto")
+    session = OnnxModel(
+        model_path, spec, manifest.output, threads, _copy_options(session_options), strict_device=device != "auto"
+    )
     model_class = TASK_MODELS[manifest.task]
-    return model_class(manifest, chosen, session, encoder, max_items=max_items, source=str(path_or_hub_id),
-                       artifact_dir=source.directory)
+    return model_class(
+        manifest,
+        chosen,
+        session,
+        encoder,
+        max_items=max_items,
+        source=str(path_or_hub_id),
+        artifact_dir=source.directory,
+    )
 
 
 def _copy_options(options: Any) -> Any:

@@ -29,13 +29,19 @@ class TextClassifier(KoliteModel):
     def logits(self, texts: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Raw logits, float32 [n, num_labels], in input order (fast path for benchmarks and labelling)."""
         items, _ = validate_texts(texts, self.max_items)
-        encodings = self.encoder.encode(items)
-        rows = self._run([e.ids for e in encodings], batch_size)
-        return np.stack(rows).astype(np.float32, copy=False)
+        return self._logits(items, batch_size)
 
     def scores(self, texts: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """Probabilities [n, num_labels]: softmax (single-label) or sigmoid (multi-label)."""
-        logits = self.logits(texts, batch_size)
+        items, _ = validate_texts(texts, self.max_items)
+        return self._scores(items, batch_size)
+
+    def _logits(self, items: list[str], batch_size: int) -> np.ndarray:
+        rows = self._run([e.ids for e in self.encoder.encode(items)], batch_size)
+        return np.stack(rows).astype(np.float32, copy=False)
+
+    def _scores(self, items: list[str], batch_size: int) -> np.ndarray:
+        logits = self._logits(items, batch_size)
         multi = self.manifest.problem_type == "multi_label_classification"
         return sigmoid(logits) if multi else softmax(logits)
 
@@ -46,9 +52,9 @@ class TextClassifier(KoliteModel):
 
         A single ``str`` gives ``list[Prediction]``; a list gives one such list per text, in input order.
         """
-        _, single = validate_texts(texts, self.max_items)
+        items, single = validate_texts(texts, self.max_items)
         k = self._check_top_k(top_k)
-        probabilities = self.scores(texts, batch_size)
+        probabilities = self._scores(items, batch_size)
         order = np.argsort(-probabilities, axis=-1, kind="stable")[:, :k]
         results = [
             [Prediction(self.labels[j], float(row[j])) for j in ranked]
@@ -56,8 +62,9 @@ class TextClassifier(KoliteModel):
         ]
         return results[0] if single else results
 
-    def predict(self, texts: str | Sequence[str], top_k: int | None = 1, batch_size: int = DEFAULT_BATCH_SIZE,
-                **_: object) -> list[Prediction] | list[list[Prediction]]:
+    def predict(
+        self, texts: str | Sequence[str], top_k: int | None = 1, batch_size: int = DEFAULT_BATCH_SIZE, **_: object
+    ) -> list[Prediction] | list[list[Prediction]]:
         return self.classify(texts, top_k=top_k, batch_size=batch_size)
 
     def _check_top_k(self, top_k: int | None) -> int:

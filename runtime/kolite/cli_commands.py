@@ -78,6 +78,10 @@ def run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _size(num_bytes: int) -> str:
     return f"{num_bytes / 2**20:.1f} MiB"
 
@@ -103,7 +107,7 @@ def run_info(args: argparse.Namespace) -> int:
         "variants:",
     ]
     for name, variant in manifest.variants.items():
-        gates = ", ".join(f"{k}={v}" for k, v in variant.validation.items()) or "-"
+        gates = ", ".join(f"{k}={_short(v)}" for k, v in variant.validation.items()) or "-"
         size = _size(variant.size_bytes)
         lines.append(f"  {name:<12} {variant.precision:<5} {size:>10}  {variant.status:<6}  {gates}")
     for device, preference in AUTO_PREFERENCE.items():

@@ -114,6 +114,8 @@ class OnnxModel:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run one batch. Feeds not in the graph are dropped; graph inputs not fed are zero-filled (token_type_ids)."""
+        if "session" not in self.__dict__:
+            raise KoliteError("this model was closed; load it again with kolite.load")
         template = feeds["input_ids"]
         inputs = {name: feeds[name] if name in feeds else np.zeros_like(template) for name in self.input_names}
         if self.device.is_cuda:

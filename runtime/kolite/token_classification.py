@@ -46,11 +46,13 @@ class TokenClassifier(KoliteModel):
         results, position = [], 0
         for text, text_windows in zip(items, windows, strict=True):
             count = len(text_windows)
-            raw = self._entities(text, text_windows, logits[position : position + count], strategy, stride,
-                                 set(ignore_labels))
+            raw = self._entities(
+                text, text_windows, logits[position : position + count], strategy, stride, set(ignore_labels)
+            )
             position += count
-            results.append([Entity(e.label, float(e.score), e.start, e.end, text[e.start : e.end], e.index)
-                            for e in raw])
+            results.append(
+                [Entity(e.label, float(e.score), e.start, e.end, text[e.start : e.end], e.index) for e in raw]
+            )
         return results[0] if single else results
 
     def token_logits(self, texts: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[np.ndarray]:
@@ -58,8 +60,9 @@ class TokenClassifier(KoliteModel):
         items, _ = validate_texts(texts, self.max_items)
         return self._run([e.ids for e in self.encoder.encode(items)], batch_size)
 
-    def predict(self, texts: str | Sequence[str], aggregation: str = "simple", batch_size: int = DEFAULT_BATCH_SIZE,
-                **_: object) -> list[Entity] | list[list[Entity]]:
+    def predict(
+        self, texts: str | Sequence[str], aggregation: str = "simple", batch_size: int = DEFAULT_BATCH_SIZE, **_: object
+    ) -> list[Entity] | list[list[Entity]]:
         return self.tag(texts, aggregation=aggregation, batch_size=batch_size)
 
     def _entities(

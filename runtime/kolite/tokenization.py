@@ -11,6 +11,10 @@ from typing import Any
 __all__ = ["TextEncoder", "replace_lone_surrogates"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_WHITESPACE = re.compile(r"\s")
+# Tokenising a 1 MB text only to keep its first 512 tokens costs seconds. Texts longer than this many characters
+# per token of max_length are first cut at a whitespace; see TextEncoder._encode_truncated.
+_CHARS_PER_TOKEN = 16
 
 
 def replace_lone_surrogates(text: str) -> str:
@@ -35,6 +39,7 @@ class TextEncoder:
         self._json = Path(path).read_text(encoding="utf-8")
         self.tokenizer = Tokenizer.from_str(self._json)
         self.max_length = max_length
+        self.truncation_side = truncation_side
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length, strategy="longest_first", direction=truncation_side)
         self.num_special_tokens = self.tokenizer.num_special_tokens_to_add(False)
@@ -54,7 +59,22 @@ class TextEncoder:
 
     def encode(self, texts: Sequence[str]) -> list[Any]:
         """``tokenizers.Encoding`` per text, truncated to max_length (with special tokens)."""
-        return self.tokenizer.encode_batch([replace_lone_surrogates(t) for t in texts])
+        clean = [replace_lone_surrogates(t) for t in texts]
+        cuts = [self._cut(t) for t in clean]
+        encodings = self.tokenizer.encode_batch(cuts)
+        for index, (text, cut, encoding) in enumerate(zip(clean, cuts, encodings, strict=True)):
+            # A cut text that still fills the window tokenises to the same first tokens as the whole text (the cut
+            # is at whitespace, where pre-tokenizers split); otherwise fall back to the whole text, to be exact.
+            if cut is not text and len(encoding.ids) < self.max_length:
+                encodings[index] = self.tokenizer.encode(text)
+        return encodings
+
+    def _cut(self, text: str) -> str:
+        limit = self.max_length * _CHARS_PER_TOKEN
+        if self.truncation_side != "right" or len(text) <= limit:
+            return text
+        match = _WHITESPACE.search(text, limit)
+        return text[: match.start()] if match else text
 
     def encode_windows(self, texts: Sequence[str], stride: int) -> list[list[Any]]:
         """Every text split into windows of max_length tokens overlapping by ``stride`` tokens (no text is cut).

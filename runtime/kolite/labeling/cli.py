@@ -35,7 +35,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--text-column", default="document", help="column holding the text (default: document)")
     parser.add_argument("--variant", default="auto", help="model variant (default: auto)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
-    parser.add_argument("--input-format", choices=FORMATS, help="override the input format")
+    parser.add_argument("--input-format", choices=FORMATS, help="override the input format (tsv-raw: TSV without "
+                        "quote processing, e.g. NSMC)")
     parser.add_argument("--output-format", choices=FORMATS, help="override the output format")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="local cores or Ray Data")
     parser.add_argument("--address", help="Ray cluster address (auto, ray://host:10001); default: start a local Ray")

@@ -18,7 +18,17 @@ from typing import IO, Any
 
 from kolite.errors import KoliteError
 
-__all__ = ["FORMATS", "Chunk", "detect_format", "iter_chunks", "parse_jsonl_line", "read_header", "require_pyarrow"]
+__all__ = [
+    "DIALECTS",
+    "FORMATS",
+    "Chunk",
+    "detect_format",
+    "iter_chunks",
+    "parse_jsonl_line",
+    "read_header",
+    "require_pyarrow",
+    "same_family",
+]
 
 # Extension → format. ``.txt`` is TSV because that is what Korean corpora (NSMC...) ship as.
 EXTENSIONS = {
@@ -31,8 +41,15 @@ EXTENSIONS = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-FORMATS = ("csv", "tsv", "jsonl", "parquet")
-DELIMITERS = {"csv": ",", "tsv": "\t"}
+FORMATS = ("csv", "tsv", "tsv-raw", "jsonl", "parquet")
+# csv and tsv follow the usual CSV quoting (what pandas and Arrow read and write). tsv-raw has no quoting at all:
+# a field is whatever lies between two tabs, as in NSMC and most TSV corpora (the Hugging Face NSMC loader reads it
+# with QUOTE_NONE); in it a cell like `"""좋다"""` keeps its quotes.
+DIALECTS: dict[str, dict[str, Any]] = {
+    "csv": {"delimiter": ","},
+    "tsv": {"delimiter": "\t"},
+    "tsv-raw": {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "quotechar": None},
+}
 RAW_LINE_COLUMN = "raw_line"  # where a JSONL line that is not a JSON object is kept (nothing is dropped)
 
 # A text cell may be long (a whole article); the stdlib default of 128 KiB would abort the job on one big cell.
@@ -57,6 +74,10 @@ def require_pyarrow(purpose: str = "Parquet files") -> Any:
     except ImportError as exc:
         raise KoliteError(f"{purpose} need pyarrow: pip install 'kolite[label]'") from exc
     return pyarrow
+
+
+def same_family(fmt: str, other: str) -> bool:
+    return fmt.split("-")[0] == other.split("-")[0]
 
 
 def detect_format(path: str | Path, given: str | None = None) -> str:
@@ -85,7 +106,7 @@ def _open_text(path: Path) -> IO[str]:
 
 def _iter_csv(path: Path, fmt: str) -> Iterator[tuple[dict[str, Any], str | None, list[str]]]:
     with _open_text(path) as handle:
-        reader = csv.reader(handle, delimiter=DELIMITERS[fmt])
+        reader = csv.reader(handle, **DIALECTS[fmt])
         header = next(reader, None)
         if header is None:
             return
@@ -124,7 +145,7 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[dict[str, Any], str | None, list[s
 def read_header(path: Path, fmt: str) -> list[str]:
     """The column names of a CSV/TSV file (its first record)."""
     with _open_text(path) as handle:
-        header = next(csv.reader(handle, delimiter=DELIMITERS[fmt]), [])
+        header = next(csv.reader(handle, **DIALECTS[fmt]), [])
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
     return header

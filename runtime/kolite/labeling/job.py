@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.labeling.formats import detect_format
+from kolite.labeling.formats import detect_format, read_header, same_family
 from kolite.labeling.parts import JobSpec, input_fingerprint
+from kolite.labeling.predict import OutputColumns
 
-__all__ = ["DEFAULT_PART_ROWS", "LabelJob", "job_spec", "label_file"]
+__all__ = ["DEFAULT_PART_ROWS", "LabelJob", "check_columns", "job_spec", "label_file"]
 
 DEFAULT_PART_ROWS = 10_000
 
@@ -46,8 +47,11 @@ class LabelJob:
 
     @property
     def out_format(self) -> str:
-        return detect_format(self.output, self.output_format) if self.output.suffix or self.output_format \
-            else self.in_format
+        if self.output_format:
+            return detect_format(self.output, self.output_format)
+        fmt = detect_format(self.output) if self.output.suffix else self.in_format
+        # tsv-raw in, .tsv out: keep the input's dialect unless told otherwise.
+        return self.in_format if same_family(fmt, self.in_format) else fmt
 
     def check(self) -> None:
         if self.part_rows < 1 or self.batch_size < 1:
@@ -78,6 +82,30 @@ def job_spec(job: LabelJob, model: Any) -> JobSpec:
         prefix=job.prefix,
         allow_empty=job.allow_empty,
     )
+
+
+def input_columns(job: LabelJob, fmt: str) -> list[str] | None:
+    """The input's column names (CSV/TSV header, Parquet schema); None for JSONL, whose rows name their own."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(job.input).names)
+    return None if fmt == "jsonl" else read_header(job.input, fmt)
+
+
+def check_columns(job: LabelJob, task: str, fmt: str) -> list[str] | None:
+    """Refuse, before any work, a missing text column or output columns that would overwrite input columns."""
+    columns = input_columns(job, fmt)
+    if columns is None:
+        return None
+    if job.text_column not in columns:
+        raise KoliteError(f"column {job.text_column!r} not found in {job.input}; its columns are {columns} "
+                          "(use --text-column)")
+    clash = OutputColumns(task, job.prefix).collisions(columns)
+    if clash:
+        raise KoliteError(f"the input already has column(s) {clash}; pass --prefix (e.g. --prefix pred_) so the "
+                          "output columns get other names")
+    return columns
 
 
 ENGINES = {"local": ("kolite.labeling.local", "run_local"), "ray": ("kolite.labeling.ray_engine", "run_ray")}

@@ -17,7 +17,7 @@ from typing import Any
 
 from kolite.errors import KoliteError
 from kolite.labeling.formats import Chunk, iter_chunks
-from kolite.labeling.job import LabelJob, job_spec
+from kolite.labeling.job import LabelJob, check_columns, job_spec
 from kolite.labeling.parts import PartStats, PartStore
 from kolite.labeling.predict import Labeler, load_model, slice_rows
 from kolite.labeling.progress import Progress, Summary, count_rows
@@ -139,6 +139,7 @@ def run_local(job: LabelJob) -> Summary:
     model = load_model(job.model, job.variant, job.device, layout.threads)
     labeler = Labeler(model, job.prefix, job.batch_size, job.allow_empty)
     spec = job_spec(job, model)
+    check_columns(job, spec.task, spec.input_format)
     store = PartStore(job.output, spec, restart=job.restart, overwrite=job.overwrite)
     progress = Progress(count_rows(job.input, spec.input_format), job.progress)
     totals, resumed, count = PartStats(), 0, 0
@@ -153,13 +154,9 @@ def run_local(job: LabelJob) -> Summary:
                 resumed += done.rows
                 progress.update(done.rows)
                 continue
-            if spec.input_format != "jsonl" and job.text_column not in chunk.columns:
-                raise KoliteError(f"column {job.text_column!r} not found in {job.input}; its columns are "
-                                  f"{chunk.columns} (use --text-column)")
-            clash = labeler.columns.collisions(chunk.columns)
+            clash = labeler.columns.collisions(chunk.columns)  # JSONL rows bring their own keys
             if clash:
-                raise KoliteError(f"the input already has column(s) {clash}; pass --prefix (e.g. --prefix pred_) "
-                                  "so the output columns get other names")
+                raise KoliteError(f"rows {chunk.start}.. already have column(s) {clash}; pass --prefix")
             values = _text_values(chunk, job.text_column)
             pending.append((chunk, [runner.submit(s) for s in _slices(values, slice_rows(job.batch_size))]))
             while len(pending) >= CHUNKS_IN_FLIGHT or (pending and runner.pool is None):

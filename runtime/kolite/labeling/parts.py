@@ -24,7 +24,7 @@ from kolite.labeling.writers import write_part
 
 __all__ = ["JobSpec", "PartStats", "PartStore", "error_kind", "parts_dir_for"]
 
-EXTENSIONS = {"csv": "csv", "tsv": "tsv", "jsonl": "jsonl", "parquet": "parquet"}
+EXTENSIONS = {"csv": "csv", "tsv": "tsv", "tsv-raw": "tsv", "jsonl": "jsonl", "parquet": "parquet"}
 SPEC_FILE = "job.json"
 
 

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import json
 import shutil
 import time
@@ -19,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.labeling.formats import DELIMITERS, Chunk, parse_jsonl_line, read_header, require_pyarrow
-from kolite.labeling.job import LabelJob, job_spec
+from kolite.labeling.formats import DIALECTS, Chunk, parse_jsonl_line, require_pyarrow
+from kolite.labeling.job import LabelJob, check_columns, job_spec
 from kolite.labeling.parts import EXTENSIONS, PartStats
-from kolite.labeling.predict import Labeler, OutputColumns, load_model
+from kolite.labeling.predict import Labeler, load_model
 from kolite.labeling.progress import Summary
 from kolite.labeling.writers import concat_parts, render_part, write_part
 
@@ -57,7 +59,8 @@ def _read(job: LabelJob, fmt: str, header: list[str]) -> Any:
         read = pacsv.ReadOptions(column_names=[LINE_COLUMN])
         convert = pacsv.ConvertOptions(column_types={LINE_COLUMN: pa.binary()})
     else:
-        parse = pacsv.ParseOptions(delimiter=DELIMITERS[fmt])
+        quoting = DIALECTS[fmt].get("quoting") != csv.QUOTE_NONE
+        parse = pacsv.ParseOptions(delimiter=DIALECTS[fmt]["delimiter"], quote_char='"' if quoting else False)
         read = pacsv.ReadOptions(skip_rows=1, column_names=header)
         convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in header})
     return ray.data.read_csv(path, parse_options=parse, read_options=read, convert_options=convert, num_cpus=IO_CPUS)
@@ -132,16 +135,6 @@ def _datasink(folder: Path, ext: str) -> Any:
     return PartsDatasink()
 
 
-def _check_collisions(job: LabelJob, task: str, fmt: str, header: list[str]) -> None:
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        header = list(pq.read_schema(job.input).names)
-    clash = OutputColumns(task, job.prefix).collisions(header)
-    if clash:
-        raise KoliteError(f"the input already has column(s) {clash}; pass --prefix (e.g. --prefix pred_)")
-
-
 def _layout(ray: Any, job: LabelJob) -> tuple[int, int]:
     threads = job.threads or 1
     if job.workers:
@@ -154,22 +147,22 @@ def run_ray(job: LabelJob) -> Summary:
     """Label ``job.input`` with Ray Data; starts a local Ray unless one is running or ``job.address`` is given."""
     ray = require_ray()
     require_pyarrow()
+    if Path(job.model).exists():  # actors run in other working directories (and on other nodes)
+        job = dataclasses.replace(job, model=str(Path(job.model).resolve()))
     started = time.perf_counter()
     model = load_model(job.model, job.variant, job.device, 1)  # resolves variant + task on the driver
     spec = job_spec(job, model)
     model.close()
     if job.output.exists() and not job.overwrite:
         raise KoliteError(f"{job.output} already exists; pass --overwrite to replace it")
-    header = read_header(job.input, spec.input_format) if spec.input_format in DELIMITERS else []
-    if header and job.text_column not in header:
-        raise KoliteError(f"column {job.text_column!r} not found in {job.input}; its columns are {header}")
-    _check_collisions(job, spec.task, spec.input_format, header)
+    columns = check_columns(job, spec.task, spec.input_format)
+    header = columns if spec.input_format in DIALECTS and columns else []
     if not ray.is_initialized():
         ray.init(address=job.address, log_to_driver=False)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = job.progress
-    folder = job.output.with_name(job.output.name + ".ray-parts")
+    folder = job.output.resolve().with_name(job.output.name + ".ray-parts")  # absolute: actors write there
     if folder.exists():
         shutil.rmtree(folder)  # parts of an interrupted Ray run: Ray jobs restart from scratch
     folder.mkdir(parents=True)

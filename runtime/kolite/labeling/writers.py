@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.labeling.formats import DELIMITERS, Chunk, require_pyarrow
+from kolite.labeling.formats import DIALECTS, Chunk, require_pyarrow
 from kolite.labeling.texts import replace_surrogates
 
 __all__ = ["atomic_path", "concat_parts", "render_part", "write_part"]
@@ -37,6 +37,15 @@ def _cell(value: Any) -> Any:
     return value
 
 
+_RAW_ESCAPES = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _raw_cell(value: Any) -> Any:
+    # tsv-raw cannot quote: a tab or newline (only possible in cells from other formats) is written as \t, \n.
+    value = _cell(value)
+    return value.translate(_RAW_ESCAPES) if isinstance(value, str) else value
+
+
 def _merged_rows(chunk: Chunk, results: dict[str, list[Any]]) -> list[dict[str, Any]]:
     names = list(results)
     columns = [results[name] for name in names]
@@ -47,11 +56,12 @@ def _merged_rows(chunk: Chunk, results: dict[str, list[Any]]) -> list[dict[str, 
 
 def _render_csv(chunk: Chunk, results: dict[str, list[Any]], fmt: str) -> bytes:
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, delimiter=DELIMITERS[fmt], lineterminator="\n")
+    writer = csv.writer(buffer, **DIALECTS[fmt], lineterminator="\n")
     columns = [*chunk.columns, *results]
     writer.writerow(columns)
+    cell = _raw_cell if fmt == "tsv-raw" else _cell
     for row in _merged_rows(chunk, results):
-        writer.writerow([_cell(row.get(name)) for name in columns])
+        writer.writerow([cell(row.get(name)) for name in columns])
     return buffer.getvalue().encode("utf-8", errors="surrogateescape")
 
 
@@ -141,13 +151,13 @@ def _concat_csv(parts: Sequence[Path], out, fmt: str) -> None:
     columns: dict[str, None] = {}
     for header in headers:
         line = header.decode("utf-8", errors="surrogateescape")
-        columns.update(dict.fromkeys(next(csv.reader([line], delimiter=DELIMITERS[fmt]), [])))
+        columns.update(dict.fromkeys(next(csv.reader([line], **DIALECTS[fmt]), [])))
     text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", newline="")
-    writer = csv.DictWriter(text, list(columns), delimiter=DELIMITERS[fmt], lineterminator="\n")
+    writer = csv.DictWriter(text, list(columns), **DIALECTS[fmt], lineterminator="\n")
     writer.writeheader()
     for part in parts:
         with open(part, encoding="utf-8", errors="surrogateescape", newline="") as handle:
-            writer.writerows(csv.DictReader(handle, delimiter=DELIMITERS[fmt]))
+            writer.writerows(csv.DictReader(handle, **DIALECTS[fmt]))
     text.flush()
     text.detach()
 

@@ -123,7 +123,7 @@ async def _infer(state: ServerState, model: ServedModel, inputs: str | list[str]
     try:
         results = await asyncio.wait_for(model.batcher.submit(texts, lengths, task), limits.timeout_s)
     except QueueFullError as exc:
-        raise ApiError(429, str(exc), "Overloaded") from exc
+        raise ApiError(429, str(exc), "Overloaded", headers={"Retry-After": "1"}) from exc
     except BatcherClosedError as exc:
         raise ApiError(503, str(exc), "Unhealthy") from exc
     except asyncio.TimeoutError as exc:

@@ -92,9 +92,6 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"kolite serve: {_MISSING_DEPS} ({exc})", file=sys.stderr)
         return 2
-    switch = os.environ.get("KOLITE_SWITCH_INTERVAL")
-    if switch:
-        sys.setswitchinterval(float(switch))
     # Requests are the unit of parallelism here: tokenizers' own thread pool would fight onnxruntime for cores.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

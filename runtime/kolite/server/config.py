@@ -38,7 +38,7 @@ class BatchingConfig:
     max_batch_tokens: int = 16_384  # TEI --max-batch-tokens
     max_batch_items: int = 256
     max_call_tokens: int = 256  # padded tokens per onnxruntime call: a gathered batch runs as length-sorted calls
-    max_wait_ms: float = 2.0
+    max_wait_ms: float = 0.0  # 0: continuous batching (never idle while requests wait)
     max_queue: int = 512  # TEI --max-concurrent-requests
 
     def __post_init__(self) -> None:

@@ -36,8 +36,9 @@ ERROR_TABLE: dict[int, tuple[str, str]] = {
 class ApiError(HTTPException):
     """A client-visible error. Subclassing HTTPException lets it pass through FastAPI's body parsing unchanged."""
 
-    def __init__(self, status_code: int, message: str, error_type: str | None = None) -> None:
-        super().__init__(status_code=status_code, detail=message)
+    def __init__(self, status_code: int, message: str, error_type: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
         self.error_type = error_type or ERROR_TABLE.get(status_code, ("Validation", ""))[0]
 
 

@@ -93,7 +93,7 @@ class ServedModel:
                     self.model.variant.name, self.model.device)
 
     def close(self) -> None:
-        self.batcher.close()
+        self.batcher.close(timeout=60.0)
         if self.model is not None:
             self.model.close()
 
