@@ -77,12 +77,25 @@ def test_predict_plain_lines_and_ner(tiny_artifact, tmp_path):
     path.write_text("홍길동은 서울에 산다\n\n부산에 간다\n", encoding="utf-8")
     out = tmp_path / "out.jsonl"
     assert (
-        main(["predict", str(tiny_artifact("004")), "--input", str(path), "-o", str(out), "--aggregation", "first"])
+        main(
+            [
+                "predict",
+                str(tiny_artifact("004")),
+                "-i",
+                str(path),
+                "-o",
+                str(out),
+                "--aggregation",
+                "first",
+                "--stride",
+                "9",
+            ]
+        )
         == 0
     )
     records = read_jsonl(out)
     model = kolite.load(tiny_artifact("004"))
-    expected = model.tag(["홍길동은 서울에 산다", "부산에 간다"], aggregation="first")
+    expected = model.tag(["홍길동은 서울에 산다", "부산에 간다"], aggregation="first", stride=9)
     assert [r["line"] for r in records] == [1, 3]
     for record, entities in zip(records, expected, strict=True):
         assert_same_results(record["entities"], [e.to_dict() for e in entities])

@@ -71,6 +71,10 @@ def _latency_indices(n_texts: int, count: int) -> list[int]:
 
 def _measure(config: BenchConfig, name: str, texts_file: Path, workdir: Path, n_texts: int) -> dict[str, Any]:
     spec = _spec(config, name)
+    final = workdir / f"{name}.final.json"
+    if final.is_file():  # --resume: this contender finished in an earlier, interrupted run
+        _log(f"{name}: reusing {final}")
+        return json.loads(final.read_text(encoding="utf-8"))
     if name.startswith("optimum"):
         _log(f"{name}: export + {spec.options.get('preset') or 'default'} quantization (cached)")
         run_worker(workdir, f"{name}.prepare", {"mode": "prepare", "spec": spec.to_dict()}, config.threads)
@@ -81,10 +85,6 @@ def _measure(config: BenchConfig, name: str, texts_file: Path, workdir: Path, n_
         "sweep": {"batch_sizes": list(config.sweep_batch_sizes), "n": min(config.sweep_texts, n_texts)},
         "throughput": {"batch_size": config.batch_size, "limit": config.contender_limits.get(name)},
     }
-    final = workdir / f"{name}.final.json"
-    if final.is_file():  # --resume: this contender finished in an earlier, interrupted run
-        _log(f"{name}: reusing {final}")
-        return json.loads(final.read_text(encoding="utf-8"))
     load_before = load_average()
     _log(f"{name}: latency, batch sweep, whole-set pass")
     result = run_worker(workdir, name, job, config.threads)

@@ -65,6 +65,7 @@ class TextClassifier(KoliteModel):
     def predict(
         self, texts: str | Sequence[str], top_k: int | None = 1, batch_size: int = DEFAULT_BATCH_SIZE, **_: object
     ) -> list[Prediction] | list[list[Prediction]]:
+        """``classify()``; options meant for token classification (``aggregation``, ``stride``) are ignored."""
         return self.classify(texts, top_k=top_k, batch_size=batch_size)
 
     def _check_top_k(self, top_k: int | None) -> int:

@@ -48,7 +48,12 @@ def run_predict(args: argparse.Namespace) -> int:
         raise KoliteError("give texts as arguments or --input FILE (- for stdin)")
     if args.chunk_size < 1 or args.batch_size < 1:
         raise KoliteError("--chunk-size and --batch-size must be positive")
-    options = {"top_k": _top_k(args.top_k), "aggregation": args.aggregation, "batch_size": args.batch_size}
+    options = {
+        "top_k": _top_k(args.top_k),
+        "aggregation": args.aggregation,
+        "stride": args.stride,
+        "batch_size": args.batch_size,
+    }
     model = kolite.load(args.artifact, variant=args.variant, device=args.device, threads=args.threads)
     # Validate task options once, up front, instead of failing every chunk.
     model.predict([""], **options)

@@ -61,9 +61,15 @@ class TokenClassifier(KoliteModel):
         return self._run([e.ids for e in self.encoder.encode(items)], batch_size)
 
     def predict(
-        self, texts: str | Sequence[str], aggregation: str = "simple", batch_size: int = DEFAULT_BATCH_SIZE, **_: object
+        self,
+        texts: str | Sequence[str],
+        aggregation: str = "simple",
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        stride: int | None = None,
+        **_: object,
     ) -> list[Entity] | list[list[Entity]]:
-        return self.tag(texts, aggregation=aggregation, batch_size=batch_size)
+        """``tag()``; options meant for text classification (``top_k``) are ignored."""
+        return self.tag(texts, aggregation=aggregation, batch_size=batch_size, stride=stride)
 
     def _entities(
         self,
