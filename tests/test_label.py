@@ -13,8 +13,22 @@ from kolite.errors import KoliteError
 from kolite.labeling import LabelJob, label_file
 from kolite.labeling.texts import EMPTY_TEXT, MISSING_TEXT, UNDECODABLE_TEXT
 
-WORDS = ["영화", "최고", "별로", "진짜", "재밌다", "지루해", "배우", "연기", "ㅋㅋ", "감동",
-         '"명작"', "시간 낭비", "OST", "2점"]
+WORDS = [
+    "영화",
+    "최고",
+    "별로",
+    "진짜",
+    "재밌다",
+    "지루해",
+    "배우",
+    "연기",
+    "ㅋㅋ",
+    "감동",
+    '"명작"',
+    "시간 낭비",
+    "OST",
+    "2점",
+]
 
 
 def make_texts(n: int, seed: int = 0) -> list[str]:
@@ -48,8 +62,19 @@ def test_tsv_keeps_columns_and_matches_the_runtime(tiny_artifact, tmp_path):
     texts = make_texts(300)
     source = write_tsv(tmp_path / "in.tsv", texts)
     out = tmp_path / "out.tsv"
-    summary = label_file(LabelJob(source, out, str(artifact), variant="fp32", prefix="pred_", part_rows=128,
-                                  workers=1, threads=1, progress=False))
+    summary = label_file(
+        LabelJob(
+            source,
+            out,
+            str(artifact),
+            variant="fp32",
+            prefix="pred_",
+            part_rows=128,
+            workers=1,
+            threads=1,
+            progress=False,
+        )
+    )
     rows = read_tsv(out)
     assert [r["document"] for r in rows] == texts  # order, quotes and every cell preserved
     assert [r["id"] for r in rows] == [str(i) for i in range(300)]
@@ -89,13 +114,13 @@ def test_jsonl_bad_rows_are_flagged_not_dropped(tiny_artifact, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_bytes(data)
     out = tmp_path / "out.jsonl"
-    summary = label_file(LabelJob(source, out, str(tiny_artifact("000")), text_column="text", part_rows=5,
-                                  workers=1, progress=False))
+    summary = label_file(
+        LabelJob(source, out, str(tiny_artifact("000")), text_column="text", part_rows=5, workers=1, progress=False)
+    )
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 13
     errors = [r["error"] for r in rows]
-    assert errors[:7] == [None, EMPTY_TEXT, EMPTY_TEXT, MISSING_TEXT, "not text (int)", "not text (list)",
-                          MISSING_TEXT]
+    assert errors[:7] == [None, EMPTY_TEXT, EMPTY_TEXT, MISSING_TEXT, "not text (int)", "not text (list)", MISSING_TEXT]
     assert errors[7].startswith("invalid JSON") and rows[7]["raw_line"] == "{not json"
     assert errors[8] == "not a JSON object (list)" and rows[8]["raw_line"] == "[1, 2]"
     assert errors[9] is None and errors[11] is None
@@ -114,11 +139,14 @@ def test_csv_undecodable_and_malformed_rows(tiny_artifact, tmp_path):
     source.write_bytes(
         "id,text,note\n1,좋은 영화,ok\n".encode()
         + b"2,\xff\xfe broken,raw \xc3\n"
-        + "3,,empty\n4,재밌다\n5,최고,a,b\n6,\"줄\n바꿈\",multi-line\n".encode()
+        + '3,,empty\n4,재밌다\n5,최고,a,b\n6,"줄\n바꿈",multi-line\n'.encode()
     )
     out = tmp_path / "out.csv"
-    summary = label_file(LabelJob(source, out, str(tiny_artifact("000")), text_column="text", workers=1,
-                                  allow_empty=False, progress=False))
+    summary = label_file(
+        LabelJob(
+            source, out, str(tiny_artifact("000")), text_column="text", workers=1, allow_empty=False, progress=False
+        )
+    )
     raw = out.read_bytes()
     assert b"\xff\xfe broken" in raw and b"raw \xc3" in raw  # undecodable cells are written back unchanged
     with out.open(encoding="utf-8", errors="surrogateescape", newline="") as handle:
@@ -135,11 +163,20 @@ def test_csv_undecodable_and_malformed_rows(tiny_artifact, tmp_path):
 def test_allow_empty_labels_empty_texts_like_the_runtime(tiny_artifact, tmp_path):
     source = write_tsv(tmp_path / "in.tsv", ["", "영화 최고"])
     out = tmp_path / "out.tsv"
-    label_file(LabelJob(source, out, str(tiny_artifact("000")), prefix="p_", allow_empty=True, workers=1,
-                        variant="fp32", progress=False))
+    label_file(
+        LabelJob(
+            source,
+            out,
+            str(tiny_artifact("000")),
+            prefix="p_",
+            allow_empty=True,
+            workers=1,
+            variant="fp32",
+            progress=False,
+        )
+    )
     rows = read_tsv(out)
-    assert [r["p_label"] for r in rows] == [p.label for p in reference(tiny_artifact("000"), ["", "영화 최고"],
-                                                                          "fp32")]
+    assert [r["p_label"] for r in rows] == [p.label for p in reference(tiny_artifact("000"), ["", "영화 최고"], "fp32")]
     assert all(r["p_error"] == "" for r in rows)
 
 
@@ -151,8 +188,18 @@ def test_parquet_in_and_out_keeps_the_schema(tiny_artifact, tmp_path):
     source = tmp_path / "in.parquet"
     pq.write_table(pa.table({"id": pa.array(range(50), pa.int64()), "text": texts}), source, row_group_size=16)
     out = tmp_path / "out.parquet"
-    label_file(LabelJob(source, out, str(tiny_artifact("000")), text_column="text", part_rows=20, workers=1,
-                        variant="fp32", progress=False))
+    label_file(
+        LabelJob(
+            source,
+            out,
+            str(tiny_artifact("000")),
+            text_column="text",
+            part_rows=20,
+            workers=1,
+            variant="fp32",
+            progress=False,
+        )
+    )
     table = pq.read_table(out)
     assert table.schema.field("id").type == pa.int64() and table.schema.field("score").type == pa.float64()
     assert table.column("id").to_pylist() == list(range(50))
@@ -167,8 +214,18 @@ def test_worker_processes_and_threads_give_identical_files(tiny_artifact, tmp_pa
     outputs = []
     for workers, threads in ((1, 2), (2, 1)):
         out = tmp_path / f"out-{workers}x{threads}.jsonl"
-        label_file(LabelJob(source, out, str(tiny_artifact("000")), prefix="pred_", part_rows=250, workers=workers,
-                            threads=threads, progress=False))  # default variant (int8 when it passed its gates)
+        label_file(
+            LabelJob(
+                source,
+                out,
+                str(tiny_artifact("000")),
+                prefix="pred_",
+                part_rows=250,
+                workers=workers,
+                threads=threads,
+                progress=False,
+            )
+        )  # default variant (int8 when it passed its gates)
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     assert len(outputs[0].splitlines()) == 600
@@ -195,10 +252,60 @@ def test_tsv_raw_keeps_quotes_verbatim(tiny_artifact, tmp_path):
     source = tmp_path / "in.tsv"
     source.write_text("id\tdocument\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(texts)), encoding="utf-8")
     out = tmp_path / "out.tsv"
-    label_file(LabelJob(source, out, str(tiny_artifact("000")), input_format="tsv-raw", workers=1, variant="fp32",
-                        progress=False))
+    label_file(
+        LabelJob(
+            source, out, str(tiny_artifact("000")), input_format="tsv-raw", workers=1, variant="fp32", progress=False
+        )
+    )
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "id\tdocument\tlabel\tscore\terror"
     assert [line.split("\t")[1] for line in lines[1:]] == texts  # written back verbatim, unquoted
     labels = [line.split("\t")[2] for line in lines[1:]]
     assert labels == [p.label for p in reference(tiny_artifact("000"), texts, "fp32")]
+
+
+def test_ner_model_adds_entities_as_json(tiny_artifact, tmp_path):
+    import gzip
+
+    artifact = tiny_artifact("004")
+    texts = ["홍길동은 서울에 산다", "삼성전자 주가가 3일 올랐다", ""]
+    source = tmp_path / "in.jsonl.gz"  # gzip input is read as a stream too
+    with gzip.open(source, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts)
+    out = tmp_path / "out.jsonl"
+    summary = label_file(
+        LabelJob(source, out, str(artifact), text_column="text", workers=1, variant="fp32", progress=False)
+    )
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert set(rows[0]) == {"text", "entities", "error"}
+    model = kolite.load(artifact, variant="fp32")
+    expected = [[e.to_dict() for e in entities] for entities in model.tag(texts[:2])]
+    model.close()
+    got = [r["entities"] for r in rows[:2]]
+    assert [[(e["label"], e["start"], e["end"], e["text"]) for e in x] for x in got] == [
+        [(e["label"], e["start"], e["end"], e["text"]) for e in x] for x in expected
+    ]
+    assert rows[2]["entities"] is None and rows[2]["error"] == EMPTY_TEXT
+    assert (summary.rows, summary.labelled) == (3, 2)
+
+
+@pytest.mark.parametrize("fmt", ["tsv", "jsonl"])
+def test_input_is_streamed_not_read_whole(tmp_path, fmt):
+    import tracemalloc
+
+    from kolite.labeling.formats import iter_chunks
+
+    texts = make_texts(20_000, seed=5)
+    if fmt == "tsv":
+        source = write_tsv(tmp_path / "big.tsv", texts)
+    else:
+        source = tmp_path / "big.jsonl"
+        source.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), "utf-8")
+    tracemalloc.start()
+    chunks = iter_chunks(source, fmt, 100)
+    first = next(chunks)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(first.rows) == 100
+    assert peak < source.stat().st_size / 4  # one chunk in memory, not the file
+    assert sum(len(c.rows) for c in chunks) == 20_000 - 100

@@ -28,8 +28,9 @@ def run_both(tmp_path, source, artifact, suffix, **options):
     outputs = {}
     for engine in ("local", "ray"):
         out = tmp_path / f"{engine}.{suffix}"
-        summary = label_file(LabelJob(source, out, str(artifact), engine=engine, variant="fp32", progress=False,
-                                      **options))
+        summary = label_file(
+            LabelJob(source, out, str(artifact), engine=engine, variant="fp32", progress=False, **options)
+        )
         outputs[engine] = (out, summary)
     return outputs
 

@@ -19,9 +19,28 @@ PART_ROWS = 100
 
 def cli(source: Path, out: Path, artifact: Path) -> list[str]:
     # --batch-size 1 makes the tiny model slow enough (one session call per row) to be killed mid-run.
-    return [sys.executable, "-m", "kolite.cli", "label", str(source), "--model", str(artifact), "--out", str(out),
-            "--prefix", "pred_", "--part-rows", str(PART_ROWS), "--batch-size", "1", "--workers", "1",
-            "--threads", "1", "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "kolite.cli",
+        "label",
+        str(source),
+        "--model",
+        str(artifact),
+        "--out",
+        str(out),
+        "--prefix",
+        "pred_",
+        "--part-rows",
+        str(PART_ROWS),
+        "--batch-size",
+        "1",
+        "--workers",
+        "1",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
 
 
 def test_resume_after_sigkill_gives_one_row_per_input_row(tiny_artifact, tmp_path):
@@ -42,8 +61,12 @@ def test_resume_after_sigkill_gives_one_row_per_input_row(tiny_artifact, tmp_pat
     assert finished and len(finished) < ROWS // PART_ROWS, "kill -9 must land mid-run"
     assert not out.exists()
 
-    resumed = subprocess.run([*cli(source, out, artifact), "--summary-json", str(tmp_path / "s.json")],
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [*cli(source, out, artifact), "--summary-json", str(tmp_path / "s.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed:" in resumed.stderr  # it skipped the parts of the killed run
     rows = read_tsv(out)
@@ -51,8 +74,19 @@ def test_resume_after_sigkill_gives_one_row_per_input_row(tiny_artifact, tmp_pat
     assert [r["document"] for r in rows] == texts
 
     reference = tmp_path / "reference.tsv"
-    label_file(LabelJob(source, reference, str(artifact), prefix="pred_", part_rows=PART_ROWS, batch_size=1,
-                        workers=1, threads=1, progress=False))
+    label_file(
+        LabelJob(
+            source,
+            reference,
+            str(artifact),
+            prefix="pred_",
+            part_rows=PART_ROWS,
+            batch_size=1,
+            workers=1,
+            threads=1,
+            progress=False,
+        )
+    )
     expected = read_tsv(reference)
     assert [r["pred_label"] for r in rows] == [r["pred_label"] for r in expected]
     assert [r["pred_score"] for r in rows] == [r["pred_score"] for r in expected]

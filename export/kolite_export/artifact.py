@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +29,12 @@ def file_ref(folder: Path, name: str) -> FileRef:
     return FileRef(file=name, sha256=sha256_file(path), size_bytes=path.stat().st_size)
 
 
+def _default_dir_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 @contextmanager
 def staging_dir(out: Path) -> Iterator[Path]:
     """A temp folder beside ``out``; on success it replaces ``out`` by rename, on any error it vanishes."""
@@ -35,6 +42,7 @@ def staging_dir(out: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         yield tmp
+        tmp.chmod(_default_dir_mode())  # mkdtemp makes it private (0700); a published artifact is not
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             out.rename(old / out.name)

@@ -8,6 +8,7 @@ stand-in's *answers* mean nothing; export, quantization and the gates exercise e
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -160,6 +161,12 @@ WRITERS: dict[str, Writer] = {
 }
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def write_standin(seed: SeedModel, size: str, preset: ArchPreset, tok: Tokenizer, out: Path) -> Path:
     """Write the stand-in into ``out`` atomically (built in a temp folder beside it, then renamed)."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +183,7 @@ def write_standin(seed: SeedModel, size: str, preset: ArchPreset, tok: Tokenizer
             "layout": seed.layout,
         }
         (tmp / STANDIN_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700)
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

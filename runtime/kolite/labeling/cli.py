@@ -26,8 +26,11 @@ interruption resumes where it stopped. Examples:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "label", help="label a CSV/TSV/JSONL/Parquet file (resumable; local cores or a Ray cluster)",
-        description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "label",
+        help="label a CSV/TSV/JSONL/Parquet file (resumable; local cores or a Ray cluster)",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", type=Path, help="input file (.csv .tsv .txt .jsonl .parquet; .gz for text formats)")
     parser.add_argument("--model", required=True, help="artifact folder (or hub id) of an exported kolite model")
@@ -35,20 +38,33 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--text-column", default="document", help="column holding the text (default: document)")
     parser.add_argument("--variant", default="auto", help="model variant (default: auto)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
-    parser.add_argument("--input-format", choices=FORMATS, help="override the input format (tsv-raw: TSV without "
-                        "quote processing, e.g. NSMC)")
+    parser.add_argument(
+        "--input-format",
+        choices=FORMATS,
+        help="override the input format (tsv-raw: TSV without quote processing, e.g. NSMC)",
+    )
     parser.add_argument("--output-format", choices=FORMATS, help="override the output format")
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="local cores or Ray Data")
     parser.add_argument("--address", help="Ray cluster address (auto, ray://host:10001); default: start a local Ray")
     parser.add_argument("--batch-size", type=int, default=32, help="texts per model call (default: 32)")
-    parser.add_argument("--part-rows", type=int, default=DEFAULT_PART_ROWS,
-                        help=f"rows per output part = resume granularity (default: {DEFAULT_PART_ROWS})")
+    parser.add_argument(
+        "--part-rows",
+        type=int,
+        default=DEFAULT_PART_ROWS,
+        help=f"rows per output part = resume granularity (default: {DEFAULT_PART_ROWS})",
+    )
     parser.add_argument("--workers", type=int, help="worker processes (local) or Ray actors (ray)")
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads per worker/actor")
-    parser.add_argument("--prefix", default="", help="prefix for the added columns, e.g. pred_ when the input "
-                        "already has a label column")
-    parser.add_argument("--allow-empty", action="store_true",
-                        help="label empty/whitespace texts like the runtime does instead of flagging 'empty text'")
+    parser.add_argument(
+        "--prefix",
+        default="",
+        help="prefix for the added columns, e.g. pred_ when the input already has a label column",
+    )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="label empty/whitespace texts like the runtime does instead of flagging 'empty text'",
+    )
     parser.add_argument("--restart", action="store_true", help="discard the parts of an earlier, different job")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--keep-parts", action="store_true", help="keep OUTPUT.parts/ after the final file is written")
@@ -60,12 +76,26 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     job = LabelJob(
-        input=args.input, output=args.output, model=args.model, text_column=args.text_column,
-        variant=args.variant, device=args.device, input_format=args.input_format,
-        output_format=args.output_format, batch_size=args.batch_size, part_rows=args.part_rows,
-        workers=args.workers, threads=args.threads, prefix=args.prefix, allow_empty=args.allow_empty,
-        restart=args.restart, overwrite=args.overwrite, keep_parts=args.keep_parts, progress=args.progress,
-        engine=args.engine, address=args.address,
+        input=args.input,
+        output=args.output,
+        model=args.model,
+        text_column=args.text_column,
+        variant=args.variant,
+        device=args.device,
+        input_format=args.input_format,
+        output_format=args.output_format,
+        batch_size=args.batch_size,
+        part_rows=args.part_rows,
+        workers=args.workers,
+        threads=args.threads,
+        prefix=args.prefix,
+        allow_empty=args.allow_empty,
+        restart=args.restart,
+        overwrite=args.overwrite,
+        keep_parts=args.keep_parts,
+        progress=args.progress,
+        engine=args.engine,
+        address=args.address,
     )
     try:
         summary = label_file(job)

@@ -151,9 +151,7 @@ def read_header(path: Path, fmt: str) -> list[str]:
     return header
 
 
-def _chunked(
-    rows: Iterator[tuple[dict[str, Any], str | None, list[str]]], chunk_rows: int
-) -> Iterator[Chunk]:
+def _chunked(rows: Iterator[tuple[dict[str, Any], str | None, list[str]]], chunk_rows: int) -> Iterator[Chunk]:
     chunk = Chunk(0, 0, [], [])
     seen: dict[str, None] = {}
     for row, error, header in rows:

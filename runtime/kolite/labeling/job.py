@@ -99,12 +99,15 @@ def check_columns(job: LabelJob, task: str, fmt: str) -> list[str] | None:
     if columns is None:
         return None
     if job.text_column not in columns:
-        raise KoliteError(f"column {job.text_column!r} not found in {job.input}; its columns are {columns} "
-                          "(use --text-column)")
+        raise KoliteError(
+            f"column {job.text_column!r} not found in {job.input}; its columns are {columns} (use --text-column)"
+        )
     clash = OutputColumns(task, job.prefix).collisions(columns)
     if clash:
-        raise KoliteError(f"the input already has column(s) {clash}; pass --prefix (e.g. --prefix pred_) so the "
-                          "output columns get other names")
+        raise KoliteError(
+            f"the input already has column(s) {clash}; pass --prefix (e.g. --prefix pred_) so the "
+            "output columns get other names"
+        )
     return columns
 
 

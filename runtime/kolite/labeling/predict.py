@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,17 +54,10 @@ class OutputColumns:
 
 
 def load_model(artifact: str, variant: str = "auto", device: str = "cpu", threads: int | None = None) -> Any:
-    """``kolite.load`` with ``threads`` intra-op threads (one worker process = one session)."""
+    """``kolite.load`` with ``threads`` ONNX Runtime intra-op threads (one worker process = one session)."""
     import kolite
 
-    kwargs: dict[str, Any] = {"variant": variant, "device": device}
-    if threads:
-        params = inspect.signature(kolite.load).parameters
-        name = next((n for n in ("threads", "intra_op_threads", "num_threads") if n in params), None)
-        if name is None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            raise TypeError("this kolite.load() cannot set the number of threads")
-        kwargs[name or "threads"] = threads
-    return kolite.load(artifact, **kwargs)
+    return kolite.load(artifact, variant=variant, device=device, threads=threads)
 
 
 class Labeler:

@@ -49,8 +49,15 @@ class Progress:
             from tqdm import tqdm
         except ImportError:
             return
-        self._bar = tqdm(total=total, unit="rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr,
-                         desc="labelling", smoothing=0.1)
+        self._bar = tqdm(
+            total=total,
+            unit="rows",
+            unit_scale=True,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            desc="labelling",
+            smoothing=0.1,
+        )
 
     def update(self, rows: int) -> None:
         self._done += rows
@@ -82,8 +89,16 @@ class Summary:
     @classmethod
     def from_stats(cls, output: Path, engine: str, stats: PartStats, resumed: int, seconds: float) -> Summary:
         fresh = stats.rows - resumed
-        return cls(str(output), engine, stats.rows, stats.labelled, dict(stats.errors.most_common()), resumed,
-                   round(seconds, 3), round(fresh / seconds, 1) if seconds > 0 else 0.0)
+        return cls(
+            str(output),
+            engine,
+            stats.rows,
+            stats.labelled,
+            dict(stats.errors.most_common()),
+            resumed,
+            round(seconds, 3),
+            round(fresh / seconds, 1) if seconds > 0 else 0.0,
+        )
 
     @property
     def error_count(self) -> int:

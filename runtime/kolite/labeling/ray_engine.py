@@ -73,8 +73,9 @@ def _decode(value: Any) -> Any:
 class RayLabeler:
     """The actor: one model per actor, one output part per batch."""
 
-    def __init__(self, job: LabelJob, variant: str, threads: int, in_format: str, out_format: str,
-                 header: list[str]) -> None:
+    def __init__(
+        self, job: LabelJob, variant: str, threads: int, in_format: str, out_format: str, header: list[str]
+    ) -> None:
         model = load_model(job.model, variant, job.device, threads)
         self.labeler = Labeler(model, job.prefix, job.batch_size, job.allow_empty)
         self.text_column = job.text_column
@@ -169,9 +170,18 @@ def run_ray(job: LabelJob) -> Summary:
     actors, threads = _layout(ray, job)
     dataset = _read(job, spec.input_format, header).map_batches(
         RayLabeler,
-        fn_constructor_kwargs={"job": job, "variant": spec.variant, "threads": threads,
-                               "in_format": spec.input_format, "out_format": spec.output_format, "header": header},
-        batch_size=job.part_rows, batch_format="pyarrow", concurrency=actors, num_cpus=threads,
+        fn_constructor_kwargs={
+            "job": job,
+            "variant": spec.variant,
+            "threads": threads,
+            "in_format": spec.input_format,
+            "out_format": spec.output_format,
+            "header": header,
+        },
+        batch_size=job.part_rows,
+        batch_format="pyarrow",
+        concurrency=actors,
+        num_cpus=threads,
     )
     dataset.write_datasink(_datasink(folder, EXTENSIONS[spec.output_format]), ray_remote_args={"num_cpus": IO_CPUS})
     parts = sorted(folder.glob(f"part-*.{EXTENSIONS[spec.output_format]}"))

@@ -50,8 +50,10 @@ def _merged_rows(chunk: Chunk, results: dict[str, list[Any]]) -> list[dict[str, 
     names = list(results)
     columns = [results[name] for name in names]
     rows_of_results = zip(*columns, strict=True)
-    return [{**row, **dict(zip(names, values, strict=True))} for row, values in zip(chunk.rows, rows_of_results,
-                                                                                   strict=True)]
+    return [
+        {**row, **dict(zip(names, values, strict=True))}
+        for row, values in zip(chunk.rows, rows_of_results, strict=True)
+    ]
 
 
 def _render_csv(chunk: Chunk, results: dict[str, list[Any]], fmt: str) -> bytes:
