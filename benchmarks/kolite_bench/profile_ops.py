@@ -99,8 +99,12 @@ def profile_artifact(
     threads: int = 1,
     warmup: int = 20,
     by: str = "op",
+    model_file: str | Path | None = None,
 ) -> tuple[list[OpTime], float, int]:
-    """Profile ``texts`` through ``artifact``'s variant at ``batch_size``; returns (rows, mean run µs, runs)."""
+    """Profile ``texts`` through ``artifact``'s variant at ``batch_size``; returns (rows, mean run µs, runs).
+
+    ``model_file`` profiles another graph with the same inputs (a candidate recipe) using the artifact's tokenizer.
+    """
     import numpy as np
     import onnxruntime as ort
 
@@ -115,7 +119,7 @@ def profile_artifact(
     for indices in bucketed_batches([len(s) for s in sequences], batch_size):
         feeds = pad_batch([sequences[i] for i in indices], model.manifest.pad_token_id)
         batches.append({name: feeds.get(name, np.zeros_like(feeds["input_ids"])) for name in model.session.input_names})
-    model_path = Path(model.artifact_dir) / model.variant.file
+    model_path = Path(model_file) if model_file else Path(model.artifact_dir) / model.variant.file
     model.close()
 
     with tempfile.TemporaryDirectory(prefix="kolite-profile-") as scratch:
@@ -150,10 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--by", choices=("op", "node"), default="op")
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--model-file", type=Path, help="profile this .onnx instead (same inputs; candidate recipes)")
     args = parser.parse_args(argv)
     texts = _nsmc_texts(args.texts)
     rows, mean_run, runs = profile_artifact(
-        args.artifact, texts, args.variant, args.batch_size, args.threads, by=args.by
+        args.artifact, texts, args.variant, args.batch_size, args.threads, by=args.by,
+        model_file=args.model_file,
     )
     kernel = sum(r.total_us for r in rows)
     print(

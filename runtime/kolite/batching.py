@@ -22,6 +22,9 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.nda
 def pad_batch(sequences: Sequence[Sequence[int]], pad_token_id: int) -> dict[str, np.ndarray]:
     """``input_ids``/``attention_mask`` int64 [batch, longest]; padded with the model's own pad id (RoBERTa derives
     position ids from it, so the id matters even where attention is masked)."""
+    if len(sequences) == 1:  # the latency path: no padding, no per-row copy loop
+        input_ids = np.asarray(sequences, dtype=np.int64).reshape(1, -1)
+        return {"input_ids": input_ids, "attention_mask": np.ones_like(input_ids)}
     longest = max(len(s) for s in sequences)
     input_ids = np.full((len(sequences), longest), pad_token_id, dtype=np.int64)
     attention_mask = np.zeros((len(sequences), longest), dtype=np.int64)
@@ -39,6 +42,9 @@ def run_bucketed(
 ) -> list[np.ndarray]:
     """Run ``run`` over length-bucketed padded batches; returns one output per sequence, in input order, with
     padding positions cut off for per-token outputs ([seq, labels]) and kept whole for per-text ones ([labels])."""
+    if len(sequences) == 1:
+        output = run(pad_batch(sequences, pad_token_id))
+        return [output[0]]
     results: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(sequences)
     for indices in bucketed_batches([len(s) for s in sequences], batch_size):
         batch = [sequences[i] for i in indices]

@@ -12,7 +12,13 @@ import numpy as np
 from kolite.errors import KoliteError
 from kolite.providers import DeviceSpec, check_session_providers
 
-__all__ = ["OnnxModel", "build_session_options", "default_threads"]
+__all__ = ["CPU_DISABLED_OPTIMIZERS", "OnnxModel", "build_session_options", "default_threads"]
+
+# onnxruntime's CPU kernels for these fused ops are slower than the ops they replace (ORT 1.31, measured with
+# ``python -m kolite_bench.profile_ops``: SkipLayerNormalization ≈ 1.1 ms vs Add + LayerNormalization ≈ 0.27 ms,
+# BiasGelu ≈ 1.0 ms vs Gelu ≈ 0.56 ms with the bias folded into the int8 MatMul, per call at batch 32). So on CPU
+# the session never creates them; graphs exported with them baked in still run them (see benchmarks/results/levers.md).
+CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion", "BiasGeluFusion")
 
 
 def default_threads() -> int:
@@ -102,11 +108,13 @@ class OnnxModel:
                 sess_options=options,
                 providers=list(device.providers),
                 provider_options=[dict(o) for o in device.provider_options],
+                disabled_optimizers=[] if device.is_cuda else list(CPU_DISABLED_OPTIMIZERS),
             )
         except Exception as exc:  # onnxruntime raises untyped Fail/InvalidGraph/RuntimeError
             raise KoliteError(f"onnxruntime could not load {path}: {exc}") from exc
         self.device = check_session_providers(device, self.session.get_providers(), strict_device)
         self.output = output
+        self._outputs = [output]
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         outputs = [o.name for o in self.session.get_outputs()]
         if output not in outputs:
@@ -114,13 +122,17 @@ class OnnxModel:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run one batch. Feeds not in the graph are dropped; graph inputs not fed are zero-filled (token_type_ids)."""
-        if "session" not in self.__dict__:
+        session = self.__dict__.get("session")
+        if session is None:
             raise KoliteError("this model was closed; load it again with kolite.load")
-        template = feeds["input_ids"]
-        inputs = {name: feeds[name] if name in feeds else np.zeros_like(template) for name in self.input_names}
+        inputs = {}
+        for name in self.input_names:
+            value = feeds.get(name)
+            inputs[name] = np.zeros_like(feeds["input_ids"]) if value is None else value
         if self.device.is_cuda:
             return self._run_cuda(inputs)
-        return np.asarray(self.session.run([self.output], inputs)[0], dtype=np.float32)
+        output = session.run(self._outputs, inputs)[0]
+        return output if output.dtype == np.float32 else output.astype(np.float32)
 
     def _run_cuda(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         import onnxruntime as ort

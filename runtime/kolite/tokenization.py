@@ -61,7 +61,8 @@ class TextEncoder:
         """``tokenizers.Encoding`` per text, truncated to max_length (with special tokens)."""
         clean = [replace_lone_surrogates(t) for t in texts]
         cuts = [self._cut(t) for t in clean]
-        encodings = self.tokenizer.encode_batch(cuts)
+        # One text (the latency path): encode() skips encode_batch's hand-off to the Rust thread pool.
+        encodings = [self.tokenizer.encode(cuts[0])] if len(cuts) == 1 else self.tokenizer.encode_batch(cuts)
         for index, (text, cut, encoding) in enumerate(zip(clean, cuts, encodings, strict=True)):
             # A cut text that still fills the window tokenises to the same first tokens as the whole text (the cut
             # is at whitespace, where pre-tokenizers split); otherwise fall back to the whole text, to be exact.
