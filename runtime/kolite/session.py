@@ -60,7 +60,9 @@ def build_session_options(threads: int | None = None, overrides: Any = None) -> 
     memory-pattern planning off (batch shapes change with every length bucket, so plans would not be reused).
 
     ``overrides`` is an ``onnxruntime.SessionOptions`` (used as is) or a mapping of SessionOptions attributes
-    (``{"graph_optimization_level": "ORT_ENABLE_EXTENDED", "enable_mem_pattern": True}``).
+    (``{"graph_optimization_level": "ORT_ENABLE_EXTENDED", "enable_mem_pattern": True}``); dotted keys are
+    session config entries (``{"session.intra_op.allow_spinning": "0"}``: idle threads sleep instead of spinning,
+    which matters when the cores are shared; see benchmarks/results/levers.md).
     """
     import onnxruntime as ort
 
@@ -77,6 +79,9 @@ def build_session_options(threads: int | None = None, overrides: Any = None) -> 
     options.enable_mem_pattern = False
     options.log_severity_level = 3  # errors only; kolite raises its own clear errors
     for name, value in (overrides or {}).items():
+        if "." in name:
+            options.add_session_config_entry(name, str(value))
+            continue
         if not hasattr(options, name):
             raise KoliteError(f"session_options: onnxruntime.SessionOptions has no attribute {name!r}")
         if name == "graph_optimization_level" and isinstance(value, str):
