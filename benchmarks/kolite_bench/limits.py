@@ -13,8 +13,9 @@ from typing import Any
 
 __all__ = ["count_tokens", "encoder_gemm_shapes", "int8_ops_per_token", "physical_limit"]
 
-_INT8_GEMMS = {"MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul", "MatMulIntegerToFloat"}
-_FP32_GEMMS = {"MatMul", "Gemm", "FusedMatMul"}
+# Fused attention ops (com.microsoft QAttention / Attention) hold the packed Q|K|V weight as input 1.
+_INT8_GEMMS = {"MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul", "MatMulIntegerToFloat", "QAttention"}
+_FP32_GEMMS = {"MatMul", "Gemm", "FusedMatMul", "Attention"}
 
 
 def _gemm_weights(onnx_path: str | Path) -> list[tuple[str, tuple[int, int]]]:

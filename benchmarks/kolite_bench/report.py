@@ -130,9 +130,10 @@ def _limit_section(results: dict[str, Any]) -> list[str]:
         f" M×K×N {g['int8_peak_shape']} (median over shapes {g['int8_median_gops']:.0f}); fused"
         f" DynamicQuantizeMatMul peak {g['dq_int8_peak_gops']:.0f} GOP/s; fp32 MatMul peak"
         f" {g['fp32_peak_gflops']:.0f} GFLOP/s.",
-        f"- Model: {lim['ops_per_token'] / 1e6:.1f} M int8 ops per token ({pl['ops']['graph']}); data:"
+        f"- Model: {lim['ops_per_token'] / 1e6:.1f} M GEMM ops per token ({pl['ops']['int8_ops_per_token'] / 1e6:.1f} M"
+        f" in int8 GEMMs of {pl['ops']['graph']}, the rest left in fp32 by the recipe); data:"
         f" {lim['total_tokens']:,} tokens ({lim['tokens_per_text']:.1f} per text, no padding)"
-        f" → {lim['total_int8_ops'] / 1e12:.2f} T int8 ops.",
+        f" → {lim['total_int8_ops'] / 1e12:.2f} T ops.",
         f"- Limit: {lim['seconds_at_peak']:.1f} s for the set at peak = **{lim['texts_per_s']:,.0f} texts/s**"
         " (GEMMs only: attention products, layer norms, softmax and tokenization excluded — a true ceiling).",
         "", "| M | K | N | int8 GOP/s | DQ-int8 GOP/s | fp32 GFLOP/s |", "|---:|---:|---:|---:|---:|---:|",
