@@ -15,7 +15,7 @@ BLOCKED = ("torch", "transformers", "optimum", "kolite_export", "kolite_bench")
 
 
 class HeavyImportBlocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 - importlib's signature
+    def find_spec(self, fullname, path=None, target=None):
         if fullname.split(".")[0] in BLOCKED:
             raise ImportError(f"{fullname} is blocked: the kolite runtime must not import it")
         return None

@@ -59,7 +59,7 @@ def main() -> int:
     for path in args.artifacts:
         model = kolite.load(path, variant="auto", device="cpu")
         results = model.predict(SENTENCES)
-        for text, result in zip(SENTENCES, results):
+        for text, result in zip(SENTENCES, results, strict=True):
             _show(model.manifest.name, text, result)
         report.append({"artifact": path, "name": model.manifest.name, "variant": model.variant.name,
                        **_latency_ms(model, latency_texts)})

@@ -53,7 +53,8 @@ def register(subparsers: Any) -> None:
         "--size",
         choices=("tiny", "full"),
         default="full",
-        help="with --all-seeds offline: stand-in size (full uses the trained stand-ins for 000/004)",
+        help="with --all-seeds offline: size of the stand-ins kolite builds (000/004 use the trained stand-ins "
+        "from $KOLITE_SHARED/standins whenever they are there)",
     )
     parser.add_argument("--seeds", default=None, help="with --all-seeds: comma list of seed ids (default: all)")
     parser.set_defaults(func=_run_export)

@@ -16,8 +16,12 @@ __all__ = ["export_all_seeds", "standin_source"]
 
 
 def standin_source(seed: SeedModel, size: str, shared: str | None = None) -> Path:
-    """The offline source of a seed: its trained stand-in (full size, where one exists) or a project-built one."""
-    if size == "full" and seed.trained_standin:
+    """The offline source of a seed: its trained stand-in where the data folder has one, else a project-built one.
+
+    A trained stand-in always wins over a built one, whatever ``size``: it is the only kind whose answers mean
+    something, and ``size`` only chooses how big the *built* stand-ins are.
+    """
+    if seed.trained_standin:
         path = shared_dir(shared) / "standins" / seed.trained_standin
         if path.is_dir():
             return path
