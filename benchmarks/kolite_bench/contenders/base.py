@@ -67,6 +67,18 @@ class Contender(ABC):
     def prepare(self) -> None:  # noqa: B027 - optional hook, most contenders need no one-off work
         """One-off work that is not part of serving (e.g. optimum's export + quantization); cached on disk."""
 
+    def outputs_from_label_ids(self, ids: np.ndarray, offsets: Any) -> Outputs:
+        """Argmax label ids → the task's outputs: class ids, or per-text entity spans from token labels + offsets."""
+        if self.spec.task == "text-classification":
+            return ids.astype(np.int64)
+        from kolite_bench.ner import spans_from_token_labels
+
+        id2label = self.id2label  # type: ignore[attr-defined] - token-classification contenders set it in load()
+        return [
+            spans_from_token_labels([id2label[int(i)] for i in row], [tuple(o) for o in offs.tolist()])
+            for row, offs in zip(ids, offsets, strict=False)
+        ]
+
     def predict_all(
         self, texts: list[str], batch_size: int, progress: Callable[[int], None] | None = None
     ) -> Outputs:

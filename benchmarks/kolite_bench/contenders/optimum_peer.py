@@ -15,7 +15,6 @@ import numpy as np
 
 from kolite_bench.contenders.base import Contender, Outputs
 from kolite_bench.env import cpu_flags
-from kolite_bench.ner import spans_from_token_labels
 
 __all__ = ["OptimumContender", "quantization_preset"]
 
@@ -100,12 +99,7 @@ class OptimumContender(Contender):
         offsets = encoded.pop("offset_mapping", None)
         logits = self.model(**encoded).logits
         ids = np.asarray(logits).argmax(-1)
-        if not self.ner:
-            return ids.astype(np.int64)
-        return [
-            spans_from_token_labels([self.id2label[int(i)] for i in row], [tuple(o) for o in offs.tolist()])
-            for row, offs in zip(ids, offsets, strict=False)
-        ]
+        return self.outputs_from_label_ids(ids, offsets)
 
     def model_bytes(self) -> int:
         path = self.folder / "int8" / QUANTIZED_FILE

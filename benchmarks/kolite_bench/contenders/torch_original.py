@@ -9,10 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kolite_bench.contenders.base import Contender, Outputs
-from kolite_bench.ner import spans_from_token_labels
 
 __all__ = ["TorchContender", "model_files_bytes"]
 
@@ -64,12 +61,7 @@ class TorchContender(Contender):
             output = self.model(**encoded)
         logits = output.logits if hasattr(output, "logits") else output
         ids = logits.argmax(-1).numpy()
-        if not self.ner:
-            return ids.astype(np.int64)
-        return [
-            spans_from_token_labels([self.id2label[int(i)] for i in row], [tuple(o) for o in offs.tolist()])
-            for row, offs in zip(ids, offsets, strict=False)
-        ]
+        return self.outputs_from_label_ids(ids, offsets)
 
     def model_bytes(self) -> int:
         return model_files_bytes(self.spec.source)
