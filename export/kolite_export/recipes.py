@@ -12,7 +12,14 @@ from typing import Any
 
 from kolite_export.cpu import CpuFeatures
 
-__all__ = ["DynamicQuantRecipe", "StaticQuantRecipe"]
+__all__ = ["CPU_SLOW_FUSIONS", "DynamicQuantRecipe", "StaticQuantRecipe"]
+
+# Fusions whose onnxruntime CPU kernels are slower than the plain ops they replace (ORT 1.31, per call at batch 32 on
+# the 000 model: SkipLayerNormalization ≈ 1.1 ms vs Add + LayerNormalization ≈ 0.27 ms; BiasGelu ≈ 1.0 ms vs Gelu
+# ≈ 0.56 ms once the bias rides in the int8 MatMul). The int8 graph is built without them; the kolite runtime
+# keeps onnxruntime from re-creating them (kolite.session.CPU_DISABLED_OPTIMIZERS). benchmarks/results/levers.md
+CPU_SLOW_FUSIONS = ("SkipLayerNormalization", "BiasGelu")
+_BASE_GRAPHS = ("fp32", "fp32-opt", "fp32-opt-cpu")
 
 
 @dataclass(frozen=True)
@@ -20,14 +27,15 @@ class DynamicQuantRecipe:
     per_channel: bool
     reduce_range: bool
     op_types: tuple[str, ...]
-    # Quantize the fusion-optimized graph (MatMul and fused Attention become integer ops) or the plain fp32 one.
-    base_graph: str = "fp32-opt"
+    # Quantize the fusion-optimized graph (MatMul and fused Attention become integer ops), the same without the
+    # fusions that are slow on CPU (fp32-opt-cpu: see CPU_SLOW_FUSIONS), or the plain fp32 one.
+    base_graph: str = "fp32-opt-cpu"
     cpu_family: str = "generic"
     nodes_to_exclude: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.base_graph not in ("fp32", "fp32-opt"):
-            raise ValueError(f"base_graph {self.base_graph!r} must be fp32 or fp32-opt")
+        if self.base_graph not in _BASE_GRAPHS:
+            raise ValueError(f"base_graph {self.base_graph!r} must be one of {', '.join(_BASE_GRAPHS)}")
         if not self.op_types:
             raise ValueError("op_types is empty")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from kolite_export.cpu import CpuFeatures
 from kolite_export.layouts.base import LoadedCheckpoint
-from kolite_export.recipes import DynamicQuantRecipe, StaticQuantRecipe
+from kolite_export.recipes import CPU_SLOW_FUSIONS, DynamicQuantRecipe, StaticQuantRecipe
 
 __all__ = ["DEFAULT_VARIANTS", "VARIANTS", "BuildContext", "VariantSpec"]
 
@@ -30,22 +30,40 @@ class BuildContext:
     def fp32_path(self) -> Path:
         return self.workdir / "model.fp32.onnx"
 
-    def optimized(self) -> tuple[Path, dict[str, Any]]:
-        """The fusion-optimized fp32 graph (built once, shared by fp32-opt, int8 and fp16)."""
-        if "opt" not in self._cache:
-            path = self.workdir / "scratch.fp32-opt.onnx"
-            self._cache["opt"] = (path, _optimize(self.checkpoint, self.fp32_path, path))
-        return self._cache["opt"]
+    def optimized(self, cpu_kernels: bool = False) -> tuple[Path, dict[str, Any]]:
+        """The fusion-optimized fp32 graph, built once: all fusions (fp32-opt, fp16) or, with ``cpu_kernels``,
+        all but CPU_SLOW_FUSIONS (the int8 base graph)."""
+        name = "fp32-opt-cpu" if cpu_kernels else "fp32-opt"
+        if name not in self._cache:
+            path = self.workdir / f"scratch.{name}.onnx"
+            skipped = CPU_SLOW_FUSIONS if cpu_kernels else ()
+            self._cache[name] = (path, _optimize(self.checkpoint, self.fp32_path, path, skipped))
+        return self._cache[name]
 
 
-def _optimize(checkpoint: LoadedCheckpoint, source: Path, target: Path) -> dict[str, Any]:
+# Fused op → the onnxruntime.transformers FusionOptions switches that create it.
+_FUSION_SWITCHES = {
+    "SkipLayerNormalization": ("enable_skip_layer_norm", "enable_bias_skip_layer_norm"),
+    "BiasGelu": ("enable_bias_gelu",),
+}
+
+
+def _optimize(
+    checkpoint: LoadedCheckpoint, source: Path, target: Path, skipped: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    fusion_options = FusionOptions(checkpoint.optimizer_model_type)
+    for op in skipped:
+        for switch in _FUSION_SWITCHES[op]:
+            setattr(fusion_options, switch, False)
     model = optimize_model(
         str(source),
         model_type=checkpoint.optimizer_model_type,
         num_heads=checkpoint.num_heads,
         hidden_size=checkpoint.hidden_size,
+        optimization_options=fusion_options,
         opt_level=1,  # portable graph rewrites only; level 2+ would bake this CPU's layouts into the file
         use_gpu=False,
     )
@@ -58,6 +76,7 @@ def _optimize(checkpoint: LoadedCheckpoint, source: Path, target: Path) -> dict[
         "hidden_size": checkpoint.hidden_size,
         "opt_level": 1,
         "fused_ops": fused,
+        "skipped_fusions": list(skipped),
     }
 
 
@@ -80,7 +99,11 @@ def build_int8(ctx: BuildContext, target: Path) -> dict[str, Any]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     recipe = ctx.dynamic_recipe or DynamicQuantRecipe.for_cpu(ctx.cpu)
-    base = ctx.optimized()[0] if recipe.base_graph == "fp32-opt" else ctx.fp32_path
+    if recipe.base_graph == "fp32":
+        base, fusions = ctx.fp32_path, {}
+    else:
+        base, optimized = ctx.optimized(cpu_kernels=recipe.base_graph == "fp32-opt-cpu")
+        fusions = {"fused_ops": optimized["fused_ops"], "skipped_fusions": optimized["skipped_fusions"]}
     quantize_dynamic(
         base,
         target,
@@ -92,7 +115,7 @@ def build_int8(ctx: BuildContext, target: Path) -> dict[str, Any]:
         # Fused contrib ops defeat shape inference; their outputs are float.
         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
-    return recipe.to_dict()
+    return {**recipe.to_dict(), **fusions}
 
 
 def build_int8_static(ctx: BuildContext, target: Path) -> dict[str, Any]:
