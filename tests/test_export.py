@@ -132,3 +132,21 @@ def test_reexport_into_a_valid_artifact_is_skipped_unless_forced(standin_dir, tm
         ExportOptions(variants=("fp32",), validation_size=16, shared=str(shared_data), force=True),
     )
     assert not forced.skipped
+
+
+def test_reexport_rebuilds_an_int8_made_with_another_recipe(standin_dir, tmp_path, shared_data):
+    import json
+
+    from kolite_export.exporter import ExportOptions, export
+
+    options = ExportOptions(variants=("fp32", "int8"), validation_size=16, shared=str(shared_data))
+    first = export(standin_dir("000"), tmp_path / "a", options)
+    assert export(standin_dir("000"), tmp_path / "a", options).skipped
+    manifest_path = tmp_path / "a" / "manifest.json"
+    data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    data["variants"]["int8"]["recipe"]["base_graph"] = "fp32"  # as an artifact from an older quantization recipe
+    manifest_path.write_text(json.dumps(data), encoding="utf-8")
+    rebuilt = export(standin_dir("000"), tmp_path / "a", options)
+    assert not rebuilt.skipped
+    current = first.manifest.variants["int8"].recipe["base_graph"]
+    assert rebuilt.manifest.variants["int8"].recipe["base_graph"] == current

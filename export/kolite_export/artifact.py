@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from kolite.errors import KoliteError
 from kolite.manifest import FileRef, Manifest, load_manifest
@@ -64,9 +65,16 @@ def _files_verify(folder: Path, manifest: Manifest) -> bool:
     return True
 
 
-def reusable_manifest(out: Path, fingerprint: str, kolite_version: str, variants: tuple[str, ...]) -> Manifest | None:
+def reusable_manifest(
+    out: Path,
+    fingerprint: str,
+    kolite_version: str,
+    variants: tuple[str, ...],
+    recipes: dict[str, dict[str, Any]] | None = None,
+) -> Manifest | None:
     """The manifest in ``out`` if it was exported from the same source by this kolite version, holds every
-    requested variant as passed, and every file still matches its sha256; else None."""
+    requested variant as passed, was quantized with the recipes this export would use now (``recipes``: variant →
+    recipe fields), and every file still matches its sha256; else None."""
     try:
         manifest = load_manifest(out)
     except KoliteError:
@@ -75,4 +83,7 @@ def reusable_manifest(out: Path, fingerprint: str, kolite_version: str, variants
         return None
     if any(name not in manifest.variants or not manifest.variants[name].passed for name in variants):
         return None
+    for name, expected in (recipes or {}).items():
+        if name in variants and any(manifest.variants[name].recipe.get(k) != v for k, v in expected.items()):
+            return None
     return manifest if _files_verify(out, manifest) else None

@@ -105,11 +105,20 @@ def export(
     src = resolve_source(source, options.revision)
     fingerprint = fingerprint_folder(src.folder)
     if not options.force:
-        reusable = reusable_manifest(out, fingerprint, _kolite_version(), options.variants)
+        reusable = reusable_manifest(out, fingerprint, _kolite_version(), options.variants, _current_recipes())
         if reusable is not None:
             progress(f"{out}: up to date (same source fingerprint, kolite version and hashes); --force to redo")
             return ExportResult(out, reusable, skipped=True)
     return _export(src, fingerprint, out, options, progress)
+
+
+def _current_recipes() -> dict[str, dict[str, object]]:
+    """The quantization recipes an export on this CPU would use now: an artifact made with others is rebuilt."""
+    from kolite_export.cpu import detect_cpu
+    from kolite_export.recipes import DynamicQuantRecipe, StaticQuantRecipe
+
+    cpu = detect_cpu()
+    return {"int8": DynamicQuantRecipe.for_cpu(cpu).to_dict(), "int8-static": StaticQuantRecipe.for_cpu(cpu).to_dict()}
 
 
 def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, progress: Progress) -> ExportResult:
