@@ -76,7 +76,7 @@ def build_tiny_standin(seed: str, size: str = "tiny") -> Path:
             info = json.loads(info_path.read_text(encoding="utf-8"))
             if info.get("format") == STANDIN_FORMAT and info.get("size") == size:
                 return out
-        return build_standin(seed, size, out, shared=_shared_dir(), vocab_cache=REPO / ".cache" / "standin-vocab")
+        return build_standin(seed, size, out, shared=_shared_dir())  # vocabulary: kolite's own cache
 
 
 def build_tiny_artifact(seed: str) -> Path:
