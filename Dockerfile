@@ -22,11 +22,10 @@ COPY runtime/ runtime/
 # installed): `kolite export` / `kolite bench` in this image say which extra they need.
 COPY export/ export/
 COPY benchmarks/kolite_bench/ benchmarks/kolite_bench/
-# Locked runtime deps, then the serve extra pinned by the same lock files. hf-xet (12 MB) only speeds up hub
-# downloads, and this image runs with HF_HUB_OFFLINE=1 on mounted artifacts: huggingface_hub works without it.
-RUN /opt/kolite/bin/pip install -r requirements/runtime.txt \
- && /opt/kolite/bin/pip install -c requirements/runtime.txt -c requirements/runtime-extras.txt ".[serve]" \
- && /opt/kolite/bin/pip uninstall -y hf-xet \
+# The complete runtime lock with --no-deps (it leaves hf-xet out: huggingface_hub falls back to plain HTTP, and this
+# image runs with HF_HUB_OFFLINE=1 on mounted artifacts), then the serve extra's complete lock, then kolite.
+RUN /opt/kolite/bin/pip install --no-deps -r requirements/runtime.txt -r requirements/serve.txt \
+ && /opt/kolite/bin/pip install --no-deps . \
  && /opt/kolite/bin/python -c "import kolite.server.app, sys; assert 'torch' not in sys.modules" \
  && find /opt/kolite -name '__pycache__' -prune -exec rm -rf {} +
 

@@ -45,12 +45,16 @@ install_dev() {
 
 install_runtime() {
     local py="$1"
-    "$py" -m pip install -q -r requirements/runtime.txt -r requirements/runtime-extras.txt >&2
+    # Both locks are complete; --no-deps keeps hf-xet out, as in the shipped runtime (see requirements/runtime.txt).
+    "$py" -m pip install -q --no-deps -r requirements/runtime.txt -r requirements/runtime-extras.txt >&2
     "$py" -m pip install -q --no-deps . >&2
 }
 
 dev_venv() { make_venv .venv "$(stamp_of requirements/dev.txt)" install_dev; }
-runtime_venv() { make_venv .venv-runtime "$(stamp_of requirements/runtime.txt requirements/runtime-extras.txt)" install_runtime; }
+runtime_venv() {
+    make_venv .venv-runtime "$(stamp_of requirements/runtime.txt requirements/runtime-extras.txt requirements/serve.txt)" \
+        install_runtime
+}
 
 cmd_demo() {
     dev_venv
@@ -63,7 +67,8 @@ cmd_test() {
     .venv/bin/ruff check runtime export benchmarks tests scripts
     log "full test suite (torch environment)"
     local rc=0
-    .venv/bin/python -m pytest -q -p no:cacheprovider "$@" || rc=$?
+    # --durations: CI machines differ from ours; the slowest tests show where a slow run spent its time.
+    .venv/bin/python -m pytest -q -p no:cacheprovider --durations=15 "$@" || rc=$?
     [ "$rc" -eq 0 ] || exit "$rc"
     runtime_venv
     log "runtime tests in the torch-free environment (.venv-runtime, artifacts built above)"

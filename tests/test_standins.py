@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -70,19 +71,55 @@ def test_standin_tokenizer_is_a_real_korean_wordpiece(standin_dir, seed):
     assert "".join(t.removeprefix("##") for t in tokens) == "이영화는배우들의연기가정말훌륭했습니다"
 
 
-def test_standin_weights_are_deterministic(standin_dir, tmp_path, shared_data):
+def test_standin_rebuilt_from_scratch_is_byte_identical(standin_dir, tmp_path, shared_data):
     import torch
     from kolite_export.standins import build_standin
 
     cached = standin_dir("000")
-    rebuilt = build_standin(
-        "000", "tiny", tmp_path / "000", shared=shared_data, vocab_cache=cached.parents[3] / "standin-vocab"
-    )
+    # A fresh vocabulary cache: the rebuild learns its vocabulary again instead of reading the one the first used.
+    rebuilt = build_standin("000", "tiny", tmp_path / "000", shared=shared_data, vocab_cache=tmp_path / "vocab")
     first = torch.load(cached / "pytorch_model.bin", map_location="cpu", weights_only=True)
     second = torch.load(rebuilt / "pytorch_model.bin", map_location="cpu", weights_only=True)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
-    assert (cached / "tokenizer.json").read_text() == (rebuilt / "tokenizer.json").read_text()
+    for name in ("tokenizer.json", "vocab.txt"):
+        assert (cached / name).read_bytes() == (rebuilt / name).read_bytes(), name
+
+
+_LEARN_IN_A_NEW_PROCESS = """
+import sys
+from pathlib import Path
+from kolite_export.standins.vocab import VocabSpec, learn_wordpiece
+spec = VocabSpec("probe", 3000, ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"))
+tok = learn_wordpiece(spec, Path(sys.argv[1]), Path(sys.argv[2]), limit=5000)
+sys.stdout.write(tok.to_str())
+"""
+
+
+def test_vocabulary_is_the_same_in_every_process(tmp_path, shared_data):
+    # The tie-breaking that made stand-ins differ came from per-process hash seeds: learn in two processes with
+    # different seeds and compare.
+    import subprocess
+    import sys
+
+    from kolite_export.standins import standin_corpus
+
+    corpus = standin_corpus(shared_data)
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        cache = tmp_path / f"cache-{hash_seed}"
+        run = subprocess.run(
+            [sys.executable, "-c", _LEARN_IN_A_NEW_PROCESS, str(corpus), str(cache)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        outputs.append(run.stdout)
+    assert outputs[0] == outputs[1]
+    vocab = json.loads(outputs[0])["model"]["vocab"]
+    assert len(vocab) == 3000 and vocab["[PAD]"] == 0 and vocab["[MASK]"] == 4
 
 
 def test_standins_cli_writes_the_requested_seeds(tmp_path, shared_data, monkeypatch, standin_dir):

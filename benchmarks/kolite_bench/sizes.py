@@ -1,7 +1,8 @@
 """Sizes on disk: the install size of each contender's environment.
 
-kolite's number is measured for real: a virtual environment with only ``pip install <repo>`` (the pinned runtime
-dependencies, no extras), built once and cached under ``.cache/bench/runtime-venv``. The baselines' numbers sum
+kolite's number is measured for real: a virtual environment installed the way kolite ships its runtime (the
+complete runtime lock ``requirements/runtime.txt`` with ``--no-deps``, then ``pip install --no-deps <repo>``, no
+extras), built once and cached under ``.cache/bench/runtime-venv``. The baselines' numbers sum
 the installed files (RECORD) of their dependency closure in the current environment (e.g. torch + transformers).
 """
 
@@ -61,20 +62,22 @@ def _site_packages(venv: Path) -> Path:
 
 
 def runtime_venv_size(repo: Path, cache: Path, build: bool = True) -> dict[str, Any]:
-    """Measure (building once if needed) a venv holding only ``pip install <repo>``."""
-    pyproject = (repo / "pyproject.toml").read_bytes()
-    key = hashlib.sha256(pyproject).hexdigest()[:16]
+    """Measure (building once if needed) a venv holding only the locked runtime and kolite itself."""
+    lock = repo / "requirements" / "runtime.txt"
+    key = hashlib.sha256((repo / "pyproject.toml").read_bytes() + lock.read_bytes()).hexdigest()[:16]
     venv = cache / "runtime-venv"
     marker = venv / ".kolite-bench-key"
     if not (marker.is_file() and marker.read_text() == key):
         if not build:
             return {"method": "not measured (runtime venv not built; run without --no-install-size)", "bytes": None}
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir",
-                        str(repo)], check=True)
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-cache-dir", "--no-deps"]
+        subprocess.run([*pip, "-r", str(lock)], check=True)
+        subprocess.run([*pip, str(repo)], check=True)
         marker.write_text(key)
     site = _site_packages(venv)
     runtime_bytes = sum(folder_bytes(p) if p.is_dir() else p.stat().st_size for p in site.iterdir()
                         if p.name.split("-")[0].split(".")[0] not in _TOOLING)
-    return {"method": "venv with only `pip install .` (pinned runtime deps, no extras), site-packages without "
-                      "pip/setuptools", "bytes": runtime_bytes, "venv_bytes": folder_bytes(venv), "path": str(venv)}
+    return {"method": "venv with the runtime lock (requirements/runtime.txt, --no-deps) and kolite, no extras; "
+                      "site-packages without pip/setuptools", "bytes": runtime_bytes, "venv_bytes": folder_bytes(venv),
+            "path": str(venv)}

@@ -33,7 +33,7 @@ __all__ = ["WRITERS", "write_standin"]
 
 STANDIN_INFO = "standin.json"
 # Bump when the builder changes what it writes: cached stand-ins of another format are rebuilt.
-STANDIN_FORMAT = 3
+STANDIN_FORMAT = 4
 SROBERTA_BASE = "jhgan/ko-sroberta-multitask"
 SROBERTA_MAX_LENGTH = 128
 
