@@ -98,3 +98,26 @@ def test_gemm_micro_benchmark_reports_positive_rates():
 
     result = run_gemm_benchmark(threads=1, shapes=[(16, 32, 32)], min_seconds=0.01)
     assert result["int8_peak_gops"] > 0 and result["shapes"][0]["fp32_gflops"] > 0
+
+
+def test_variants_that_failed_their_gate_are_timed_only_when_asked(tiny_artifact, tmp_path):
+    import shutil
+
+    from kolite_bench.config import SEEDS, BenchConfig
+    from kolite_bench.runner import plan_contenders
+
+    artifact = tmp_path / "000"
+    shutil.copytree(tiny_artifact("000"), artifact)
+    manifest = json.loads((artifact / "manifest.json").read_text(encoding="utf-8"))
+    manifest["variants"]["int8"]["status"] = "failed"
+    (artifact / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    def plan(include_failed: bool) -> tuple[list[str], dict[str, str]]:
+        config = BenchConfig(seed=SEEDS["000"], artifact=artifact, source="unused", source_kind="standin",
+                             contenders=("kolite-int8", "kolite-fp32"), out_dir=tmp_path, include_failed=include_failed)
+        return plan_contenders(config)
+
+    run, skipped = plan(include_failed=False)
+    assert run == ["kolite-fp32"] and "--include-failed" in skipped["kolite-int8"]
+    run, skipped = plan(include_failed=True)
+    assert run == ["kolite-int8", "kolite-fp32"] and not skipped

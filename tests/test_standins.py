@@ -130,3 +130,30 @@ def test_standins_cli_writes_the_requested_seeds(tmp_path, shared_data, monkeypa
     assert main(["standins", "--size", "tiny", "--out", str(tmp_path), "--seeds", "004"]) == 0
     assert (tmp_path / "004" / "config.json").is_file()
     assert not (tmp_path / "000").exists()
+
+
+def test_full_size_head_is_a_nearest_centroid_classifier_with_a_trained_spread(shared_data):
+    # Exercised here on a tiny encoder (the full-size build uses the same function, on 512 texts).
+    import torch
+    from kolite_export.paths import cache_dir
+    from kolite_export.standins import build as standin_build
+    from kolite_export.standins import standin_corpus
+    from kolite_export.standins.presets import preset_for
+    from kolite_export.standins.vocab import learn_wordpiece, read_nsmc_texts
+    from kolite_export.zoo import get_seed
+    from transformers import ElectraForSequenceClassification
+
+    seed = get_seed("002")  # six labels
+    preset = preset_for(seed.family, "tiny")
+    tok = learn_wordpiece(preset.vocab, standin_corpus(shared_data), cache_dir() / "standin-vocab")
+    torch.manual_seed(2)
+    model = ElectraForSequenceClassification(standin_build._electra_config(seed, preset, tok))
+    texts = read_nsmc_texts(standin_corpus(shared_data), 128)
+    standin_build._aim_head_at_feature_clusters(model, tok, texts)
+
+    features = standin_build._classifier_features(model, tok, texts).double()
+    centroids = standin_build._kmeans(features, len(seed.labels))
+    head = model.classifier.out_proj
+    logits = features @ head.weight.double().T + head.bias.double()
+    assert torch.equal(logits.argmax(1), torch.cdist(features, centroids).argmin(1))
+    assert abs(logits.std().item() - standin_build.HEAD_LOGIT_STD) < 1e-3

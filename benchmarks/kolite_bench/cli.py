@@ -92,7 +92,7 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
                        contenders=tuple(args.contenders), out_dir=Path(args.out), threads=args.threads,
                        batch_size=args.batch_size, limit=limit, contender_limits=_parse_limits(args.contender_limit),
                        quick=args.quick, resume=args.resume, gemm=not args.no_gemm,
-                       install_size=not args.no_install_size,
+                       install_size=not args.no_install_size, include_failed=args.include_failed,
                        data_dir=Path(args.data_dir) if args.data_dir else shared_dir() / "data", **extra)
 
 
@@ -152,6 +152,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         " (results/raw/RUN_ID)")
     parser.add_argument("--render", metavar="RESULTS_JSON", help="only re-write the table and plots of a results"
                         " file")
+    parser.add_argument("--include-failed", action="store_true",
+                        help="also time kolite variants that failed their export gate (marked as such)")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM micro-benchmark / physical limit")
     parser.add_argument("--no-install-size", action="store_true",
                         help="do not build the runtime-only venv to measure install size")

@@ -100,6 +100,9 @@ class BenchConfig:
     resume: str | None = None  # run id whose finished contenders are reused
     gemm: bool = True
     install_size: bool = True
+    # Time variants that failed their export gate too (marked in every table): speed does not depend on the weights,
+    # and an untrained stand-in's int8 may fail a gate a trained model passes.
+    include_failed: bool = False
     data_dir: Path = field(default_factory=lambda: shared_dir() / "data")
 
     @property

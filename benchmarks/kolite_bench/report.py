@@ -73,7 +73,8 @@ def _contender_rows(results: dict[str, Any]) -> list[str]:
             continue
         s, lat, tp = r["scores"], r["latency_bs1"]["ms"], r["throughput"]["texts_per_s"]
         quality = s.get("entity_f1") if ner else s.get("accuracy")
-        cells = [name, _f(quality, 4) if labelled else "n/a (unlabelled)"]
+        gate_failed = r.get("describe", {}).get("gate") == "failed"
+        cells = [f"{name} (gate failed)" if gate_failed else name, _f(quality, 4) if labelled else "n/a (unlabelled)"]
         if not ner:
             cells.append(_f(s.get("macro_f1"), 4) if labelled else "n/a")
         cells += [

@@ -32,13 +32,16 @@ def plan_contenders(config: BenchConfig) -> tuple[list[str], dict[str, str]]:
     """Contenders that run, and the reason each requested one does not."""
     from kolite.manifest import load_manifest
 
-    variants = load_manifest(config.artifact).passed_variants
+    manifest = load_manifest(config.artifact)
+    variants = manifest.variants if config.include_failed else manifest.passed_variants
     run, skipped = [], {}
     for name in config.contenders:
         if name.startswith("kolite-"):
             variant = name.removeprefix("kolite-")
             if variant not in variants:
-                skipped[name] = f"artifact has no passed {variant!r} variant"
+                failed = variant in manifest.variants
+                skipped[name] = f"artifact has no passed {variant!r} variant" + (
+                    " (it failed its gate; --include-failed times it anyway)" if failed else "")
             elif variant == "fp16":
                 skipped[name] = "fp16 targets the CUDA execution provider; this run is CPU-only"
             else:

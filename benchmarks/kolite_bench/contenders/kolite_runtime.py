@@ -63,6 +63,7 @@ class KoliteContender(Contender):
             "precision": variant.precision,
             "file": variant.file,
             "recipe": variant.recipe,
+            "gate": variant.status,
             "batching": f"kolite length bucketing (sort by length, pad per batch) over chunks of {CHUNK_TEXTS} texts",
             "threads": self.spec.threads if self.thread_kwarg else "kolite default",
             "thread_kwarg": self.thread_kwarg,

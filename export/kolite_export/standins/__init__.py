@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kolite_export.paths import cache_dir, shared_dir
 from kolite_export.standins.presets import SIZES, preset_for
-from kolite_export.standins.vocab import learn_wordpiece
+from kolite_export.standins.vocab import learn_wordpiece, read_nsmc_texts
 from kolite_export.zoo import SEEDS, get_seed
 
 __all__ = ["SIZES", "build_standin", "build_standins", "standin_corpus"]
@@ -36,13 +36,15 @@ def build_standin(
     vocab_cache: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Write the ``size`` ("tiny" or "full") stand-in of seed ``seed_id`` into ``out``; returns ``out``."""
-    from kolite_export.standins.build import write_standin
+    from kolite_export.standins.build import PROBE_TEXTS, write_standin
 
     seed = get_seed(seed_id)
     preset = preset_for(seed.family, size)
     cache = Path(vocab_cache) if vocab_cache is not None else cache_dir() / "standin-vocab"
-    tok = learn_wordpiece(preset.vocab, standin_corpus(shared), cache)
-    return write_standin(seed, size, preset, tok, Path(out))
+    corpus = standin_corpus(shared)
+    tok = learn_wordpiece(preset.vocab, corpus, cache)
+    probe_texts = read_nsmc_texts(corpus, PROBE_TEXTS) if size == "full" else []
+    return write_standin(seed, size, preset, tok, Path(out), probe_texts)
 
 
 def build_standins(
