@@ -93,6 +93,16 @@ def test_quick_bench_ner_scores_entities(tmp_path, tiny_artifact, standin_dir):
         _check_contender(result, 40)
         assert 0.0 <= result["scores"]["entity_f1"] <= 1.0
 
+    from kolite.cli import main
+
+    summary = tmp_path / "summary"
+    assert main(["bench", "--summary", str(tmp_path / "results" / "004-quick.json"), "--out", str(summary)]) == 0
+    row = next(line for line in (summary / "summary.md").read_text().splitlines() if line.startswith("| 004 |"))
+    int8 = results["contenders"]["kolite-int8"]
+    assert f"| {int8['latency_bs1']['ms']['p50']:.2f} |" in row
+    pipeline = results["contenders"]["pipeline"]
+    assert f"{int8['throughput']['texts_per_s'] / pipeline['throughput']['texts_per_s']:.1f}×" in row
+
 
 def test_quick_bench_custom_head_marks_peers_not_applicable(tmp_path, tiny_artifact, standin_dir):
     contenders = ["torch", "pipeline", "optimum-int8", "kolite-int8"]

@@ -99,6 +99,12 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
 def run_command(args: argparse.Namespace) -> int:
     from kolite_bench.runner import run_bench
 
+    if args.summary:
+        from kolite_bench.summary import write_summary
+
+        target = write_summary([Path(p) for p in args.summary], Path(args.out))
+        print(target.read_text(encoding="utf-8"))
+        return 0
     if args.render:
         results = json.loads(Path(args.render).read_text(encoding="utf-8"))
         return write_outputs(results, Path(args.out))
@@ -152,6 +158,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         " (results/raw/RUN_ID)")
     parser.add_argument("--render", metavar="RESULTS_JSON", help="only re-write the table and plots of a results"
                         " file")
+    parser.add_argument("--summary", nargs="+", metavar="RESULTS_JSON",
+                        help="only write one table over several seeds' results files (OUT/summary.md)")
     parser.add_argument("--include-failed", action="store_true",
                         help="also time kolite variants that failed their export gate (marked as such)")
     parser.add_argument("--no-gemm", action="store_true", help="skip the GEMM micro-benchmark / physical limit")
