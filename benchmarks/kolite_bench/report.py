@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["render_markdown"]
+__all__ = ["render_markdown", "target_ratios"]
 
 _MB = 2**20
 
@@ -152,27 +152,36 @@ def _get(results: dict[str, Any], name: str, *keys: str) -> Any:
     return value
 
 
-def _targets_section(results: dict[str, Any], name: str = "kolite-int8") -> list[str]:
-    """Issue 7's targets for kolite's int8 variant, measured in this run."""
-    if "latency_bs1" not in (results["contenders"].get(name) or {}):
-        return []
+def target_ratios(results: dict[str, Any], name: str = "kolite-int8") -> dict[str, float | None]:
+    """Issue 7's ratios for ``name`` in one run (None where a contender or the limit is missing)."""
     p50 = _get(results, name, "latency_bs1", "ms", "p50")
     tps = _get(results, name, "throughput", "texts_per_s")
     limit = ((results.get("physical_limit") or {}).get("limit") or {}).get("texts_per_s")
-    kolite_mb = (results["install_size"].get("kolite") or {}).get("bytes")
 
     def ratio(a: Any, b: Any) -> float | None:
         return a / b if a and b else None
 
+    return {
+        "bs1_vs_seed": ratio(_get(results, "torch", "latency_bs1", "ms", "p50"), p50),
+        "bs1_vs_optimum": ratio(_get(results, "optimum-int8", "latency_bs1", "ms", "p50"), p50),
+        "bs32_vs_pipeline": ratio(tps, _get(results, "pipeline", "throughput", "texts_per_s")),
+        "bs32_vs_optimum": ratio(tps, _get(results, "optimum-int8", "throughput", "texts_per_s")),
+        "limit_fraction": ratio(tps, limit),
+    }
+
+
+def _targets_section(results: dict[str, Any], name: str = "kolite-int8") -> list[str]:
+    """Issue 7's targets for kolite's int8 variant, measured in this run."""
+    if "latency_bs1" not in (results["contenders"].get(name) or {}):
+        return []
+    ratios = target_ratios(results, name)
+    kolite_mb = (results["install_size"].get("kolite") or {}).get("bytes")
     rows = [
-        ("bs1 p50 vs seed recipe (torch, pad 128)", ratio(_get(results, "torch", "latency_bs1", "ms", "p50"), p50),
-         10, "×"),
-        ("bs1 p50 vs optimum int8", ratio(_get(results, "optimum-int8", "latency_bs1", "ms", "p50"), p50), 2, "×"),
-        ("bs32 throughput vs transformers pipeline", ratio(tps, _get(results, "pipeline", "throughput", "texts_per_s")),
-         3.5, "×"),
-        ("bs32 throughput vs optimum int8", ratio(tps, _get(results, "optimum-int8", "throughput", "texts_per_s")),
-         3, "×"),
-        ("fraction of the int8 GEMM limit", ratio(tps, limit), 0.7, "%"),
+        ("bs1 p50 vs seed recipe (torch, pad 128)", ratios["bs1_vs_seed"], 10, "×"),
+        ("bs1 p50 vs optimum int8", ratios["bs1_vs_optimum"], 2, "×"),
+        ("bs32 throughput vs transformers pipeline", ratios["bs32_vs_pipeline"], 3.5, "×"),
+        ("bs32 throughput vs optimum int8", ratios["bs32_vs_optimum"], 3, "×"),
+        ("fraction of the int8 GEMM limit", ratios["limit_fraction"], 0.7, "%"),
         ("agreement with the original", _get(results, name, "scores", "agreement"), 0.995, "%"),
         ("cold start, s (≤)", _get(results, name, "cold_start", "seconds"), 1.0, "s"),
         ("runtime install, MB (≤)", kolite_mb / _MB if kolite_mb else None, 150, "MB"),

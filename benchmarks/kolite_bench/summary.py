@@ -6,34 +6,33 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kolite_bench.report import _f, _get, _ratio
+from kolite_bench.report import _f, _get, target_ratios
 
 __all__ = ["render_summary", "write_summary"]
 
 _KIND = {"trained-standin": "trained stand-in", "standin": "untrained stand-in", "hub": "hub model"}
 
 
+def _times(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}×"
+
+
 def _row(results: dict[str, Any], name: str = "kolite-int8") -> str:
     model, data = results["model"], results["dataset"]
-    p50 = _get(results, name, "latency_bs1", "ms", "p50")
-    tps = _get(results, name, "throughput", "texts_per_s")
-    limit = ((results.get("physical_limit") or {}).get("limit") or {}).get("texts_per_s")
+    ratios = target_ratios(results, name)
     gate = _get(results, name, "describe", "gate")
-    agreement = _get(results, name, "scores", "agreement")
-    if agreement is None:
-        agreement = _get(results, name, "scores", "entity_agreement_f1")
     cells = [
         f"{model['seed_id']}",
         _KIND.get(model["source_kind"], model["source_kind"]),
         f"{data['name']}, {_get(results, name, 'scores', 'n_scored') or 0:,}",
-        _f(p50, 2),
-        _ratio(_get(results, "torch", "latency_bs1", "ms", "p50"), p50),
-        _ratio(_get(results, "optimum-int8", "latency_bs1", "ms", "p50"), p50),
-        _f(tps, 1),
-        _ratio(tps, _get(results, "pipeline", "throughput", "texts_per_s")),
-        _ratio(tps, _get(results, "optimum-int8", "throughput", "texts_per_s")),
-        _f(tps / limit if tps and limit else None, 1, 100, "%"),
-        _f(agreement, 2, 100, "%") + (" (gate failed)" if gate == "failed" else ""),
+        _f(_get(results, name, "latency_bs1", "ms", "p50"), 2),
+        _times(ratios["bs1_vs_seed"]),
+        _times(ratios["bs1_vs_optimum"]),
+        _f(_get(results, name, "throughput", "texts_per_s"), 1),
+        _times(ratios["bs32_vs_pipeline"]),
+        _times(ratios["bs32_vs_optimum"]),
+        _f(ratios["limit_fraction"], 1, 100, "%"),
+        _f(_get(results, name, "scores", "agreement"), 2, 100, "%") + (" (gate failed)" if gate == "failed" else ""),
         _f(_get(results, name, "cold_start", "seconds"), 2),
         _f((_get(results, name, "model_bytes") or 0) / 2**20, 1),
     ]

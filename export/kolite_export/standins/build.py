@@ -110,10 +110,10 @@ def _kmeans(points: torch.Tensor, k: int, iterations: int = 50) -> torch.Tensor:
 
 def _aim_head_at_feature_clusters(model: ElectraForSequenceClassification, tok: Tokenizer, texts: list[str]) -> None:
     # A random output layer on a full-size random encoder puts many texts right at its decision boundary, so int8
-    # noise flipped them (agreement 94-97 %) and no quantization gate could mean anything. Trained heads draw their
+    # noise flipped them and no quantization gate could mean anything. Trained heads draw their
     # boundaries through sparse regions between clusters of texts. Here the head is a nearest-centroid classifier
     # over k-means clusters (k = labels) of the encoder's features on real text: logit_j = 2 c_j.f - |c_j|^2.
-    # Measured on the 001 full-size encoder, 2 labels: int8-noise agreement 94.5 % (random head) -> 99.8 %.
+    # 001 full size, export gate on 256 NSMC texts: int8 agreement 97.3 % with a random head, 99.6 % with this one.
     features = _classifier_features(model, tok, texts).double()
     centroids = _kmeans(features, model.config.num_labels)
     # The same argmax written around the centroids' mean m (offsets d_j = c_j - m): 2 d_j.(f - m) - |d_j|^2, scaled
