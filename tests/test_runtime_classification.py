@@ -82,19 +82,20 @@ def test_huge_text_is_truncated_to_max_length(tiny_artifact):
     model = kolite.load(tiny_artifact("000"), variant="fp32")
     huge = "영화 정말 최고 재미있다 " * 80_000
     assert len(huge.encode("utf-8")) > 1_000_000
-    (encoding,) = model.encoder.encode([huge])
-    assert len(encoding.ids) == model.manifest.max_length
+    encoded = model.encoder.encode([huge])
+    assert len(encoded.sequences[0]) == model.manifest.max_length and encoded.truncated == (True,)
     # Long texts are cut at a whitespace before tokenising; the tokens must equal those of the uncut text.
     longer = huge[: model.manifest.max_length * 40]
-    assert model.encoder.encode([longer])[0].ids == model.encoder.tokenizer.encode(longer).ids
+    assert model.encoder.encode([longer]).sequences[0] == model.encoder.tokenizer.encode(longer).ids
     # The model sees only the first max_length tokens, so any prefix longer than that gives the same answer.
     np.testing.assert_allclose(model.logits([huge]), model.logits([huge[:5000]]), atol=1e-5)
 
 
 def test_empty_and_whitespace_texts_classify_as_cls_sep(tiny_artifact):
     model = kolite.load(tiny_artifact("000"), variant="fp32")
-    encodings = model.encoder.encode(["", "   ", "\n\t "])
-    assert all(len(e.ids) == model.encoder.num_special_tokens for e in encodings)
+    encoded = model.encoder.encode(["", "   ", "\n\t "])
+    assert all(len(ids) == model.encoder.num_special_tokens for ids in encoded.sequences)
+    assert encoded.truncated == (False, False, False)
     logits = model.logits(["", "   ", "\n\t "])
     np.testing.assert_allclose(logits, np.repeat(logits[:1], 3, axis=0), atol=1e-6)
 

@@ -10,7 +10,7 @@ import kolite
 import numpy as np
 import pytest
 from kolite import providers
-from kolite.batching import pad_batch, run_bucketed
+from kolite.batching import pad_batch, plan_batches, run_planned
 from kolite.providers import resolve_device
 
 
@@ -165,10 +165,13 @@ def test_batches_pad_to_their_longest_item_with_the_manifest_pad_id():
         return feeds["input_ids"][:, :1].astype(np.float32)
 
     sequences = [[5] * n for n in (3, 9, 1, 8, 2)]
-    out = run_bucketed(sequences, run, pad_token_id=7, batch_size=2)
+    out = run_planned(sequences, run, pad_token_id=7, max_items=2)
     assert [feeds["input_ids"].shape[1] for feeds in seen] == [9, 3, 1]  # longest first, never max_length
     assert all((f["input_ids"][f["attention_mask"] == 0] == 7).all() for f in seen)
     assert [float(o[0]) for o in out] == [5.0] * 5
+    # A token budget cuts calls by padded size (items x longest), a lone sequence over it still runs.
+    assert [c.tolist() for c in plan_batches([3, 9, 1, 8, 2], max_items=8, max_tokens=18)] == [[1, 3], [0, 4, 2]]
+    assert [c.tolist() for c in plan_batches([30, 2], max_items=8, max_tokens=10)] == [[0], [1]]
     batch = pad_batch([[1, 2], [3]], pad_token_id=1)
     assert batch["input_ids"].tolist() == [[1, 2], [3, 1]] and batch["attention_mask"].tolist() == [[1, 1], [1, 0]]
 

@@ -23,7 +23,7 @@ def test_single_text_fast_path_matches_the_batched_path(tiny_artifact):
 def test_token_classifier_single_text_keeps_every_token(tiny_artifact):
     with kolite.load(tiny_artifact("004"), variant="fp32", threads=1) as model:
         (single,) = model.token_logits(["홍길동은 서울에 산다"])
-        tokens = len(model.encoder.encode(["홍길동은 서울에 산다"])[0].ids)
+        tokens = len(model.encoder.encode(["홍길동은 서울에 산다"]).sequences[0])
         batched = model.token_logits(["홍길동은 서울에 산다", "아주 긴 문장 하나를 더 넣어 패딩이 생기게 한다"])
     assert single.shape == (tokens, len(model.labels))
     np.testing.assert_allclose(single, batched[0], rtol=0, atol=1e-4)
@@ -50,7 +50,7 @@ def test_cpu_sessions_skip_the_slow_fusions_without_changing_logits(tiny_artifac
     assert default_ops & {"SkipLayerNormalization", "BiasGelu"}, default_ops  # what the runtime avoids
     reference = []
     for text in TEXTS:
-        ids = np.asarray([feeds_model.encoder.encode([text])[0].ids], dtype=np.int64)
+        ids = np.asarray(feeds_model.encoder.encode([text]).sequences, dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
         reference.append(session.run(["logits"], {i.name: feeds[i.name] for i in session.get_inputs()})[0])
     np.testing.assert_allclose(ours, np.concatenate(reference), rtol=0, atol=1e-4)

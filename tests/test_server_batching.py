@@ -149,13 +149,65 @@ def test_cli_rejects_a_folder_that_is_not_an_artifact(tmp_path):
 
 
 @pytest.mark.parametrize("budget", [1, 64, 256, 4096])
-def test_plan_calls_covers_every_item_once_within_the_token_budget(budget):
-    from kolite.server.models import plan_calls
+def test_plan_covers_every_item_once_within_the_token_budget(budget):
+    from kolite.batching import plan_batches, planned_cost
 
     lengths = np.random.default_rng(budget).integers(1, 300, size=200).tolist()
-    calls = plan_calls(lengths, budget)
-    assert sorted(i for call in calls for i in call) == list(range(len(lengths)))
+    calls = plan_batches(lengths, 256, budget)
+    assert sorted(i for call in calls for i in call.tolist()) == list(range(len(lengths)))
     for call in calls:
         padded = len(call) * max(lengths[i] for i in call)
         assert padded <= budget or len(call) == 1
         assert [lengths[i] for i in call] == sorted((lengths[i] for i in call), reverse=True)
+    assert planned_cost(lengths, 256, budget) == sum(len(c) * max(lengths[i] for i in c) for c in calls)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda m: m.update(labels=["only"]), "1 labels"),
+        (lambda m: m.update(labels=["a", "b", "c"]), "3 labels"),
+        (lambda m: m["tokenizer"].update(file="/etc/passwd"), "outside the artifact folder"),
+        (lambda m: m["tokenizer"].update(file="missing.json"), "missing from the artifact"),
+    ],
+)
+def test_a_model_that_fails_to_load_is_reported_failed_never_warming_up(artifact, tmp_path, change, reason, caplog):
+    import json
+    import shutil
+
+    folder = shutil.copytree(artifact, tmp_path / "broken")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    change(manifest)
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    app = create_app(ServerConfig(artifacts=(folder,), warmup=False))
+    with (
+        caplog.at_level("ERROR", logger="kolite.server"),
+        serve_in_thread(app, wait_healthy=False) as running,
+        running.client() as client,
+    ):
+        deadline = time.monotonic() + 60
+        while (models := client.get("/models").json()["models"])[0]["state"] == "loading":
+            assert time.monotonic() < deadline, "the model never left the loading state"
+            time.sleep(0.05)
+        (info,) = models
+        assert info["state"] == "failed" and reason in info["error"]
+        health = assert_error(client.get("/health"), 503, "Unhealthy")
+        assert "failed" in health["error"] and reason in health["error"] and "warming up" not in health["error"]
+        assert_error(client.post("/predict", json={"inputs": "좋다"}), 503, "Unhealthy")
+    assert any(reason in record.getMessage() for record in caplog.records)
+
+
+def test_cli_exits_1_when_a_model_cannot_load(artifact, tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    folder = shutil.copytree(artifact, tmp_path / "one-label")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    manifest["labels"] = ["only"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "kolite.server", str(folder), "--port", "0"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "failed to load" in result.stderr and "1 labels" in result.stderr and "Traceback" not in result.stderr

@@ -107,14 +107,14 @@ def profile_artifact(
     import kolite
     import numpy as np
     import onnxruntime as ort
-    from kolite.batching import bucketed_batches, pad_batch
+    from kolite.batching import pad_batch, plan_batches
     from kolite.session import CPU_DISABLED_OPTIMIZERS, build_session_options
 
     model = kolite.load(artifact, variant=variant, threads=threads)
-    encodings = model.encoder.encode(list(texts))
-    sequences = [encoding.ids for encoding in encodings]
+    encoded = model.encoder.encode(list(texts))
+    sequences = encoded.sequences
     batches = []
-    for indices in bucketed_batches([len(s) for s in sequences], batch_size):
+    for indices in plan_batches(encoded.lengths, batch_size):
         feeds = pad_batch([sequences[i] for i in indices], model.manifest.pad_token_id)
         batches.append({name: feeds.get(name, np.zeros_like(feeds["input_ids"])) for name in model.session.input_names})
     model_path = Path(model_file) if model_file else Path(model.artifact_dir) / model.variant.file

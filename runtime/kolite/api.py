@@ -1,4 +1,9 @@
-"""``kolite.load``: artifact (folder or hub id) → TextClassifier | TokenClassifier on the chosen device."""
+"""``kolite.load``: artifact (folder or hub id) → TextClassifier | TokenClassifier on the device that really runs.
+
+Every artifact file is read the same way, whoever asks (API, CLI, labeller, server): the name must stay inside
+the artifact folder (no ``..``, no symlink out), the size must match the manifest and stay under a cap, and the
+sha256 must match before onnxruntime or tokenizers see a byte.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,23 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+from kolite.batching import pad_batch
 from kolite.classification import TextClassifier
-from kolite.errors import UnknownVariantError
-from kolite.integrity import safe_member, verify_file
+from kolite.errors import ManifestError, UnknownVariantError
+from kolite.integrity import read_verified, safe_member, verify_file
 from kolite.manifest import VARIANT_NAMES, Manifest, Variant, load_manifest
 from kolite.model import DEFAULT_MAX_ITEMS, KoliteModel
-from kolite.providers import DeviceSpec, resolve_device
+from kolite.normalization import NORMALIZATIONS
+from kolite.providers import DeviceSpec, cpu_device, resolve_device
 from kolite.session import OnnxModel
-from kolite.sources import resolve_source
+from kolite.sources import ArtifactSource, resolve_source
 from kolite.token_classification import TokenClassifier
 from kolite.tokenization import TextEncoder
 
-__all__ = ["AUTO_PREFERENCE", "TASK_MODELS", "load", "select_variant"]
+__all__ = ["AUTO_PREFERENCE", "MAX_TOKENIZER_BYTES", "TASK_MODELS", "load", "select_variant"]
 
 logger = logging.getLogger("kolite")
 
@@ -35,6 +43,7 @@ AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
     "cpu": ("int8", "int8-static", "fp32-opt", "fp32"),
     "cuda": ("fp16", "fp32-opt", "fp32"),
 }
+MAX_TOKENIZER_BYTES = 256 * 2**20  # real tokenizer.json files are 1-20 MB
 
 
 def select_variant(manifest: Manifest, variant: str, device: DeviceSpec) -> Variant:
@@ -83,35 +92,40 @@ def load(
     revision: str | None = None,
     max_items: int = DEFAULT_MAX_ITEMS,
     verify: bool = True,
+    normalization: str | None = None,
 ) -> TextClassifier | TokenClassifier:
     """Load an exported kolite artifact.
 
     - ``variant``: ``auto`` (CPU: int8 → int8-static → fp32-opt → fp32; CUDA: fp16 → fp32-opt → fp32, first that
       passed validation) or a variant name from the manifest (a failed variant loads only when named).
     - ``device``: ``cpu``, ``cuda`` / ``cuda:N`` (raises ProviderUnavailableError without CUDAExecutionProvider),
-      ``auto`` (CUDA if available, else CPU with a loud warning).
+      ``auto`` (CUDA if available, else CPU with a loud warning). The session decides: if CUDA cannot start, the
+      variant and session options are chosen again for the CPU that actually runs.
     - ``threads``: intra-op threads (default: physical cores); ``session_options``: an ``onnxruntime.SessionOptions``
       or a mapping of its attributes overriding kolite's defaults.
     - ``verify``: check sha256 of tokenizer.json and the variant's .onnx before anything reads them.
+    - ``normalization``: ``NFC`` or ``none``; default: the manifest's (NFC).
     """
     if not isinstance(variant, str):
         raise UnknownVariantError(f"variant must be a string, got {type(variant).__name__}")
+    if normalization is not None and normalization not in NORMALIZATIONS:
+        raise UnknownVariantError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
     spec = resolve_device(device)
     source = resolve_source(path_or_hub_id, revision=revision)
     manifest = load_manifest(source.directory)
-    chosen = select_variant(manifest, variant, spec)
-    tokenizer_path = safe_member(source.directory, manifest.tokenizer.file)
-    model_path = safe_member(source.directory, chosen.file)
-    source.ensure(chosen.file)
-    if verify:
-        verify_file(tokenizer_path, manifest.tokenizer.sha256, manifest.tokenizer.size_bytes)
-        verify_file(model_path, chosen.sha256, chosen.size_bytes)
-    encoder = TextEncoder(tokenizer_path, manifest.max_length, manifest.truncation_side)
-    session = OnnxModel(
-        model_path, spec, manifest.output, threads, _copy_options(session_options), strict_device=device != "auto"
+    encoder = TextEncoder(
+        _read_tokenizer(source, manifest, verify),
+        manifest.max_length,
+        manifest.truncation_side,
+        normalization or manifest.normalization,
     )
-    model_class = TASK_MODELS[manifest.task]
-    return model_class(
+    chosen, session = _open_session(source, manifest, variant, spec, threads, session_options, verify, device)
+    try:
+        _check_outputs(session, manifest, chosen, encoder)
+    except ManifestError:
+        session.close()
+        raise
+    return TASK_MODELS[manifest.task](
         manifest,
         chosen,
         session,
@@ -122,5 +136,68 @@ def load(
     )
 
 
-def _copy_options(options: Any) -> Any:
-    return dict(options) if isinstance(options, Mapping) else options
+def _read_tokenizer(source: ArtifactSource, manifest: Manifest, verify: bool) -> str:
+    ref = manifest.tokenizer
+    path = safe_member(source.directory, ref.file)
+    data = read_verified(path, ref.sha256 if verify else None, ref.size_bytes, MAX_TOKENIZER_BYTES)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path} is not UTF-8 JSON: {exc}") from exc
+
+
+def _open_session(
+    source: ArtifactSource,
+    manifest: Manifest,
+    variant: str,
+    spec: DeviceSpec,
+    threads: int | None,
+    session_options: Any,
+    verify: bool,
+    device: str,
+) -> tuple[Variant, OnnxModel]:
+    """Create the session first, then trust what it runs on: when CUDA could not start (``device="auto"``), the
+    variant and options are chosen again for the CPU instead of running a GPU choice there."""
+    chosen = select_variant(manifest, variant, spec)
+    session = _session(source, chosen, spec, threads, session_options, verify, strict=device != "auto")
+    if session.device.kind == spec.kind:
+        return chosen, session
+    session.close()
+    cpu = cpu_device()
+    chosen = select_variant(manifest, variant, cpu)
+    return chosen, _session(source, chosen, cpu, threads, session_options, verify, strict=True)
+
+
+def _session(
+    source: ArtifactSource,
+    chosen: Variant,
+    spec: DeviceSpec,
+    threads: int | None,
+    session_options: Any,
+    verify: bool,
+    strict: bool,
+) -> OnnxModel:
+    model_path = safe_member(source.directory, chosen.file)
+    source.ensure(chosen.file)
+    if verify:
+        verify_file(model_path, chosen.sha256, chosen.size_bytes)
+    options = dict(session_options) if isinstance(session_options, Mapping) else session_options
+    return OnnxModel(model_path, spec, "logits", threads, options, strict_device=strict)
+
+
+def _check_outputs(session: OnnxModel, manifest: Manifest, chosen: Variant, encoder: TextEncoder) -> None:
+    """The graph must give one logit per label, per text (classification) or per token (NER)."""
+    per_token = manifest.task == "token-classification"
+    shape = list(session.output_shape)
+    expected_rank = 3 if per_token else 2
+    width = shape[-1] if shape else None
+    if len(shape) == expected_rank and not isinstance(width, int):  # a symbolic width: ask the graph itself
+        probe = encoder.encode([""]).sequences
+        width = shape[-1] = int(session.run(pad_batch(probe, manifest.pad_token_id)).shape[-1])
+    if len(shape) != expected_rank or (isinstance(width, int) and width != len(manifest.labels)):
+        unit = "token" if per_token else "text"
+        raise ManifestError(
+            f"{Path(chosen.file).name} outputs logits of shape {shape}, but the manifest's task {manifest.task} "
+            f"with {len(manifest.labels)} labels needs [batch{', sequence' if per_token else ''}, "
+            f"{len(manifest.labels)}] (one logit per label per {unit}); the manifest does not belong to this graph"
+        )

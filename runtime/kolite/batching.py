@@ -1,22 +1,47 @@
-"""Length bucketing: sort by token count, pad each batch to its own longest item, restore input order."""
+"""Planning and padding model calls: sort by length, cut into calls, pad each to its own longest sequence.
+
+One planner serves every front end (API, labeller, server): sequences are sorted by token count, longest first,
+and cut into calls of at most ``max_items`` sequences and, when ``max_tokens`` is set, at most that many padded
+tokens (items × the call's longest). Results always come back in input order. With a batch-invariant variant
+(static int8, fp32) the plan changes how fast an answer comes, never the answer.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["bucketed_batches", "pad_batch", "run_bucketed"]
+__all__ = ["pad_batch", "plan_batches", "planned_cost", "run_planned"]
 
 
-def bucketed_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
-    """Indices of each batch, longest items first (a too-big batch fails on the first call, not the last).
+Lengths = Sequence[int] | np.ndarray
 
-    The sort is stable, so equal-length items keep their input order.
+
+def plan_batches(lengths: Lengths, max_items: int, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Indices of each call, longest sequences first (a too-big call fails on the first call, not the last).
+
+    The sort is stable, so equal-length sequences keep their input order. A single sequence over ``max_tokens``
+    still gets its own call.
     """
-    order = np.argsort(-np.asarray(lengths, dtype=np.int64), kind="stable")
-    for begin in range(0, len(order), batch_size):
-        yield order[begin : begin + batch_size]
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    if max_tokens is None:
+        return [order[begin : begin + max_items] for begin in range(0, len(order), max_items)]
+    calls: list[np.ndarray] = []
+    begin = 0
+    while begin < len(order):
+        longest = int(lengths[order[begin]])  # the first of a call is its longest: the order is descending
+        items = max(1, min(max_items, max_tokens // max(longest, 1)))
+        calls.append(order[begin : begin + items])
+        begin += items
+    return calls
+
+
+def planned_cost(lengths: Lengths, max_items: int, max_tokens: int | None = None) -> int:
+    """Padded tokens the planned calls would feed the model (what a batch really costs)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return int(sum(len(call) * int(lengths[call[0]]) for call in plan_batches(lengths, max_items, max_tokens)))
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_token_id: int) -> dict[str, np.ndarray]:
@@ -34,22 +59,23 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_token_id: int) -> dict[str
     return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
-def run_bucketed(
+def run_planned(
     sequences: Sequence[Sequence[int]],
     run: Callable[[dict[str, np.ndarray]], np.ndarray],
     pad_token_id: int,
-    batch_size: int,
+    max_items: int,
+    max_tokens: int | None = None,
 ) -> list[np.ndarray]:
-    """Run ``run`` over length-bucketed padded batches; returns one output per sequence, in input order, with
+    """Run ``run`` over the planned, padded calls; returns one output per sequence, in input order, with
     padding positions cut off for per-token outputs ([seq, labels]) and kept whole for per-text ones ([labels])."""
     if len(sequences) == 1:
-        output = run(pad_batch(sequences, pad_token_id))
-        return [output[0]]
+        return [run(pad_batch(sequences, pad_token_id))[0]]
     results: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(sequences)
-    for indices in bucketed_batches([len(s) for s in sequences], batch_size):
+    lengths = [len(s) for s in sequences]
+    for indices in plan_batches(lengths, max_items, max_tokens):
         batch = [sequences[i] for i in indices]
         output = run(pad_batch(batch, pad_token_id))
         per_token = output.ndim == 3
         for row, index in enumerate(indices):
-            results[index] = output[row, : len(batch[row])] if per_token else output[row]
+            results[index] = output[row, : lengths[index]] if per_token else output[row]
     return results

@@ -22,13 +22,9 @@ def _top_k(value: str) -> int | None:
     return int(value)
 
 
-def _result_key(model: Any) -> str:
-    return "entities" if model.manifest.task == "token-classification" else "predictions"
-
-
 def predict_items(model: Any, items: Iterable[Item], options: dict[str, Any], chunk_size: int) -> Iterator[dict]:
     """Records for each item, in input order; errors stay per item."""
-    key = _result_key(model)
+    key = model.result_key
     iterator = iter(items)
     while chunk := list(itertools.islice(iterator, chunk_size)):
         valid = [item for item in chunk if item.error is None]
@@ -56,7 +52,7 @@ def run_predict(args: argparse.Namespace) -> int:
     }
     model = kolite.load(args.artifact, variant=args.variant, device=args.device, threads=args.threads)
     # Validate task options once, up front, instead of failing every chunk.
-    model.predict([""], **options)
+    model.options(**options)
     items: Iterable[Item] = [Item(n, text=t) for n, t in enumerate(args.texts, start=1)]
     stream = open_input(args.input) if args.input else None
     if stream is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kolite.errors import IntegrityError, ManifestError
 
-__all__ = ["safe_member", "sha256_file", "verify_file"]
+__all__ = ["read_verified", "safe_member", "sha256_file", "verify_file"]
 
 _CHUNK = 1 << 20
 
@@ -23,24 +23,48 @@ def sha256_file(path: str | Path) -> str:
 
 def safe_member(directory: Path, filename: str) -> Path:
     """Refuse manifest file names that escape the artifact folder (``../../etc/passwd``)."""
+    if not isinstance(filename, str) or not filename or "\x00" in filename:
+        raise ManifestError(f"manifest names an invalid file {filename!r}")
     path = (directory / filename).resolve()
     if not path.is_relative_to(directory.resolve()):
         raise ManifestError(f"manifest names a file outside the artifact folder: {filename!r}")
     return directory / filename
 
 
-def verify_file(path: Path, sha256: str, size_bytes: int | None = None) -> None:
-    """Raise IntegrityError unless ``path`` exists with the recorded size and sha256."""
+def read_verified(path: Path, sha256: str | None, size_bytes: int | None, max_bytes: int) -> bytes:
+    """The bytes of ``path`` after checking its size and (unless ``sha256`` is None) its hash: one read, so the
+    bytes that are used are the bytes that were checked."""
     if not path.is_file():
         raise IntegrityError(f"{path} is missing from the artifact (the manifest lists it); re-download or re-export")
-    if size_bytes is not None and size_bytes >= 0 and path.stat().st_size != size_bytes:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise IntegrityError(f"{path} has {size} bytes, over the {max_bytes} a kolite artifact file may have")
+    _check_size(path, size, size_bytes)
+    data = path.read_bytes()
+    if sha256 is not None:
+        _check_digest(path, hashlib.sha256(data).hexdigest(), sha256)
+    return data
+
+
+def _check_size(path: Path, size: int, size_bytes: int | None) -> None:
+    if size_bytes is not None and size_bytes >= 0 and size != size_bytes:
         raise IntegrityError(
-            f"{path} has {path.stat().st_size} bytes, the manifest records {size_bytes}: "
+            f"{path} has {size} bytes, the manifest records {size_bytes}: "
             "the file is truncated, corrupt or was replaced; re-download or re-export the artifact"
         )
-    actual = sha256_file(path)
-    if actual != sha256.lower():
+
+
+def _check_digest(path: Path, actual: str, sha256: str) -> None:
+    if actual != str(sha256).lower():
         raise IntegrityError(
             f"{path} sha256 {actual} does not match the manifest ({sha256}): "
             "the file is corrupt or was tampered with; re-download or re-export the artifact"
         )
+
+
+def verify_file(path: Path, sha256: str, size_bytes: int | None = None) -> None:
+    """Raise IntegrityError unless ``path`` exists with the recorded size and sha256."""
+    if not path.is_file():
+        raise IntegrityError(f"{path} is missing from the artifact (the manifest lists it); re-download or re-export")
+    _check_size(path, path.stat().st_size, size_bytes)
+    _check_digest(path, sha256_file(path), sha256)

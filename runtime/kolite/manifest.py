@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
 from kolite.errors import ManifestError
+from kolite.normalization import NORMALIZATIONS
 
 __all__ = [
     "MANIFEST_FILE",
@@ -33,6 +35,7 @@ __all__ = [
 
 SCHEMA_VERSION = "1.0"
 MANIFEST_FILE = "manifest.json"
+MAX_MANIFEST_BYTES = 4 * 2**20  # a real manifest is a few KB; refuse to parse anything huge
 TASKS = ("text-classification", "token-classification")
 PRECISIONS = ("fp32", "fp16", "int8")
 # Canonical variant names, in the order "auto" prefers them on CPU.
@@ -86,6 +89,9 @@ class Manifest:
     truncation_side: str = "right"
     # "single_label_classification" (softmax) or "multi_label_classification" (sigmoid).
     problem_type: str = "single_label_classification"
+    # Unicode normalisation applied to every text before tokenizing (kolite.normalization): "NFC" or "none".
+    # Manifests written before it existed get NFC too: decomposed Hangul must never reach the tokenizer.
+    normalization: str = "NFC"
     source: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
@@ -98,10 +104,18 @@ class Manifest:
             problems.append(f"task {self.task!r} is not one of {TASKS}")
         if not self.labels:
             problems.append("labels is empty")
+        elif not all(isinstance(label, str) and label for label in self.labels):
+            problems.append("labels must be non-empty strings")
+        elif len(set(self.labels)) != len(self.labels):
+            problems.append("labels must be unique")
+        if not _is_int(self.max_length) or not _is_int(self.pad_token_id) or self.pad_token_id < 0:
+            raise ManifestError("invalid manifest: max_length and pad_token_id must be non-negative integers")
         if "input_ids" not in self.inputs or "attention_mask" not in self.inputs:
             problems.append(f"inputs {self.inputs} must hold input_ids and attention_mask")
         if self.max_length < 8:
             problems.append(f"max_length {self.max_length} is too small")
+        if self.normalization not in NORMALIZATIONS:
+            problems.append(f"normalization {self.normalization!r} is not one of {NORMALIZATIONS}")
         if self.truncation_side not in ("right", "left"):
             problems.append(f"truncation_side {self.truncation_side!r} is not 'right' or 'left'")
         if not self.variants:
@@ -140,11 +154,19 @@ class Manifest:
                     f"manifest schema_version {version!r} is not supported (this kolite reads {SCHEMA_VERSION}); "
                     "re-export the model with a matching kolite version"
                 )
+            for key in ("labels", "inputs"):
+                if not isinstance(data[key], list):
+                    raise ManifestError(f"invalid manifest: {key} must be a list, got {type(data[key]).__name__}")
             variants = {
-                name: Variant(**{**v, "providers": tuple(v.get("providers", ("CPUExecutionProvider",)))})
+                name: Variant(
+                    **_known(Variant, v), providers=tuple(v.get("providers", ("CPUExecutionProvider",)))
+                )
                 for name, v in data["variants"].items()
             }
-            fields = {k: v for k, v in data.items() if k not in ("variants", "tokenizer", "labels", "inputs")}
+            # Fields a newer 1.x writer added are ignored: minor versions only add what older readers may skip.
+            fields = {
+                k: v for k, v in _known(cls, data).items() if k not in ("variants", "tokenizer", "labels", "inputs")
+            }
             return cls(
                 **fields,
                 labels=tuple(data["labels"]),
@@ -158,15 +180,26 @@ class Manifest:
             raise ManifestError(f"manifest does not follow schema {SCHEMA_VERSION}: {exc!r}") from exc
 
 
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclass_fields(kind)}
+    return {key: value for key, value in data.items() if key in names and key != "providers"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def load_manifest(artifact_dir: str | Path) -> Manifest:
     """Read and validate ``manifest.json`` from an artifact folder."""
     path = Path(artifact_dir) / MANIFEST_FILE
     if not path.is_file():
         raise ManifestError(f"{path} not found: {artifact_dir} is not a kolite artifact (run `kolite export` first)")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path} is {path.stat().st_size} bytes, over {MAX_MANIFEST_BYTES}: not a kolite manifest")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{path} is not readable JSON: {exc}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ManifestError(f"{path} is not readable JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):
         raise ManifestError(f"{path} must hold a JSON object")
     return Manifest.from_dict(data)

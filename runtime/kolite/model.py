@@ -1,20 +1,37 @@
-"""KoliteModel: the generic core every task model shares (manifest, variant, session, tokenizer, validation)."""
+"""KoliteModel: the generic core every task model shares, exposed as the pipeline's three public seams.
+
+    encoded = model.encode(texts, options)        # normalise + tokenize (the one tokenizer)
+    outputs = model.run(encoded, batch_size=32)   # planned, padded ONNX Runtime calls; one output per sequence
+    results = model.decode(outputs, encoded, options)   # the task's post-processing (one owner per task)
+
+``predict`` chains them; ``classify``/``tag`` are the task classes' named wrappers. The Python API, the CLI, the
+labeller (both engines) and the server all go through these seams, so normalisation, truncation, windowing,
+batching and post-processing happen in one place each (fastembed's layout: a small generic core and one
+post-processing hook per model family).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from kolite.batching import run_bucketed
+from kolite.batching import run_planned
 from kolite.errors import InvalidInputError
 from kolite.manifest import Manifest, Variant
 from kolite.session import OnnxModel
-from kolite.tokenization import TextEncoder
+from kolite.tokenization import Encoded, TextEncoder
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_MAX_ITEMS", "KoliteModel", "validate_texts"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_ITEMS",
+    "KoliteModel",
+    "check_positive_int",
+    "pick_options",
+    "validate_texts",
+]
 
 DEFAULT_BATCH_SIZE = 32
 # Larger lists are refused rather than held in memory at once: stream them in chunks (the CLI does).
@@ -40,14 +57,20 @@ def validate_texts(texts: str | Sequence[str], max_items: int) -> tuple[list[str
     return list(texts), False
 
 
-def _check_batch_size(batch_size: int) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
+def check_positive_int(name: str, value: Any, upper: int | None = None) -> int:
+    """``value`` as an int in [1, upper) (or >= 1), else InvalidInputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive int, got {value!r}")
+    if upper is not None and value >= upper:
+        raise InvalidInputError(f"{name} must be below {upper} for this model, got {value!r}")
+    return int(value)
 
 
 class KoliteModel:
-    """Shared core: tokenise, bucket, run. Task classes add the post-processing (numpy only)."""
+    """Shared core: encode → run → decode. Task classes implement ``options``, ``_stride`` and ``decode``."""
+
+    task: ClassVar[str] = ""
+    result_key: ClassVar[str] = "results"  # how front ends name a text's results ("predictions", "entities")
 
     def __init__(
         self,
@@ -75,11 +98,55 @@ class KoliteModel:
     def device(self) -> str:
         return self.session.device.kind
 
-    def _run(self, sequences: Sequence[Sequence[int]], batch_size: int) -> list[np.ndarray]:
-        return run_bucketed(sequences, self.session.run, self.manifest.pad_token_id, _check_batch_size(batch_size))
+    # ---- the seams ----
 
-    def predict(self, texts: str | Sequence[str], **kwargs: Any) -> Any:
+    def options(self, **kwargs: Any) -> Any:
+        """Validated, frozen task options from keyword arguments; options of other tasks are ignored."""
         raise NotImplementedError
+
+    def encode(self, texts: str | Sequence[str], options: Any = None) -> Encoded:
+        """Validate and tokenize ``texts`` (truncated, or windowed when the options ask for it)."""
+        items, _ = validate_texts(texts, self.max_items)
+        return self.encoder.encode(items, stride=self._stride(options if options is not None else self.options()))
+
+    def run(self, encoded: Encoded, batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: int | None = None) -> list:
+        """Raw outputs, one per sequence of ``encoded`` in order: [labels] per text or [tokens, labels] per window.
+
+        Sequences are sorted by length and cut into calls of at most ``batch_size`` sequences and, if given,
+        ``max_tokens`` padded tokens.
+        """
+        batch_size = check_positive_int("batch_size", batch_size)
+        return run_planned(encoded.sequences, self.session.run, self.manifest.pad_token_id, batch_size, max_tokens)
+
+    def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[Any]]:
+        """The task's results, one list per text of ``encoded``."""
+        raise NotImplementedError
+
+    def predict(
+        self, texts: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE, **options: Any
+    ) -> list[Any] | list[list[Any]]:
+        """encode → run → decode. A single ``str`` gives one list of results; a list gives one list per text."""
+        single = isinstance(texts, str)
+        parsed = self.options(**options)
+        encoded = self.encode(texts, parsed)
+        results = self.decode(self.run(encoded, batch_size), encoded, parsed)
+        return results[0] if single else results
+
+    def _stride(self, options: Any) -> int | None:
+        """Window overlap in tokens for ``encode``, or None for one truncated window per text."""
+        return None
+
+    def default_stride(self) -> int:
+        """Overlap of long-text windows when none is given: a quarter of a window (transformers' advice)."""
+        return max(1, self.encoder.window_capacity // 4)
+
+    def check_stride(self, stride: Any) -> int:
+        capacity = self.encoder.window_capacity
+        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 0 <= stride < capacity:
+            raise InvalidInputError(f"stride must be an int in [0, {capacity}) for this model, got {stride!r}")
+        return int(stride)
+
+    # ---- lifecycle ----
 
     def close(self) -> None:
         """Release the onnxruntime session (the object is unusable afterwards)."""
@@ -96,3 +163,8 @@ class KoliteModel:
             f"{type(self).__name__}(name={self.manifest.name!r}, task={self.manifest.task!r}, "
             f"variant={self.variant.name!r}, device={self.device!r}, labels={len(self.labels)})"
         )
+
+
+def pick_options(fields: Sequence[str], kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments a task's options class takes (the others belong to other tasks)."""
+    return {name: kwargs[name] for name in fields if name in kwargs}

@@ -10,7 +10,14 @@ from typing import Any
 
 from kolite.errors import ProviderUnavailableError, UnknownVariantError
 
-__all__ = ["DEVICES", "DeviceSpec", "available_providers", "check_session_providers", "resolve_device"]
+__all__ = [
+    "DEVICES",
+    "DeviceSpec",
+    "available_providers",
+    "check_session_providers",
+    "cpu_device",
+    "resolve_device",
+]
 
 logger = logging.getLogger("kolite")
 
@@ -34,6 +41,11 @@ class DeviceSpec:
 
 def _cpu(device_id: int) -> DeviceSpec:
     return DeviceSpec("cpu", (CPU_EP,), ({},), 0)
+
+
+def cpu_device() -> DeviceSpec:
+    """The CPU execution provider (what a session falls back to when CUDA cannot start)."""
+    return _cpu(0)
 
 
 def _cuda(device_id: int) -> DeviceSpec:

@@ -151,6 +151,12 @@ class OnnxModel:
         return np.asarray(binding.copy_outputs_to_cpu()[0], dtype=np.float32)
 
     @property
+    def output_shape(self) -> list[int | str | None]:
+        """Shape of the output the model returns (symbolic dims are names, e.g. "batch")."""
+        output = next(o for o in self.session.get_outputs() if o.name == self.output)
+        return list(output.shape)
+
+    @property
     def providers(self) -> list[str]:
         return list(self.session.get_providers())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -10,18 +11,58 @@ import numpy as np
 from kolite.aggregation import RawEntity, aggregate, check_aggregation, gather_pre_tokens, merge_overlapping
 from kolite.classification import softmax
 from kolite.errors import InvalidInputError
-from kolite.model import DEFAULT_BATCH_SIZE, KoliteModel, validate_texts
+from kolite.model import DEFAULT_BATCH_SIZE, KoliteModel, pick_options, validate_texts
+from kolite.normalization import NormalizedText
 from kolite.results import Entity
+from kolite.tokenization import Encoded
 
-__all__ = ["TokenClassifier"]
+__all__ = ["TagOptions", "TokenClassifier"]
+
+
+@dataclass(frozen=True)
+class TagOptions:
+    """How tokens become entities. ``stride=None``: windows overlap by a quarter of a window."""
+
+    aggregation: str = "simple"
+    stride: int | None = None
+    ignore_labels: tuple[str, ...] = ("O",)
+
+
+_FIELDS = tuple(f.name for f in fields(TagOptions))
 
 
 class TokenClassifier(KoliteModel):
     """Tags entities. Texts longer than one window (``max_length`` tokens) are split into windows overlapping
     by ``stride`` tokens and the entities merged, exactly like ``pipeline("ner", stride=...)``: nothing is cut."""
 
-    def default_stride(self) -> int:
-        return max(1, self.encoder.window_capacity // 4)
+    task = "token-classification"
+    result_key = "entities"
+
+    def options(self, **kwargs: Any) -> TagOptions:
+        values = pick_options(_FIELDS, kwargs)
+        stride = values.get("stride")
+        ignore = values.get("ignore_labels", ("O",))
+        if isinstance(ignore, str) or not all(isinstance(label, str) for label in ignore):
+            raise InvalidInputError(f"ignore_labels must be a list of label names, got {ignore!r}")
+        return TagOptions(
+            aggregation=check_aggregation(values.get("aggregation", "simple")),
+            stride=self.default_stride() if stride is None else self.check_stride(stride),
+            ignore_labels=tuple(ignore),
+        )
+
+    def _stride(self, options: TagOptions) -> int:
+        return self.default_stride() if options.stride is None else options.stride
+
+    def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: TagOptions) -> list[list[Any]]:
+        ignore = set(options.ignore_labels)
+        stride = self._stride(options)
+        results = []
+        for text, normalized, windows, logits in zip(
+            encoded.texts, encoded.normalized, encoded.windows, encoded.per_text(outputs), strict=True
+        ):
+            raw = self._entities(normalized.text, windows, logits, options.aggregation, stride, ignore)
+            results.append([_to_original(entity, text, normalized) for entity in raw])
+        return results
 
     def tag(
         self,
@@ -37,39 +78,14 @@ class TokenClassifier(KoliteModel):
         ``first`` / ``average`` / ``max`` (like simple, but all tokens of a word get one label).
         A single ``str`` gives ``list[Entity]``; a list gives one list per text, in input order.
         """
-        items, single = validate_texts(texts, self.max_items)
-        strategy = check_aggregation(aggregation)
-        stride = self._check_stride(stride)
-        windows = self.encoder.encode_windows(items, stride)
-        flat = [window for text_windows in windows for window in text_windows]
-        logits = self._run([window.ids for window in flat], batch_size)
-        results, position = [], 0
-        for text, text_windows in zip(items, windows, strict=True):
-            count = len(text_windows)
-            raw = self._entities(
-                text, text_windows, logits[position : position + count], strategy, stride, set(ignore_labels)
-            )
-            position += count
-            results.append(
-                [Entity(e.label, float(e.score), e.start, e.end, text[e.start : e.end], e.index) for e in raw]
-            )
-        return results[0] if single else results
+        return self.predict(
+            texts, batch_size=batch_size, aggregation=aggregation, stride=stride, ignore_labels=tuple(ignore_labels)
+        )
 
     def token_logits(self, texts: str | Sequence[str], batch_size: int = DEFAULT_BATCH_SIZE) -> list[np.ndarray]:
         """Raw logits [tokens, num_labels] per text (first window only, special tokens included)."""
         items, _ = validate_texts(texts, self.max_items)
-        return self._run([e.ids for e in self.encoder.encode(items)], batch_size)
-
-    def predict(
-        self,
-        texts: str | Sequence[str],
-        aggregation: str = "simple",
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        stride: int | None = None,
-        **_: object,
-    ) -> list[Entity] | list[list[Entity]]:
-        """``tag()``; options meant for text classification (``top_k``) are ignored."""
-        return self.tag(texts, aggregation=aggregation, batch_size=batch_size, stride=stride)
+        return self.run(self.encoder.encode(items), batch_size)
 
     def _entities(
         self,
@@ -98,10 +114,8 @@ class TokenClassifier(KoliteModel):
             entities.extend(e for e in aggregate(pre_tokens, strategy, self.labels) if e.label not in ignore)
         return merge_overlapping(entities) if len(windows) > 1 else entities
 
-    def _check_stride(self, stride: int | None) -> int:
-        if stride is None:
-            return self.default_stride()
-        capacity = self.encoder.window_capacity
-        if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or not 0 <= stride < capacity:
-            raise InvalidInputError(f"stride must be an int in [0, {capacity}) for this model, got {stride!r}")
-        return int(stride)
+
+def _to_original(entity: RawEntity, text: str, normalized: NormalizedText) -> Entity:
+    """An entity found in the normalised text, with offsets and surface taken from the string the user sent."""
+    start, end = normalized.to_original(entity.start, entity.end)
+    return Entity(entity.label, float(entity.score), start, end, text[start:end], entity.index)

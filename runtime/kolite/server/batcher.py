@@ -1,11 +1,11 @@
-"""Dynamic batching: concurrent requests for one model are gathered into one inference call.
+"""Dynamic batching: concurrent requests for one model are gathered into one planned set of inference calls.
 
 One worker thread per model owns the model: onnxruntime already parallelises a call over its intra-op threads,
 so running several calls at once would only oversubscribe the cores. The event loop never blocks on
 inference; it enqueues a ``Job`` and awaits an ``asyncio.Future`` the worker resolves.
 
 Gathering rule (the worker, once the model is free): take queued jobs oldest first while the batch stays
-within ``max_batch_tokens`` (items x longest item, i.e. the padded tensor) and ``max_batch_items``; run as
+within ``max_batch_tokens`` (the padded tokens its length-sorted calls really cost) and ``max_batch_items``; run as
 soon as the next job would not fit, or the oldest job has waited ``max_wait_ms``. The oldest job always
 runs, even alone and over budget. Requests that arrive while a batch runs form the next one, so under load
 batches grow by themselves and at low load a request waits at most ``max_wait_ms``.
@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from kolite.batching import planned_cost
 from kolite.server.config import BatchingConfig
 
 __all__ = ["BatchObserver", "BatcherClosedError", "DynamicBatcher", "Job", "QueueFullError"]
@@ -48,18 +49,16 @@ class BatchObserver(Protocol):
 
 @dataclass(eq=False)
 class Job:
-    """One request's work: its texts, their token counts and what to compute (``task``)."""
+    """One request's work: its encoded texts (token ids, tokenized once by the handler)."""
 
-    texts: list[str]
-    lengths: list[int]
-    task: Any
+    encoded: Any  # kolite.tokenization.Encoded
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     enqueued: float = field(default_factory=time.perf_counter)
 
     @property
-    def longest(self) -> int:
-        return max(self.lengths, default=1)
+    def lengths(self) -> list[int]:
+        return self.encoded.lengths.tolist()
 
 
 RunBatch = Callable[[Sequence[Job]], Sequence[Any]]
@@ -83,13 +82,17 @@ class DynamicBatcher:
         self._thread.start()
 
     @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._closing
+
+    @property
     def admitted(self) -> int:
         return self._admitted
 
-    async def submit(self, texts: list[str], lengths: list[int], task: Any) -> Any:
+    async def submit(self, encoded: Any) -> Any:
         """Queue one request and wait for its result. Raises QueueFullError / BatcherClosedError at once."""
         loop = asyncio.get_running_loop()
-        job = Job(texts, lengths, task, loop.create_future(), loop)
+        job = Job(encoded, loop.create_future(), loop)
         with self._cond:
             if self._closing:
                 raise BatcherClosedError(f"model {self.name!r} is shutting down")
@@ -152,16 +155,22 @@ class DynamicBatcher:
         return len(self._pending)
 
     def _fitting(self) -> tuple[int, bool]:
-        """How many queued jobs (oldest first) fit in one batch, and whether the batch is full. Lock held."""
-        items = longest = count = 0
+        """How many queued jobs (oldest first) fit in one batch, and whether the batch is full. Lock held.
+
+        A batch's cost is what its planned calls really feed the model: sequences sorted by length and cut into
+        calls of at most ``max_call_tokens`` padded tokens, not items x the longest item of the whole batch.
+        """
+        lengths: list[int] = []
+        count = 0
+        config = self.config
         for job in self._pending:
-            new_items = items + len(job.texts)
-            new_longest = max(longest, job.longest)
-            over = new_items * new_longest > self.config.max_batch_tokens or new_items > self.config.max_batch_items
+            candidate = lengths + job.lengths
+            cost = planned_cost(candidate, config.max_batch_items, config.max_call_tokens)
+            over = cost > config.max_batch_tokens or len(candidate) > config.max_batch_items
             if over and count:
                 return count, True
-            items, longest, count = new_items, new_longest, count + 1
-        return count, items >= self.config.max_batch_items
+            lengths, count = candidate, count + 1
+        return count, len(lengths) >= config.max_batch_items
 
     def _take(self, count: int) -> list[Job]:
         batch = [self._pending.popleft() for _ in range(count)]
@@ -180,9 +189,9 @@ class DynamicBatcher:
             logger.exception("inference failed for a batch of %d requests on %r", len(batch), self.name)
             error = exc
         elapsed = time.perf_counter() - started
-        items = sum(len(job.texts) for job in batch)
-        longest = max(job.longest for job in batch)
-        self._observer.batch_done(items, items * longest, elapsed, started - batch[0].enqueued)
+        lengths = [length for job in batch for length in job.lengths]
+        padded = planned_cost(lengths, self.config.max_batch_items, self.config.max_call_tokens)
+        self._observer.batch_done(len(lengths), padded, elapsed, started - batch[0].enqueued)
         loop = batch[0].loop
         with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is waiting any more
             loop.call_soon_threadsafe(_resolve, batch, results, error)

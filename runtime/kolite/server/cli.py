@@ -41,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime intra-op threads per model (default: physical cores)")
+    parser.add_argument("--tokenizer-workers", type=int, default=None,
+                        help="threads that tokenize requests and build responses off the event loop "
+                             "(default: min(4, CPUs))")
     group = parser.add_argument_group("dynamic batching")
     group.add_argument("--max-batch-tokens", type=int, default=b.max_batch_tokens,
                        help="padded tokens (items x longest) per inference batch")
@@ -79,6 +82,7 @@ def build_config(args: argparse.Namespace) -> Any:
         variant=args.variant,
         device=args.device,
         threads=args.threads,
+        tokenizer_workers=args.tokenizer_workers,
         warmup=not args.no_warmup,
     )
 
@@ -114,7 +118,7 @@ def serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn_config)
     holder["server"] = server
     server.run()
-    return 1 if app.state.kolite.failure is not None else 0
+    return 1 if any(model.state == "failed" for model in app.state.kolite.models.values()) else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,7 +57,12 @@ class ServerConfig:
     variant: str = "auto"
     device: str = "cpu"
     threads: int | None = None  # onnxruntime intra-op threads per model (None: physical cores)
+    tokenizer_workers: int | None = None  # tokenizer/response threads (None: min(4, CPUs))
     warmup: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tokenizer_workers is not None:
+            _positive(self, "tokenizer_workers")
 
 
 def _positive(obj: object, *names: str) -> None:

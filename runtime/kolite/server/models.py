@@ -1,63 +1,41 @@
-"""A served model: artifact → loaded kolite model + token counter + batcher, and the batch function that turns
-one gathered batch of requests into one inference call and per-request JSON-ready results."""
+"""A served model: its artifact, its load state, and the request path through the model's own seams.
+
+    handler → encode (tokenizer pool, once) → batcher queue of token ids → run (one sorted, split plan per
+    gathered batch, worker thread) → decode (tokenizer pool) → JSON-ready dicts
+
+The server never tokenizes, softmaxes, ranks or groups entities itself: ``model.encode``, ``model.run`` and
+``model.decode`` do, exactly as for the Python API (text-embeddings-inference's split: core work in the model,
+thin HTTP handlers in ``app.py``).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kolite.classification import sigmoid, softmax
+from kolite.errors import KoliteError
 from kolite.manifest import Manifest, load_manifest
 from kolite.server.batcher import DynamicBatcher, Job
 from kolite.server.config import ServerConfig
 from kolite.server.errors import ApiError
 from kolite.server.metrics import ServerMetrics
-from kolite.tokenization import replace_lone_surrogates
+from kolite.tokenization import Encoded
 
-__all__ = ["ServedModel", "Task", "TokenCounter", "model_name", "plan_calls"]
+__all__ = ["ServedModel", "model_name"]
 
 logger = logging.getLogger("kolite.server")
 
 _WARMUP_TEXT = "워밍업 문장입니다. 서버가 첫 요청을 빠르게 처리하도록 미리 한 번 실행합니다."
 
 
-@dataclass(frozen=True)
-class Task:
-    """What a job computes: ``classify`` (probabilities or raw logits) or ``tag`` (entities)."""
-
-    kind: str
-    raw_scores: bool = False
-    aggregation: str = "simple"
-
-
 def model_name(artifact: Path, manifest: Manifest) -> str:
     """The folder name (what users type); the manifest name when the path has none (e.g. ``.``)."""
     return artifact.resolve().name or manifest.name
-
-
-class TokenCounter:
-    """Exact token counts (special tokens included, no truncation) from the artifact's own tokenizer.json.
-
-    The batcher budgets padded tokens, and ``truncate=false`` must refuse over-long texts before they queue.
-    """
-
-    def __init__(self, tokenizer_file: Path) -> None:
-        from tokenizers import Tokenizer
-
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_file))
-        self._tokenizer.no_truncation()
-        self._tokenizer.no_padding()
-
-    def count(self, texts: Sequence[str]) -> list[int]:
-        texts = [replace_lone_surrogates(t) for t in texts]
-        if len(texts) == 1:
-            return [len(self._tokenizer.encode(texts[0]))]
-        return [len(e) for e in self._tokenizer.encode_batch(texts)]
 
 
 class ServedModel:
@@ -68,29 +46,44 @@ class ServedModel:
         self.manifest = load_manifest(self.artifact)
         self.name = model_name(self.artifact, self.manifest)
         self.config = config
-        self.counter = TokenCounter(self.artifact / self.manifest.tokenizer.file)
         self.batcher = DynamicBatcher(self.name, self.run_batch, config.batching, metrics.for_model(self.name))
         self._batched_requests = metrics.batch_requests.labels(self.name)
         self.model: Any = None
+        self.failure: str | None = None  # why loading failed; the model is then never served
+        self._state_lock = threading.Lock()
 
     @property
     def is_tagger(self) -> bool:
         return self.manifest.task == "token-classification"
 
+    @property
+    def state(self) -> str:
+        """``loading``, ``ready`` or ``failed``."""
+        if self.failure is not None:
+            return "failed"
+        return "ready" if self.model is not None and self.batcher.running else "loading"
+
     # ---- lifecycle (called from a thread: loading takes seconds) ----
 
     def load(self) -> None:
+        """Load, warm up and start the batcher; on any error record it as this model's failure and re-raise."""
         import kolite
 
-        self.model = kolite.load(self.artifact, variant=self.config.variant, device=self.config.device,
-                                 threads=self.config.threads, session_options=_session_options(self.config.threads))
-        if self.config.warmup:
-            # A short text, then a full-length batch: onnxruntime allocates its arena for the largest shapes once.
-            self.model.predict([_WARMUP_TEXT])
-            self.model.predict([_WARMUP_TEXT * 40] * 4)
-        self.batcher.start()
+        try:
+            model = kolite.load(self.artifact, variant=self.config.variant, device=self.config.device,
+                                threads=self.config.threads, session_options=_session_options(self.config.threads))
+            if self.config.warmup:
+                # A short text, then a full-length batch: onnxruntime allocates its arena for the largest shapes once.
+                model.predict([_WARMUP_TEXT])
+                model.predict([_WARMUP_TEXT * 40] * 4)
+        except Exception as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
+            raise
+        with self._state_lock:
+            self.model = model
+            self.batcher.start()
         logger.info("model %r ready: %s, variant %s, device %s", self.name, self.manifest.task,
-                    self.model.variant.name, self.model.device)
+                    model.variant.name, model.device)
 
     def close(self) -> None:
         self.batcher.close(timeout=60.0)
@@ -106,98 +99,63 @@ class ServedModel:
             "device": self.model.device if self.model is not None else self.config.device,
             "max_length": self.manifest.max_length,
             "source": str(self.artifact),
+            "state": self.state,
+            "error": self.failure,
         }
 
-    # ---- request path (event loop) ----
+    # ---- request path ----
 
-    def prepare(self, texts: list[str], truncate: bool) -> tuple[list[str], list[int]]:
-        """Apply the character and token limits; returns the texts to run and their (capped) token counts."""
+    def options(self, **kwargs: Any) -> Any:
+        """The request's task options, validated by the model (422 on a bad value)."""
+        try:
+            return self.model.options(**kwargs)
+        except KoliteError as exc:
+            raise ApiError(422, str(exc), "Validation") from exc
+
+    def encode(self, texts: list[str], options: Any, truncate: bool) -> Encoded:
+        """Tokenizer pool: apply the character limit, tokenize once, refuse what may not be cut."""
         limit = self.config.limits.max_text_chars
+        # Only a text that is truncated anyway may be cut at the character limit: entities and long-text windows
+        # never drop text, so for them the limit is a hard one.
+        never_cut = self.is_tagger or getattr(options, "long_text", "truncate") != "truncate"
         for index, text in enumerate(texts):
-            if len(text) > limit:
-                if not truncate:
-                    raise ApiError(413, f"inputs[{index}] has {len(text)} characters, over the limit of {limit} "
-                                        "(--max-text-chars); send truncate=true to cut it", "PayloadTooLarge")
+            if len(text) <= limit:
+                continue
+            if truncate and not never_cut:
                 texts[index] = text[:limit]
-        lengths = self.counter.count(texts)
-        max_length = self.manifest.max_length
-        if not truncate and not self.is_tagger:
-            for index, length in enumerate(lengths):
-                if length > max_length:
-                    raise ApiError(413, f"inputs[{index}] has {length} tokens, over the model's max_length "
-                                        f"{max_length}; send truncate=true to cut it", "PayloadTooLarge")
-        # Tagging splits long texts into windows: budget them as full windows.
-        return texts, [min(length, max_length) for length in lengths]
+                continue
+            fix = "split the text or raise --max-text-chars" if never_cut else "send truncate=true to cut it"
+            raise ApiError(413, f"inputs[{index}] has {len(text)} characters, over the limit of {limit} "
+                                f"(--max-text-chars); {fix}", "PayloadTooLarge")
+        try:
+            encoded = self.model.encode(texts, options)
+        except KoliteError as exc:
+            raise ApiError(422, str(exc), "Validation") from exc
+        if not truncate:
+            for index, cut in enumerate(encoded.truncated):
+                if cut:
+                    raise ApiError(413, f"inputs[{index}] has more tokens than the model's max_length "
+                                        f"{self.manifest.max_length}; send truncate=true to cut it", "PayloadTooLarge")
+        return encoded
+
+    def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[dict[str, Any]]]:
+        """Tokenizer pool: the model's own post-processing, as JSON-ready dicts."""
+        return [[result.to_dict() for result in results] for results in self.model.decode(outputs, encoded, options)]
 
     # ---- worker thread ----
 
-    def run_batch(self, jobs: Sequence[Job]) -> list[Any]:
-        """One inference call for all classification jobs (and one per aggregation for tagging jobs)."""
-        results: list[Any] = [None] * len(jobs)
+    def run_batch(self, jobs: Sequence[Job]) -> list[list[np.ndarray]]:
+        """One sorted, split plan for every request of a gathered batch; each request gets its own outputs."""
         self._batched_requests.inc(len(jobs))
-        classify = [i for i, job in enumerate(jobs) if job.task.kind == "classify"]
-        if classify:
-            texts = [text for i in classify for text in jobs[i].texts]
-            logits = self._logits(texts, [n for i in classify for n in jobs[i].lengths])
-            position = 0
-            for i in classify:
-                count = len(jobs[i].texts)
-                results[i] = self._label_scores(logits[position : position + count], jobs[i].task.raw_scores)
-                position += count
-        tag = [i for i, job in enumerate(jobs) if job.task.kind == "tag"]
-        for aggregation in sorted({jobs[i].task.aggregation for i in tag}):
-            group = [i for i in tag if jobs[i].task.aggregation == aggregation]
-            texts = [text for i in group for text in jobs[i].texts]
-            longest = max(n for i in group for n in jobs[i].lengths)
-            batch_size = max(1, self.config.batching.max_call_tokens // max(longest, 1))
-            entities = self.model.tag(texts, aggregation=aggregation, batch_size=batch_size)
-            position = 0
-            for i in group:
-                count = len(jobs[i].texts)
-                results[i] = [[e.to_dict() for e in ents] for ents in entities[position : position + count]]
-                position += count
+        encoded = Encoded.join([job.encoded for job in jobs])
+        batching = self.config.batching
+        outputs = self.model.run(encoded, batch_size=batching.max_batch_items, max_tokens=batching.max_call_tokens)
+        results, position = [], 0
+        for job in jobs:
+            count = len(job.encoded.sequences)
+            results.append(outputs[position : position + count])
+            position += count
         return results
-
-    def _logits(self, texts: list[str], lengths: list[int]) -> np.ndarray:
-        """Logits in input order, from length-sorted ONNX Runtime calls of at most ``max_call_tokens`` padded tokens.
-
-        One call padded to the batch's longest text wastes most of its work on padding (NSMC reviews: median 13
-        tokens, longest 140) and on CPU ran slower than one call per text; calls of similar lengths do not.
-        """
-        rows = np.empty((len(texts), len(self.manifest.labels)), dtype=np.float32)
-        for indices in plan_calls(lengths, self.config.batching.max_call_tokens):
-            rows[indices] = self.model.logits([texts[i] for i in indices], batch_size=len(indices))
-        return rows
-
-    def _label_scores(self, logits: np.ndarray, raw: bool) -> list[list[dict[str, Any]]]:
-        """Every label with its score, highest first (TEI's /predict shape)."""
-        if raw:
-            values = logits
-        elif self.manifest.problem_type == "multi_label_classification":
-            values = sigmoid(logits)
-        else:
-            values = softmax(logits)
-        order = np.argsort(-values, axis=-1, kind="stable")
-        labels = self.manifest.labels
-        return [
-            [{"label": labels[j], "score": score} for j, score in zip(ranked, row[ranked].tolist(), strict=True)]
-            for row, ranked in zip(values, order.tolist(), strict=True)
-        ]
-
-
-def plan_calls(lengths: Sequence[int], max_call_tokens: int) -> list[list[int]]:
-    """Group item indices, longest first, so each group's padded size (items x its longest) fits the budget.
-
-    A single item over the budget still gets its own call.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    calls: list[list[int]] = []
-    for index in order:
-        if calls and (len(calls[-1]) + 1) * lengths[calls[-1][0]] <= max_call_tokens:
-            calls[-1].append(index)
-        else:
-            calls.append([index])
-    return calls
 
 
 def _session_options(threads: int | None) -> Any:

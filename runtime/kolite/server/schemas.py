@@ -76,6 +76,8 @@ class ModelInfo(BaseModel):
     device: str
     max_length: int
     source: str
+    state: Literal["loading", "ready", "failed"] = Field(description="Load state; a failed model is never served.")
+    error: str | None = Field(None, description="Why the model failed to load.")
 
 
 class ModelsOut(BaseModel):

@@ -1,0 +1,110 @@
+"""The server's state: served models, their load state, the tokenizer pool, and one request's way through them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kolite.errors import KoliteError
+from kolite.server.batcher import BatcherClosedError, QueueFullError
+from kolite.server.config import ServerConfig
+from kolite.server.errors import ApiError
+from kolite.server.metrics import ServerMetrics
+from kolite.server.models import ServedModel
+
+__all__ = ["ServerState"]
+
+logger = logging.getLogger("kolite.server")
+
+
+class ServerState:
+    """The served models, whether they are ready, and the thread pool that tokenizes and decodes off the loop."""
+
+    def __init__(self, config: ServerConfig, metrics: ServerMetrics) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.models: dict[str, ServedModel] = {}
+        for artifact in config.artifacts:
+            model = ServedModel(artifact, config, metrics)
+            if model.name in self.models:
+                raise KoliteError(f"two artifacts are named {model.name!r} ({self.models[model.name].artifact} and "
+                                  f"{artifact}); rename one folder")
+            self.models[model.name] = model
+        # Tokenizing and decoding run here, never on the event loop (text-embeddings-inference's tokenizer pool).
+        workers = config.tokenizer_workers or min(4, os.cpu_count() or 1)
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="kolite-tokenizer")
+        self.stopping = False
+
+    # ---- lifecycle ----
+
+    def load_all(self) -> list[str]:
+        """Load and warm up every model (worker thread); returns the failures, each logged with its reason."""
+        failures = []
+        for name, model in self.models.items():
+            try:
+                model.load()
+            except Exception:  # any failure, typed or not, must show in /health instead of "warming up" forever
+                logger.error("kolite serve: model %r failed to load: %s", name, model.failure)
+                failures.append(f"{name}: {model.failure}")
+        if not failures:
+            self.metrics.ready.set(1)
+        return failures
+
+    def close_all(self) -> None:
+        for model in self.models.values():
+            model.close()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def require_ready(self) -> None:
+        if self.stopping:
+            raise ApiError(503, "the server is shutting down", "Unhealthy")
+        failed = [f"{m.name}: {m.failure}" for m in self.models.values() if m.state == "failed"]
+        if failed:
+            raise ApiError(503, "model loading failed: " + "; ".join(failed), "Unhealthy")
+        loading = [m for m in self.models.values() if m.state == "loading"]
+        if loading:
+            ready = len(self.models) - len(loading)
+            raise ApiError(503, f"warming up: {ready}/{len(self.models)} models ready", "Unhealthy")
+
+    def pick(self, name: str | None) -> ServedModel:
+        if name is None:
+            if len(self.models) == 1:
+                return next(iter(self.models.values()))
+            raise ApiError(422, f"several models are served ({', '.join(self.models)}): set \"model\" in the body "
+                                "or POST to /models/{name}/predict", "Validation")
+        model = self.models.get(name)
+        if model is None:
+            raise ApiError(404, f"unknown model {name!r}; served models: {', '.join(self.models)}", "NotFound")
+        return model
+
+    # ---- one request ----
+
+    async def infer(self, model: ServedModel, inputs: str | list[str], truncate: bool | None, **options: Any) -> Any:
+        """encode (pool) → queue → run (batcher thread) → decode (pool); one text in, one result list out."""
+        self.require_ready()
+        limits = self.config.limits
+        truncate = limits.truncate if truncate is None else truncate
+        single = isinstance(inputs, str)
+        texts = [inputs] if single else list(inputs)
+        if not texts:
+            raise ApiError(400, "inputs is an empty list: send at least one text", "Empty")
+        if len(texts) > limits.max_items:
+            raise ApiError(413, f"{len(texts)} inputs in one request, over the limit of {limits.max_items} "
+                                "(--max-items); split the request", "PayloadTooLarge")
+        parsed = model.options(**options)
+        loop = asyncio.get_running_loop()
+        encoded = await loop.run_in_executor(self.pool, model.encode, texts, parsed, truncate)
+        try:
+            outputs = await asyncio.wait_for(model.batcher.submit(encoded), limits.timeout_s)
+        except QueueFullError as exc:
+            raise ApiError(429, str(exc), "Overloaded", headers={"Retry-After": "1"}) from exc
+        except BatcherClosedError as exc:
+            raise ApiError(503, str(exc), "Unhealthy") from exc
+        except asyncio.TimeoutError as exc:
+            raise ApiError(504, f"no result within {limits.timeout_s} s (--timeout-s); the server is overloaded",
+                           "Timeout") from exc
+        results = await loop.run_in_executor(self.pool, model.decode, outputs, encoded, parsed)
+        return results[0] if single else results
