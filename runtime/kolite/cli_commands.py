@@ -89,12 +89,14 @@ def _size(num_bytes: int) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     from kolite.api import AUTO_PREFERENCE
+    from kolite.cpu_budget import cpu_budget
     from kolite.integrity import safe_member, verify_file
     from kolite.manifest import load_manifest
     from kolite.sources import resolve_source
 
     source = resolve_source(args.artifact)
     manifest = load_manifest(source.directory)
+    budget = cpu_budget()
     if args.json:
         sys.stdout.write(manifest.to_json())
         return 0
@@ -105,6 +107,7 @@ def run_info(args: argparse.Namespace) -> int:
         f"inputs:       {', '.join(manifest.inputs)}  max_length={manifest.max_length} "
         f"pad_token_id={manifest.pad_token_id} truncation={manifest.truncation_side}",
         f"folder:       {source.directory}",
+        f"threads:      {budget.threads} ({budget.reason}; --threads overrides)",
         "variants:",
     ]
     for name, variant in manifest.variants.items():

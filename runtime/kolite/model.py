@@ -98,6 +98,11 @@ class KoliteModel:
     def device(self) -> str:
         return self.session.device.kind
 
+    @property
+    def threads(self) -> int:
+        """ONNX Runtime intra-op threads of this model's session."""
+        return self.session.threads
+
     # ---- the seams ----
 
     def options(self, **kwargs: Any) -> Any:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from kolite.cpu_budget import cpu_budget
 from kolite.errors import KoliteError
 from kolite.providers import DeviceSpec, check_session_providers
 
@@ -22,42 +22,14 @@ CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion", "BiasGeluFusion")
 
 
 def default_threads() -> int:
-    """Physical cores we may run on: hyper-threads slow GEMM-bound BERT inference down."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS / Windows
-        usable = os.cpu_count() or 1
-    physical = _physical_cores()
-    return max(1, min(usable, physical) if physical else usable)
-
-
-def _physical_cores() -> int | None:
-    try:
-        import psutil  # optional; present in dev/bench environments
-
-        return psutil.cpu_count(logical=False)
-    except ImportError:
-        pass
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    cores = set()
-    physical_id = core_id = None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "physical id":
-            physical_id = value.strip()
-        elif key == "core id":
-            core_id = value.strip()
-            cores.add((physical_id, core_id))
-    return len(cores) or None
+    """Threads kolite uses unless told: physical cores, affinity mask and cgroup CPU quota, whichever is smallest
+    (see ``kolite.cpu_budget``)."""
+    return cpu_budget().threads
 
 
 def build_session_options(threads: int | None = None, overrides: Any = None) -> Any:
-    """Defaults: intra-op threads = physical cores, 1 inter-op thread, full graph optimisation, CPU memory arena on,
-    memory-pattern planning off (batch shapes change with every length bucket, so plans would not be reused).
+    """Defaults: intra-op threads = ``default_threads()``, 1 inter-op thread, full graph optimisation, CPU memory
+    arena on, memory-pattern planning off (batch shapes change with every length bucket, so plans would not be reused).
 
     ``overrides`` is an ``onnxruntime.SessionOptions`` (used as is) or a mapping of SessionOptions attributes
     (``{"graph_optimization_level": "ORT_ENABLE_EXTENDED", "enable_mem_pattern": True}``); dotted keys are
@@ -118,6 +90,7 @@ class OnnxModel:
         except Exception as exc:  # onnxruntime raises untyped Fail/InvalidGraph/RuntimeError
             raise KoliteError(f"onnxruntime could not load {path}: {exc}") from exc
         self.device = check_session_providers(device, self.session.get_providers(), strict_device)
+        self.threads = int(options.intra_op_num_threads)
         self.output = output
         self._outputs = [output]
         self.input_names = tuple(i.name for i in self.session.get_inputs())

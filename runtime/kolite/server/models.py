@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from kolite.cpu_budget import cpu_budget
 from kolite.errors import KoliteError
 from kolite.manifest import Manifest, load_manifest
 from kolite.server.batcher import DynamicBatcher, Job
@@ -82,8 +83,9 @@ class ServedModel:
         with self._state_lock:
             self.model = model
             self.batcher.start()
-        logger.info("model %r ready: %s, variant %s, device %s", self.name, self.manifest.task,
-                    model.variant.name, model.device)
+        why = "--threads" if self.config.threads else cpu_budget().reason
+        logger.info("model %r ready: %s, variant %s, device %s, %d threads (%s)", self.name, self.manifest.task,
+                    model.variant.name, model.device, model.threads, why)
 
     def close(self) -> None:
         self.batcher.close(timeout=60.0)
