@@ -101,6 +101,21 @@ def test_predict_plain_lines_and_ner(tiny_artifact, tmp_path):
         assert_same_results(record["entities"], [e.to_dict() for e in entities])
 
 
+def test_predict_long_text_windows_and_raw_logits(tiny_artifact, tmp_path):
+    long_review = "처음엔 지루했다 " * 200 + "마지막 장면이 정말 최고였다 " * 80
+    path = tmp_path / "in.txt"
+    path.write_text(long_review + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    argv = ["predict", str(tiny_artifact("000")), "-i", str(path), "-o", str(out), "--top-k", "all"]
+    options = ["--long-text", "windows", "--pooling", "max", "--stride", "32", "--function-to-apply", "none"]
+    assert main([*argv, *options]) == 0
+    (record,) = read_jsonl(out)
+    with kolite.load(tiny_artifact("000")) as model:
+        expected = model.classify(long_review, top_k=None, long_text="windows", pooling="max", stride=32,
+                                  function_to_apply="none")
+    assert_same_results(record["predictions"], [p.to_dict() for p in expected])
+
+
 def test_exit_code_is_1_when_every_item_failed_or_strict(tiny_artifact, tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b'{"x": 1}\n\xff\n')
@@ -117,6 +132,8 @@ def test_exit_code_is_1_when_every_item_failed_or_strict(tiny_artifact, tmp_path
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--top-k", "0"], "--top-k must be a positive integer"),
         (["--aggregation", "mean"], None),
+        (["--long-text", "summarise"], "long_text must be one of truncate, windows"),
+        (["--function-to-apply", "relu"], "function_to_apply must be one of"),
         ([], "give texts as arguments or --input"),
     ],
 )

@@ -92,8 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--output", "-o", help="output file (default: stdout)")
     predict.add_argument("--format", choices=FORMATS, default="auto", help="input format (auto: by first line)")
     predict.add_argument("--top-k", default="1", help="labels per text, or 'all' (text classification)")
+    predict.add_argument("--function-to-apply", default="default",
+                         help="default (softmax, or sigmoid for multi-label), softmax, sigmoid, none (raw logits)")
+    predict.add_argument("--long-text", default="truncate",
+                         help="texts over max_length tokens: truncate (default) or windows (classification)")
+    predict.add_argument("--pooling", default="mean", help="how windows of a long text combine: mean or max")
     predict.add_argument("--aggregation", default="simple", help="none, simple, first, average, max (NER)")
-    predict.add_argument("--stride", type=int, default=None, help="overlap of long-text windows in tokens (NER)")
+    predict.add_argument("--stride", type=int, default=None,
+                         help="overlap of long-text windows in tokens (NER; classification with --long-text windows)")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--chunk-size", type=int, default=1024, help="lines read per model call (streaming)")
     predict.add_argument("--strict", action="store_true", help="exit 1 if any item failed")

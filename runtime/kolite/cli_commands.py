@@ -46,6 +46,9 @@ def run_predict(args: argparse.Namespace) -> int:
         raise KoliteError("--chunk-size and --batch-size must be positive")
     options = {
         "top_k": _top_k(args.top_k),
+        "function_to_apply": args.function_to_apply,
+        "long_text": args.long_text,
+        "pooling": args.pooling,
         "aggregation": args.aggregation,
         "stride": args.stride,
         "batch_size": args.batch_size,
