@@ -142,3 +142,15 @@ def test_cuda_that_cannot_start_reselects_the_variant_for_the_cpu(tiny_artifact,
     assert model.session.providers == ["CPUExecutionProvider"]
     with pytest.raises(kolite.ProviderUnavailableError):
         kolite.load(tiny_artifact("000"), device="cuda")
+
+
+def test_a_shorter_window_than_the_manifest(tiny_artifact):
+    text = "정말 재미있는 영화였다 " * 40
+    with kolite.load(tiny_artifact("000"), variant="fp32", max_length=32) as short:
+        encoded = short.encode([text])
+        assert len(encoded.sequences[0]) == 32 and encoded.truncated == (True,)
+        windows = short.encode([text], short.options(long_text="windows"))
+        assert len(windows.sequences) > 2 and max(map(len, windows.sequences)) == 32
+    for bad in (4, 100_000, 1.5, True):
+        with pytest.raises(kolite.InvalidInputError, match="max_length"):
+            kolite.load(tiny_artifact("000"), max_length=bad)

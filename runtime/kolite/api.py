@@ -16,7 +16,7 @@ from typing import Any
 
 from kolite.batching import pad_batch
 from kolite.classification import TextClassifier
-from kolite.errors import ManifestError, UnknownVariantError
+from kolite.errors import InvalidInputError, ManifestError, UnknownVariantError
 from kolite.integrity import read_verified, safe_member, verify_file
 from kolite.manifest import VARIANT_NAMES, Manifest, Variant, load_manifest
 from kolite.model import DEFAULT_MAX_ITEMS, KoliteModel
@@ -93,6 +93,7 @@ def load(
     max_items: int = DEFAULT_MAX_ITEMS,
     verify: bool = True,
     normalization: str | None = None,
+    max_length: int | None = None,
 ) -> TextClassifier | TokenClassifier:
     """Load an exported kolite artifact.
 
@@ -105,6 +106,8 @@ def load(
       or a mapping of its attributes overriding kolite's defaults.
     - ``verify``: check sha256 of tokenizer.json and the variant's .onnx before anything reads them.
     - ``normalization``: ``NFC`` or ``none``; default: the manifest's (NFC).
+    - ``max_length``: a shorter window than the manifest's (e.g. 128, what many Korean fine-tunes were trained
+      with): texts are truncated, or windowed, at that many tokens.
     """
     if not isinstance(variant, str):
         raise UnknownVariantError(f"variant must be a string, got {type(variant).__name__}")
@@ -113,9 +116,15 @@ def load(
     spec = resolve_device(device)
     source = resolve_source(path_or_hub_id, revision=revision)
     manifest = load_manifest(source.directory)
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or not 8 <= max_length <= manifest.max_length
+    ):
+        raise InvalidInputError(
+            f"max_length must be an int in [8, {manifest.max_length}] for this model, got {max_length!r}"
+        )
     encoder = TextEncoder(
         _read_tokenizer(source, manifest, verify),
-        manifest.max_length,
+        max_length or manifest.max_length,
         manifest.truncation_side,
         normalization or manifest.normalization,
     )
