@@ -33,8 +33,8 @@ class Family:
     model_type: str  # config.json's model_type
     class_prefix: str  # transformers' class names are f"{class_prefix}{head}"
     positions_after_pad: bool  # RoBERTa-style position ids: pad_token_id + 1 + index, non-pad tokens only
-    optimizer_model_type: str = "bert"  # onnxruntime.transformers.optimizer model_type
-    fused_attention: bool = True  # whether that optimizer fuses this family's attention
+    # onnxruntime.transformers.optimizer model_type: it has none for DeBERTa, whose graph gets bert's generic fusions
+    optimizer_model_type: str = "bert"
 
 
 FAMILIES: dict[str, Family] = {
@@ -44,7 +44,7 @@ FAMILIES: dict[str, Family] = {
         Family("electra", "Electra", positions_after_pad=False),
         Family("roberta", "Roberta", positions_after_pad=True),
         Family("xlm-roberta", "XLMRoberta", positions_after_pad=True),
-        Family("deberta-v2", "DebertaV2", positions_after_pad=False, fused_attention=False),
+        Family("deberta-v2", "DebertaV2", positions_after_pad=False),
     )
 }
 HEADS = {"ForSequenceClassification": "text-classification", "ForTokenClassification": "token-classification"}
@@ -69,11 +69,12 @@ CONVERSION_PACKAGES = {
 
 def _architecture(config: dict[str, Any] | None) -> tuple[Family, str] | None:
     """(family, transformers class name) when config.json names exactly one supported head of a known family."""
-    family = FAMILIES.get((config or {}).get("model_type", ""))
+    config = config or {}
+    family = FAMILIES.get(config.get("model_type", ""))
     if family is None:
         return None
     names = [f"{family.class_prefix}{head}" for head in HEADS]
-    found = [name for name in names if name in ((config or {}).get("architectures") or ())]
+    found = [name for name in names if name in (config.get("architectures") or ())]
     return (family, found[0]) if len(found) == 1 else None
 
 
@@ -156,8 +157,8 @@ class HfGeneric:
             raise CheckpointError(f"{folder}/config.json names no supported architecture")
         family, class_name = found
         task = next(task for head, task in HEADS.items() if class_name.endswith(head))
-        model = load_pretrained(getattr(transformers, class_name), folder)
         _check_conversion_packages(folder)
+        model = load_pretrained(getattr(transformers, class_name), folder)
         tokenizer = load_hf_tokenizer(folder, transformers.AutoTokenizer.from_pretrained, TOKENIZER_SOURCES)
         config = model.config
         _pad_token_id(tokenizer, config, family)
