@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kolite_export.layouts import electra_seq_cls, electra_token_cls, sroberta  # noqa: F401  (registers them)
+from kolite_export.layouts import electra_seq_cls, electra_token_cls, hf_generic, sroberta  # noqa: F401  (registers them)
 from kolite_export.layouts.base import LAYOUTS, Layout, LoadedCheckpoint, detect_layout
 
 __all__ = ["LAYOUTS", "Layout", "LoadedCheckpoint", "detect_layout", "load_checkpoint"]

@@ -55,26 +55,53 @@ def register_layout(layout: Layout) -> Layout:
     return layout
 
 
+def _is_fallback(layout: Layout) -> bool:
+    return bool(getattr(layout, "fallback", False))
+
+
 def detect_layout(folder: Path) -> Layout:
-    """The one registered layout that recognises ``folder``."""
-    matches = [layout for layout in LAYOUTS.values() if layout.detect(folder)]
+    """The one registered layout that recognises ``folder``. Fallback layouts (``fallback = True``, e.g. the generic
+    transformers one) are consulted only when no other layout does, so a seed layout always wins for its folders
+    whatever the registration order; within a tier, two matches are an error."""
+    matches: list[Layout] = []
+    for fallback_tier in (False, True):
+        matches = [layout for layout in LAYOUTS.values() if _is_fallback(layout) == fallback_tier]
+        matches = [layout for layout in matches if layout.detect(folder)]
+        if matches:
+            break
     if len(matches) == 1:
         return matches[0]
     files = sorted(p.name for p in folder.iterdir())[:12] if folder.is_dir() else []
     if not matches:
+        known = ", ".join(getattr(layout, "summary", layout.name) for layout in LAYOUTS.values())
         raise UnknownLayoutError(
-            f"{folder} is no known checkpoint layout (files: {', '.join(files) or 'none'}); "
-            f"known layouts: {', '.join(LAYOUTS)}"
+            f"{folder} is no known checkpoint layout (files: {', '.join(files) or 'none'}); known layouts: {known}"
         )
     raise UnknownLayoutError(f"{folder} matches several layouts: {', '.join(m.name for m in matches)}")
 
 
-def load_hf_tokenizer(folder: Path, loader: Callable[[str], PreTrainedTokenizerFast]) -> PreTrainedTokenizerFast:
-    """Load a *fast* tokenizer from ``folder`` (converted from vocab.txt when there is no tokenizer.json)."""
-    if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
-        raise TokenizerMissingError(f"{folder} holds no tokenizer (neither tokenizer.json nor vocab.txt)")
+# The tokenizer files the seed layouts accept; the generic layout passes more (see hf_generic.TOKENIZER_SOURCES).
+WORDPIECE_SOURCES: tuple[tuple[str, ...], ...] = (("tokenizer.json",), ("vocab.txt",))
+
+
+def load_hf_tokenizer(
+    folder: Path,
+    loader: Callable[[str], PreTrainedTokenizerFast],
+    sources: tuple[tuple[str, ...], ...] = WORDPIECE_SOURCES,
+) -> PreTrainedTokenizerFast:
+    """Load a *fast* tokenizer from ``folder``; ``sources`` are the file groups it may be built from (converted by
+    transformers when there is no tokenizer.json: SentencePiece models need ``sentencepiece`` and ``protobuf``)."""
+    if not any(all((folder / name).is_file() for name in group) for group in sources):
+        wanted = " or ".join("+".join(group) for group in sources)
+        raise TokenizerMissingError(f"{folder} holds no tokenizer (none of {wanted})")
     try:
         tokenizer = loader(str(folder))
+    except ImportError as exc:
+        first_line = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise TokenizerMissingError(
+            f"building a fast tokenizer from {folder} needs a missing package ({first_line}); "
+            "install kolite[export], which pins sentencepiece and protobuf"
+        ) from exc
     except (OSError, ValueError, KeyError) as exc:
         raise TokenizerMissingError(f"cannot load the tokenizer in {folder}: {exc}") from exc
     if not tokenizer.is_fast:
