@@ -1,0 +1,71 @@
+"""RAY TEST: without --address, the Ray engine starts its own Ray instance; it never joins one already running.
+
+A "foreign" cluster is started here with ``ray start --head`` on a loopback port (and RAY_ADDRESS pointing at it,
+as on a machine where someone ran ``ray start``); the job must not show up in that cluster's job table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from kolite.labeling import LabelJob, label_file
+from test_label import make_texts, write_tsv
+
+pytestmark = pytest.mark.ray
+ray = pytest.importorskip("ray")
+
+JOBS_OF = """
+import json, sys, ray
+ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
+from ray._private.state import jobs
+print(json.dumps([job["DriverPid"] for job in jobs()]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def foreign_cluster():
+    ray_cli = Path(sys.executable).with_name("ray")
+    temp_dir = tempfile.mkdtemp(prefix="kolite-foreign-")
+    address = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = [str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}"]
+    start += ["--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    subprocess.run(start, check=True, capture_output=True, env=env, timeout=120)
+    try:
+        yield address
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, env=env, timeout=120, check=False)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def drivers_of(address: str) -> list[int]:
+    result = subprocess.run(
+        [sys.executable, "-c", JOBS_OF, address], capture_output=True, text=True, timeout=120, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_engine_never_attaches_to_a_running_cluster(foreign_cluster, tiny_artifact, tmp_path, monkeypatch):
+    assert not ray.is_initialized()
+    monkeypatch.setenv("RAY_ADDRESS", foreign_cluster)
+    source = write_tsv(tmp_path / "in.tsv", make_texts(40, seed=17))
+    summary = label_file(
+        LabelJob(source, tmp_path / "out.tsv", str(tiny_artifact("000")), engine="ray", prefix="p_", progress=False)
+    )
+    assert summary.rows == 40
+    assert not ray.is_initialized()  # the instance it started is stopped again
+    assert os.getpid() not in drivers_of(foreign_cluster)  # only the checking script itself joined that cluster
