@@ -76,7 +76,7 @@ def test_every_korean_encoding_labels_identically(tiny_artifact, tmp_path, capsy
         assert "encoding" in err and "Traceback" not in err
         outputs[name] = out.read_bytes()
         if name in ("cp949", "euc-kr"):
-            assert "cp949" in err  # CP949 is a superset of EUC-KR: what is detected for Korean legacy files
+            assert "CP949 encoding (detected" in err  # CP949 is a superset of EUC-KR: what is detected for Korean legacy files
     reference = outputs.pop("utf-8")
     assert all(data == reference for data in outputs.values()), [n for n, d in outputs.items() if d != reference]
     rows = list(csv.DictReader(io.StringIO(reference.decode("utf-8")), delimiter="," if fmt == "csv" else "\t"))
@@ -90,7 +90,7 @@ def test_cp949_only_syllables_and_an_explicit_encoding(tiny_artifact, tmp_path, 
     source = tmp_path / "in.csv"
     source.write_bytes(table_text("csv", rows).encode("cp949"))
     assert label(tiny_artifact("000"), source, tmp_path / "auto.csv") == 0
-    assert "cp949" in capsys.readouterr().err
+    assert "CP949 encoding" in capsys.readouterr().err
     assert label(tiny_artifact("000"), source, tmp_path / "explicit.csv", "--encoding", "euc-kr") == 0
     capsys.readouterr()
     with (tmp_path / "auto.csv").open(encoding="utf-8", newline="") as handle:
@@ -116,8 +116,9 @@ def test_wrong_explicit_encoding_costs_rows_not_the_job(tiny_artifact, tmp_path,
 
     # A header that does not decode to the named column, or an unknown codec: one line, exit 2.
     assert label(artifact, source, tmp_path / "o2.tsv", "--text-column", "document", "--encoding", "utf-16") == 2
-    err = capsys.readouterr().err
-    assert "not found" in err and len(err.strip().splitlines()) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "not found" in err[-1] and [line.startswith("kolite label: error:") for line in err] == [False, True]
+    assert "little-endian" in err[0]  # UTF-16 named without a BOM in the file: said how it is read
     assert label(artifact, source, tmp_path / "o3.tsv", "--text-column", "document", "--encoding", "klingon") == 2
     err = capsys.readouterr().err
     assert "unknown encoding 'klingon'" in err and len(err.strip().splitlines()) == 1

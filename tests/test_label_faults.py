@@ -81,7 +81,8 @@ def label_args(source: Path, out: Path, artifact: Path, workers: int = 1) -> lis
 def run_driver(tmp_path: Path, kill_at: int, args: list[str]) -> subprocess.CompletedProcess:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER, encoding="utf-8")
-    return subprocess.run([sys.executable, str(script), str(kill_at), *args], capture_output=True, text=True, timeout=300)
+    command = [sys.executable, str(script), str(kill_at), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
 def leftovers(folder: Path, keep: set[str]) -> list[str]:

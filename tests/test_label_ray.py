@@ -75,7 +75,7 @@ def test_ray_tsv_matches_local_engine(local_ray, tiny_artifact, tmp_path):
     texts[5] = ""
     source = write_tsv(tmp_path / "in.tsv", texts)
     outputs = run_both(tmp_path, source, tiny_artifact("000"), "tsv", prefix="pred_", part_rows=100)
-    local, remote = (read_tsv(outputs[e][0]) for e in ("local", "ray"))
+    remote = read_tsv(outputs["ray"][0])
     assert [r["id"] for r in remote] == [str(i) for i in range(700)]  # one row per input row, input order
     assert [r["document"] for r in remote] == texts
     assert outputs["ray"][0].read_bytes() == outputs["local"][0].read_bytes()
@@ -94,7 +94,7 @@ def test_ray_jsonl_bad_rows_like_local(local_ray, tiny_artifact, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_bytes(("\n".join(lines) + "\n").encode() + b'{"id": 30, "text": "\xff"}\n')
     outputs = run_both(tmp_path, source, tiny_artifact("000"), "jsonl", text_column="text", part_rows=8)
-    local, remote = ([json.loads(x) for x in outputs[e][0].read_text().splitlines()] for e in ("local", "ray"))
+    remote = [json.loads(line) for line in outputs["ray"][0].read_text().splitlines()]
     assert len(remote) == 31
     assert outputs["ray"][0].read_bytes() == outputs["local"][0].read_bytes()
     assert outputs["ray"][1].error_count == outputs["local"][1].error_count == 5
@@ -151,9 +151,8 @@ def test_a_stalled_ray_job_stops_with_an_error(local_ray, tiny_artifact, tmp_pat
     hog = Hog.remote()
     ray.get(hog.ping.remote())
     source = write_tsv(tmp_path / "in.tsv", make_texts(10, seed=15))
-    job = LabelJob(
-        source, tmp_path / "o.tsv", str(tiny_artifact("000")), engine="ray", prefix="p_", progress=False, stall_timeout=5
-    )
+    artifact = str(tiny_artifact("000"))
+    job = LabelJob(source, tmp_path / "o.tsv", artifact, engine="ray", prefix="p_", progress=False, stall_timeout=5)
     error = run_with_deadline(job, 120)
     ray.kill(hog)
     assert isinstance(error, KoliteError) and "no progress" in str(error), error

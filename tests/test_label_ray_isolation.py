@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -38,29 +39,43 @@ def free_port() -> int:
 
 @pytest.fixture
 def foreign_cluster():
-    ray_cli = Path(sys.executable).with_name("ray")
+    """A head node of our own (``ray start --head --block``), stopped by signalling that one process: never
+    ``ray stop``, which would stop every Ray instance on the machine."""
     temp_dir = tempfile.mkdtemp(prefix="kolite-foreign-")
-    address = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    start = [str(ray_cli), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={address.split(':')[1]}"]
-    start += ["--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
-    subprocess.run(start, check=True, capture_output=True, env=env, timeout=120)
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}"]
+    command += ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
+    log = Path(temp_dir) / "head.log"
+    with log.open("wb") as sink:
+        head = subprocess.Popen([*command, "--disable-usage-stats"], env=env, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        yield address
+        # --block logs this once every process of the node is up, then waits for a signal.
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            assert head.poll() is None, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, env=env, timeout=120, check=False)
+        head.terminate()  # it stops the processes it started (GCS, raylet...) and exits
+        head.wait(timeout=120)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def drivers_of(address: str) -> list[int]:
     result = subprocess.run(
-        [sys.executable, "-c", JOBS_OF, address], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", JOBS_OF, address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
     )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def test_the_engine_never_attaches_to_a_running_cluster(foreign_cluster, tiny_artifact, tmp_path, monkeypatch):
-    assert not ray.is_initialized()
+    if ray.is_initialized():  # left over by another test module: this test is about a fresh process
+        ray.shutdown()
     monkeypatch.setenv("RAY_ADDRESS", foreign_cluster)
     source = write_tsv(tmp_path / "in.tsv", make_texts(40, seed=17))
     summary = label_file(
