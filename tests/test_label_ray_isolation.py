@@ -77,6 +77,7 @@ def test_the_engine_never_attaches_to_a_running_cluster(foreign_cluster, tiny_ar
     if ray.is_initialized():  # left over by another test module: this test is about a fresh process
         ray.shutdown()
     monkeypatch.setenv("RAY_ADDRESS", foreign_cluster)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # as the foreign cluster: joining it would just work
     source = write_tsv(tmp_path / "in.tsv", make_texts(40, seed=17))
     summary = label_file(
         LabelJob(source, tmp_path / "out.tsv", str(tiny_artifact("000")), engine="ray", prefix="p_", progress=False)
