@@ -65,18 +65,23 @@ def connected(ray: Any, address: str | None) -> Iterator[None]:
         yield
         return
     temp_dir = None
-    if address:
-        ray.init(address=address, log_to_driver=False, configure_logging=False)
-    else:
-        # Short path: Ray's socket paths must fit in 107 bytes; /tmp/ray may belong to another user.
-        temp_dir = tempfile.mkdtemp(prefix="kolite-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
-        ray.init(
-            address="local", include_dashboard=False, log_to_driver=False, configure_logging=False, _temp_dir=temp_dir
-        )
     try:
+        if address:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        else:
+            # Short path: Ray's socket paths must fit in 107 bytes; /tmp/ray may belong to another user.
+            temp_dir = tempfile.mkdtemp(prefix="kolite-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                _temp_dir=temp_dir,
+            )
         yield
     finally:
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
