@@ -67,7 +67,10 @@ def connected(ray: Any, address: str | None) -> Iterator[None]:
     temp_dir = None
     try:
         if address:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise KoliteError(f"cannot join the Ray cluster at {address!r}: {exc}") from exc
         else:
             # Short path: Ray's socket paths must fit in 107 bytes; /tmp/ray may belong to another user.
             temp_dir = tempfile.mkdtemp(prefix="kolite-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
