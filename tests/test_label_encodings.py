@@ -76,7 +76,7 @@ def test_every_korean_encoding_labels_identically(tiny_artifact, tmp_path, capsy
         assert "encoding" in err and "Traceback" not in err
         outputs[name] = out.read_bytes()
         if name in ("cp949", "euc-kr"):
-            assert "CP949 encoding (detected" in err  # CP949 is a superset of EUC-KR: what is detected for Korean legacy files
+            assert "CP949 encoding (detected" in err  # a superset of EUC-KR: what Korean legacy files are read as
     reference = outputs.pop("utf-8")
     assert all(data == reference for data in outputs.values()), [n for n, d in outputs.items() if d != reference]
     rows = list(csv.DictReader(io.StringIO(reference.decode("utf-8")), delimiter="," if fmt == "csv" else "\t"))
