@@ -19,6 +19,7 @@ import io
 import json
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -33,7 +34,9 @@ __all__ = [
     "JsonLineError",
     "check_encoding",
     "choose_encoding",
+    "display_name",
     "escaped_bytes",
+    "iter_lines",
     "loads_json_line",
     "prefixed",
 ]
@@ -57,32 +60,23 @@ _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
 _PREFERRED = {"euc_kr": "cp949", "cp949": "cp949"}
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 _ESCAPES = re.compile("[\udc00-\udcff]+")
-_ESCAPE_CHARS = re.compile("[\udc00-\udcff]")
 _VALID_NON_ASCII = re.compile("[^\x00-\x7f\udc00-\udcff]+")
 # A UTF-8 file with a few corrupt bytes is still UTF-8 (those rows get an error); Korean CP949 read as UTF-8
 # decodes about 20 % of its non-ASCII bytes by accident (50 % in a 4-syllable sample).
 UTF8_MAJORITY = 0.8
-
-
-def _decode_escape(error: UnicodeError) -> tuple[str, int]:
-    if not isinstance(error, UnicodeDecodeError):
-        raise error
-    bad = error.object[error.start : error.end]
-    return "".join(chr(0xDC00 + b) for b in bad), error.end
-
-
-def _encode_escape(error: UnicodeError) -> tuple[bytes | str, int]:
-    if not isinstance(error, UnicodeEncodeError):
-        raise error
-    bad = error.object[error.start : error.end]
-    if all("\udc80" <= c <= "\udcff" for c in bad):
-        return bytes(ord(c) - 0xDC00 for c in bad), error.end
-    # As bytes: the UTF-8 encoder accepts only ASCII text from an error handler.
-    return ("\ufffd" * len(bad)).encode(error.encoding, errors="replace"), error.end
+_MAX_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
 
 
 def _escape(error: UnicodeError) -> tuple[bytes | str, int]:
-    return _decode_escape(error) if isinstance(error, UnicodeDecodeError) else _encode_escape(error)
+    bad = error.object[error.start : error.end]  # type: ignore[attr-defined]
+    if isinstance(error, UnicodeDecodeError):
+        return "".join(chr(0xDC00 + b) for b in bad), error.end
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    if all("\udc80" <= c <= "\udcff" for c in bad):  # undecodable input bytes: written back as they were
+        return bytes(ord(c) - 0xDC00 for c in bad), error.end
+    # As bytes: the UTF-8 encoder accepts only ASCII text from an error handler.
+    return ("\ufffd" * len(bad)).encode(error.encoding, errors="replace"), error.end
 
 
 codecs.register_error(ESCAPE, _escape)
@@ -99,7 +93,7 @@ def escaped_bytes(text: str) -> tuple[int, bytes] | None:
 def display_name(encoding: str) -> str:
     """``utf-8-sig`` → ``UTF-8``, ``cp949`` → ``CP949``: how error messages name an encoding."""
     name = codecs.lookup(encoding).name
-    return {"utf-8-sig": "UTF-8", "euc_kr": "EUC-KR"}.get(name, name.upper().replace("_", "-"))
+    return "UTF-8" if name == "utf-8-sig" else name.upper().replace("_", "-")
 
 
 def check_encoding(name: str) -> str:
@@ -156,7 +150,7 @@ def _sample(stream: IO[bytes]) -> tuple[bytes, bool]:
 def _utf8_share(sample: bytes, complete: bool) -> float:
     """Of the sample's non-ASCII bytes, the share that decodes as UTF-8 (1.0: valid UTF-8)."""
     text = codecs.getincrementaldecoder("utf-8")(errors=ESCAPE).decode(sample, final=complete)
-    bad = len(_ESCAPE_CHARS.findall(text))
+    bad = sum(len(run) for run in _ESCAPES.findall(text))
     if not bad:
         return 1.0
     good = len("".join(_VALID_NON_ASCII.findall(text)).encode("utf-8"))
@@ -258,10 +252,10 @@ class JsonLineError(ValueError):
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Python keeps the last of two equal keys, other parsers the first: which text is meant is anyone's guess.
     record = dict(pairs)
     if len(record) != len(pairs):
-        seen: set[str] = set()
-        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        duplicate = next(key for key, n in Counter(key for key, _ in pairs).items() if n > 1)
         raise JsonLineError(f"invalid JSON: duplicate key {duplicate!r}")
     return record
 
@@ -289,8 +283,8 @@ def loads_json_line(line: str) -> Any:
         raise JsonLineError(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:
         raise JsonLineError(f"invalid JSON: nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
-    except ValueError:  # an integer of more digits than int() converts
-        raise JsonLineError(f"invalid JSON: number too long (over {sys.get_int_max_str_digits()} digits)") from None
+    except ValueError:  # an integer of more digits than int() converts (sys.set_int_max_str_digits)
+        raise JsonLineError(f"invalid JSON: number too long (over {_MAX_DIGITS} digits)") from None
     if line.count("[") + line.count("{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
         raise JsonLineError(f"invalid JSON: nested too deeply (more than {MAX_JSON_DEPTH} levels)")
     return value

@@ -85,9 +85,16 @@ def announce(command: str, job: LabelJob, choice: EncodingChoice) -> None:
         print(f"kolite {command}: reading {job.input.name} as {choice.describe()}", file=sys.stderr)
 
 
-def drive(job: LabelJob, model: Any, open_runner: Callable[[JobSpec, EncodingChoice], Runner]) -> Summary:
-    """Run ``job``: ``model`` (loaded by the engine) fixes variant and task; ``open_runner`` makes the runner."""
-    started = time.perf_counter()
+def drive(
+    job: LabelJob,
+    model: Any,
+    open_runner: Callable[[JobSpec, EncodingChoice], Runner],
+    started: float | None = None,
+) -> Summary:
+    """Run ``job``: ``model`` (loaded by the engine) fixes variant and task; ``open_runner`` makes the runner.
+
+    ``started`` (``time.perf_counter()``): when the engine began, so the summary's time includes its start-up."""
+    started = time.perf_counter() if started is None else started
     choice = choose_input_encoding(job)
     announce("label", job, choice)
     spec = job_spec(job, model, choice.encoding)

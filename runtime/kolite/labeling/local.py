@@ -146,6 +146,7 @@ class _LocalRunner:
 
 def run_local(job: LabelJob) -> Summary:
     """Label ``job.input`` into ``job.output`` on this machine; resumes from ``OUTPUT.parts/`` when present."""
+    started = time.perf_counter()
     layout = choose_layout(job.workers, job.threads)
     # The driver's own model resolves variant/task for the spec and labels in-process when there is one worker.
     model = load_model(job.model, job.variant, job.device, layout.threads)
@@ -155,6 +156,6 @@ def run_local(job: LabelJob) -> Summary:
         return _LocalRunner(job, layout, labeler)
 
     try:
-        return drive(job, model, open_runner)
+        return drive(job, model, open_runner, started)
     finally:
         model.close()

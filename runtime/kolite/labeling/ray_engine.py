@@ -198,11 +198,12 @@ class _RayRunner:
 def run_ray(job: LabelJob) -> Summary:
     """Label ``job.input`` with Ray actors (a new local Ray instance unless ``job.address`` or one is running)."""
     ray = require_ray()
+    started = time.perf_counter()
     if Path(job.model).exists():  # actors run in other working directories (and on other nodes)
         job = dataclasses.replace(job, model=str(Path(job.model).resolve()))
     model = load_model(job.model, job.variant, job.device, 1)  # resolves variant + task on the driver
     try:
         with connected(ray, job.address):
-            return drive(job, model, lambda spec, encoding: _RayRunner(ray, job, spec, encoding))
+            return drive(job, model, lambda spec, encoding: _RayRunner(ray, job, spec, encoding), started)
     finally:
         model.close()
