@@ -120,17 +120,19 @@ def test_ray_honours_the_detected_encoding(local_ray, tiny_artifact, tmp_path):
     assert outputs["ray"][1].labelled == 20
 
 
-def test_ray_job_resumes_from_the_parts_of_an_earlier_run(local_ray, tiny_artifact, tmp_path):
+def test_ray_job_resumes_from_the_parts_of_a_local_run(local_ray, tiny_artifact, tmp_path):
+    # Engine, workers and threads are not part of the job: parts written by the local engine are Ray's too.
     source = write_tsv(tmp_path / "in.tsv", make_texts(300, seed=13))
-    job = LabelJob(source, tmp_path / "out.tsv", str(tiny_artifact("000")), engine="ray", part_rows=50, prefix="p_")
+    job = LabelJob(source, tmp_path / "out.tsv", str(tiny_artifact("000")), part_rows=50, prefix="p_", workers=1)
     first = label_file(LabelJob(**{**job.__dict__, "keep_parts": True, "progress": False}))
     reference = job.output.read_bytes()
     job.output.unlink()
     for part in (1, 4):  # as if the run had been killed before these parts were written
         (tmp_path / "out.tsv.parts" / f"part-{part:06d}.done.json").unlink()
-    resumed = label_file(LabelJob(**{**job.__dict__, "progress": False}))
+    resumed = label_file(LabelJob(**{**job.__dict__, "engine": "ray", "workers": None, "progress": False}))
     assert job.output.read_bytes() == reference
     assert (first.resumed_rows, resumed.resumed_rows) == (0, 200)
+    assert resumed.engine.startswith("ray") and not (tmp_path / "out.tsv.parts").exists()
 
 
 def test_a_plan_the_cluster_cannot_run_is_refused_at_once(local_ray, tiny_artifact, tmp_path):

@@ -171,8 +171,12 @@ class PartStore:
         if not self.dir.is_dir():
             return
         for path in self.dir.iterdir():
-            if path.name != COMPLETE_FILE:
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+            if path.name == COMPLETE_FILE:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         (self.dir / COMPLETE_FILE).unlink(missing_ok=True)
         self.dir.rmdir()
 
