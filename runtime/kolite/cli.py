@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", "-i", help="input file, or - for stdin")
     predict.add_argument("--output", "-o", help="output file (default: stdout)")
     predict.add_argument("--format", choices=FORMATS, default="auto", help="input format (auto: by first line)")
+    predict.add_argument(
+        "--encoding",
+        default="auto",
+        help="of --input: auto (default: a BOM, else UTF-8 if valid, else detected, e.g. CP949) or a codec name",
+    )
     predict.add_argument("--top-k", default="1", help="labels per text, or 'all' (text classification)")
     predict.add_argument("--function-to-apply", default="default",
                          help="default (softmax, or sigmoid for multi-label), softmax, sigmoid, none (raw logits)")

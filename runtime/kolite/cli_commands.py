@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from kolite.cli_io import Item, JsonlWriter, open_input, read_items
+from kolite.cli_io import Item, JsonlWriter, decode_input, open_input, read_items
 from kolite.errors import KoliteError
 
 __all__ = ["predict_items", "run_info", "run_predict"]
@@ -59,7 +59,10 @@ def run_predict(args: argparse.Namespace) -> int:
     items: Iterable[Item] = [Item(n, text=t) for n, t in enumerate(args.texts, start=1)]
     stream = open_input(args.input) if args.input else None
     if stream is not None:
-        items = itertools.chain(items, read_items(stream, args.format))
+        choice, decoded = decode_input(stream, args.encoding)
+        if choice.how not in ("ASCII", "valid UTF-8", "given"):  # a BOM or a guess: say what was chosen
+            print(f"kolite predict: reading {args.input} as {choice.describe()}", file=sys.stderr)
+        items = itertools.chain(items, read_items(decoded, args.format, choice))
     out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     writer = JsonlWriter(out)
     succeeded = failed = 0

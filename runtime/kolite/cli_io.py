@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from kolite.errors import KoliteError
+from kolite.input_decoding import (
+    AUTO,
+    ESCAPE,
+    EncodingChoice,
+    JsonLineError,
+    choose_encoding,
+    escaped_bytes,
+    iter_lines,
+    loads_json_line,
+    prefixed,
+)
 from kolite.tokenization import replace_lone_surrogates
 
-__all__ = ["FORMATS", "Item", "JsonlWriter", "open_input", "read_items"]
+__all__ = ["FORMATS", "Item", "JsonlWriter", "decode_input", "open_input", "read_items"]
 
 FORMATS = ("auto", "jsonl", "lines")
 
@@ -42,30 +53,43 @@ def open_input(path: str) -> IO[bytes]:
         raise KoliteError(f"cannot read --input {path}: {exc.strerror}") from exc
 
 
-def read_items(stream: Iterable[bytes], fmt: str = "auto") -> Iterator[Item]:
-    """Decode each line on its own, so one bad line (invalid UTF-8, bad JSON, no text) costs only itself.
+def decode_input(stream: IO[bytes], encoding: str = AUTO) -> tuple[EncodingChoice, IO[bytes]]:
+    """The encoding of ``stream`` (``auto``: BOM, UTF-8, else detected) and the stream, rewound to its start."""
+    choice, head = choose_encoding(stream, encoding)
+    return choice, prefixed(head, stream) if head else stream
 
-    Blank lines are skipped. ``auto`` picks jsonl when the first non-blank line starts with ``{``.
+
+def read_items(stream: IO[bytes], fmt: str = "auto", choice: EncodingChoice | None = None) -> Iterator[Item]:
+    """Decode each line on its own, so one bad line (undecodable bytes, bad JSON, no text) costs only itself.
+
+    Blank lines are skipped. ``auto`` picks jsonl when the first non-blank line starts with ``{``. ``choice``: the
+    stream's encoding (default UTF-8); a line with bytes it cannot decode gets an error naming the first of them.
     """
-    for number, raw in enumerate(stream, start=1):
-        raw = raw.rstrip(b"\r\n")
-        if not raw.strip():
+    choice = choice or EncodingChoice("utf-8", "given")
+    for number, line in enumerate(iter_lines(stream, choice), start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
             continue
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield Item(number, error=f"invalid UTF-8 at byte {exc.start}: {raw[exc.start : exc.start + 4]!r}")
+        bad = escaped_bytes(line)
+        if bad is not None:
+            yield Item(number, error=f"invalid {choice.name} at {_where(line, bad[0], choice)}: {bad[1][:4]!r}")
             continue
         if fmt == "auto":
             fmt = "jsonl" if line.lstrip().startswith("{") else "lines"
         yield _parse_json(number, line) if fmt == "jsonl" else Item(number, text=line)
 
 
+def _where(line: str, position: int, choice: EncodingChoice) -> str:
+    if not choice.ascii_compatible:  # UTF-16/32: a byte offset would count the BOM the codec adds
+        return f"character {position}"
+    return f"byte {len(line[:position].encode(choice.encoding, errors=ESCAPE))}"
+
+
 def _parse_json(number: int, line: str) -> Item:
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return Item(number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+        record = loads_json_line(line)
+    except JsonLineError as exc:
+        return Item(number, error=str(exc))
     if not isinstance(record, dict):
         return Item(number, error=f"expected a JSON object with a 'text' field, got {type(record).__name__}")
     record_id = record.get("id")

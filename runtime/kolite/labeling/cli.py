@@ -9,7 +9,7 @@ from typing import Any
 
 from kolite.errors import KoliteError
 from kolite.labeling.formats import FORMATS
-from kolite.labeling.job import DEFAULT_PART_ROWS, LabelJob, label_file
+from kolite.labeling.job import DEFAULT_PART_ROWS, DEFAULT_STALL_TIMEOUT, LabelJob, label_file
 
 __all__ = ["register", "run"]
 
@@ -44,8 +44,22 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="override the input format (tsv-raw: TSV without quote processing, e.g. NSMC)",
     )
     parser.add_argument("--output-format", choices=FORMATS, help="override the output format")
+    parser.add_argument(
+        "--encoding",
+        default="auto",
+        help="of CSV/TSV/JSONL input: auto (default: a BOM, else UTF-8 if valid, else detected, e.g. CP949 for "
+        "Excel and Korean public-data files) or a codec name (cp949, euc-kr, utf-16...). Output is always UTF-8",
+    )
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="local cores or Ray Data")
-    parser.add_argument("--address", help="Ray cluster address (auto, ray://host:10001); default: start a local Ray")
+    parser.add_argument(
+        "--address", help="Ray cluster address (auto, ray://host:10001); default: start a new local Ray instance"
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=DEFAULT_STALL_TIMEOUT,
+        help=f"ray: stop with an error after this many seconds without progress (default: {DEFAULT_STALL_TIMEOUT:g})",
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="texts per model call (default: 32)")
     parser.add_argument(
         "--part-rows",
@@ -96,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         engine=args.engine,
         address=args.address,
+        encoding=args.encoding,
+        stall_timeout=args.stall_timeout,
     )
     try:
         summary = label_file(job)

@@ -1,7 +1,9 @@
 """File formats: name ↔ extension, and streaming readers that yield the input in fixed-size chunks of rows.
 
-Readers never hold more than one chunk: CSV/TSV and JSONL are read line by line (stdlib), Parquet by record
-batches (pyarrow). A row is a ``dict`` column → value; every input column is kept as it was read.
+Readers never hold more than one chunk: CSV/TSV and JSONL are read line by line (stdlib, no limit on a cell's
+size), Parquet by record batches (pyarrow). A row is a ``dict`` column → value; every input column is kept as it
+was read. Text is decoded with the job's encoding; bytes it cannot decode are kept as escapes (flagged in the text
+column, written back unchanged to CSV/TSV outputs) instead of aborting the file.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kolite.errors import KoliteError
+from kolite.input_decoding import ESCAPE, JsonLineError, loads_json_line
 
 __all__ = [
     "DIALECTS",
@@ -24,6 +27,7 @@ __all__ = [
     "Chunk",
     "detect_format",
     "iter_chunks",
+    "open_binary",
     "parse_jsonl_line",
     "read_header",
     "require_pyarrow",
@@ -97,21 +101,29 @@ def detect_format(path: str | Path, given: str | None = None) -> str:
     )
 
 
-def _open_text(path: Path) -> IO[str]:
-    # surrogateescape: undecodable bytes survive as lone surrogates — flagged in the text column, and written back
-    # unchanged to CSV/TSV outputs — instead of aborting the whole file.
-    raw: IO[bytes] = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+def open_binary(path: Path) -> IO[bytes]:
+    """The file's bytes (``.gz`` decompressed on the fly)."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def _iter_csv(path: Path, fmt: str) -> Iterator[tuple[dict[str, Any], str | None, list[str]]]:
-    with _open_text(path) as handle:
+def _open_text(path: Path, encoding: str, newline: str = "") -> IO[str]:
+    # ESCAPE: an undecodable byte becomes a lone surrogate (one row's problem), not an exception (the file's).
+    return io.TextIOWrapper(open_binary(path), encoding=encoding, errors=ESCAPE, newline=newline)
+
+
+def _header(reader: Iterator[list[str]]) -> list[str] | None:
+    header = next(reader, None)
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]  # a UTF-8 BOM left by an explicit --encoding utf-8 (Excel writes one)
+    return header
+
+
+def _iter_csv(path: Path, fmt: str, encoding: str) -> Iterator[tuple[dict[str, Any], str | None]]:
+    with _open_text(path, encoding) as handle:
         reader = csv.reader(handle, **DIALECTS[fmt])
-        header = next(reader, None)
+        header = _header(reader)
         if header is None:
             return
-        if header and header[0].startswith("\ufeff"):
-            header[0] = header[0][1:]  # UTF-8 BOM (Excel)
         width = len(header)
         for fields in reader:
             error = None
@@ -120,49 +132,49 @@ def _iter_csv(path: Path, fmt: str) -> Iterator[tuple[dict[str, Any], str | None
                 if len(fields) > width:
                     error += f" (extra fields: {json.dumps(fields[width:], ensure_ascii=False)})"
                 fields = fields[:width] + [""] * (width - len(fields))
-            yield dict(zip(header, fields, strict=True)), error, header
+            yield dict(zip(header, fields, strict=True)), error
 
 
 def parse_jsonl_line(line: str) -> tuple[dict[str, Any], str | None]:
     """One JSON Lines record → (row, read error). A line that is not a JSON object is kept whole, not dropped."""
     try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return {RAW_LINE_COLUMN: line}, f"invalid JSON: {exc.msg}"
+        value = loads_json_line(line)
+    except JsonLineError as exc:
+        return {RAW_LINE_COLUMN: line}, str(exc)
     if not isinstance(value, dict):
         return {RAW_LINE_COLUMN: line}, f"not a JSON object ({type(value).__name__})"
     return value, None
 
 
-def _iter_jsonl(path: Path) -> Iterator[tuple[dict[str, Any], str | None, list[str]]]:
-    with _open_text(path) as handle:
+def _iter_jsonl(path: Path, encoding: str) -> Iterator[tuple[dict[str, Any], str | None]]:
+    # Lines end at \n only: a lone \r is JSON whitespace, not a record separator.
+    with _open_text(path, encoding, newline="\n") as handle:
         for line in handle:
             stripped = line.rstrip("\r\n")
             if stripped.strip():  # blank lines are not records in JSON Lines
-                yield (*parse_jsonl_line(stripped), [])
+                yield parse_jsonl_line(stripped)
 
 
-def read_header(path: Path, fmt: str) -> list[str]:
+def read_header(path: Path, fmt: str, encoding: str = "utf-8") -> list[str]:
     """The column names of a CSV/TSV file (its first record)."""
-    with _open_text(path) as handle:
-        header = next(csv.reader(handle, **DIALECTS[fmt]), [])
-    if header and header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]
-    return header
+    with _open_text(path, encoding) as handle:
+        return _header(csv.reader(handle, **DIALECTS[fmt])) or []
 
 
-def _chunked(rows: Iterator[tuple[dict[str, Any], str | None, list[str]]], chunk_rows: int) -> Iterator[Chunk]:
-    chunk = Chunk(0, 0, [], [])
-    seen: dict[str, None] = {}
-    for row, error, header in rows:
+def _chunked(rows: Iterator[tuple[dict[str, Any], str | None]], chunk_rows: int, header: list[str]) -> Iterator[Chunk]:
+    # ``header``: the CSV/TSV columns, so that every part (even of a header-only file) has them. JSONL has none:
+    # a part's columns are the keys of its rows, in order of appearance.
+    chunk = Chunk(0, 0, [], list(header))
+    seen: dict[str, None] = dict.fromkeys(header)
+    for row, error in rows:
         if len(chunk.rows) == chunk_rows:
             yield chunk
-            chunk = Chunk(chunk.index + 1, chunk.start + chunk_rows, [], [])
-            seen = {}
+            chunk = Chunk(chunk.index + 1, chunk.start + chunk_rows, [], list(header))
+            seen = dict.fromkeys(header)
         if error is not None:
             chunk.read_errors[len(chunk.rows)] = error
         chunk.rows.append(row)
-        for name in header or row:
+        for name in () if header else row:
             if name not in seen:
                 seen[name] = None
                 chunk.columns.append(name)
@@ -184,12 +196,13 @@ def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
             yield Chunk(0, 0, [], list(schema.names), arrow_schema=schema)
 
 
-def iter_chunks(path: str | Path, fmt: str, chunk_rows: int) -> Iterator[Chunk]:
+def iter_chunks(path: str | Path, fmt: str, chunk_rows: int, encoding: str = "utf-8") -> Iterator[Chunk]:
     """The input as consecutive chunks of ``chunk_rows`` rows (the last may be shorter; an empty file → 1 empty)."""
     path = Path(path)
     if not path.is_file():
         raise KoliteError(f"input file {path} not found")
     if fmt == "parquet":
         return _iter_parquet(path, chunk_rows)
-    rows = _iter_jsonl(path) if fmt == "jsonl" else _iter_csv(path, fmt)
-    return _chunked(rows, chunk_rows)
+    if fmt == "jsonl":
+        return _chunked(_iter_jsonl(path, encoding), chunk_rows, [])
+    return _chunked(_iter_csv(path, fmt, encoding), chunk_rows, read_header(path, fmt, encoding))

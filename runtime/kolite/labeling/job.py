@@ -7,13 +7,25 @@ from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.labeling.formats import detect_format, read_header, same_family
+from kolite.input_decoding import AUTO, EncodingChoice, check_encoding, choose_encoding
+from kolite.labeling.formats import detect_format, open_binary, read_header, same_family
 from kolite.labeling.parts import JobSpec, input_fingerprint
 from kolite.labeling.predict import OutputColumns
 
-__all__ = ["DEFAULT_PART_ROWS", "LabelJob", "check_columns", "job_spec", "label_file"]
+__all__ = [
+    "DEFAULT_PART_ROWS",
+    "DEFAULT_STALL_TIMEOUT",
+    "LabelJob",
+    "check_columns",
+    "choose_input_encoding",
+    "job_spec",
+    "label_file",
+]
 
 DEFAULT_PART_ROWS = 10_000
+# A Ray job in which no slice finished for this long stops with an error (actors that cannot start, a cluster
+# held by another job...). Generous: the first slice waits for actors to start and load the model.
+DEFAULT_STALL_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,8 @@ class LabelJob:
     progress: bool = True
     engine: str = "local"
     address: str | None = None
+    encoding: str = AUTO  # of CSV/TSV/JSONL inputs: auto (BOM, UTF-8, else detected) or a codec name
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT  # Ray engine: seconds without progress before giving up
 
     @property
     def in_format(self) -> str:
@@ -62,9 +76,23 @@ class LabelJob:
             raise KoliteError("the output must not overwrite the input")
         if self.output.suffix == ".gz":
             raise KoliteError("compressed output is not supported; compress the finished file instead")
+        if self.stall_timeout <= 0:
+            raise KoliteError("--stall-timeout must be positive")
+        if self.encoding.lower() != AUTO:
+            check_encoding(self.encoding)
 
 
-def job_spec(job: LabelJob, model: Any) -> JobSpec:
+def choose_input_encoding(job: LabelJob) -> EncodingChoice:
+    """The codec the input is read with (Parquet stores UTF-8 strings: nothing to choose)."""
+    if job.in_format == "parquet":
+        return EncodingChoice("utf-8", "Parquet")
+    if not job.input.is_file():
+        raise KoliteError(f"input file {job.input} not found")
+    with open_binary(job.input) as stream:
+        return choose_encoding(stream, job.encoding)[0]
+
+
+def job_spec(job: LabelJob, model: Any, encoding: str = "utf-8") -> JobSpec:
     size, mtime = input_fingerprint(job.input)
     source = Path(job.model)
     return JobSpec(
@@ -81,26 +109,30 @@ def job_spec(job: LabelJob, model: Any) -> JobSpec:
         part_rows=job.part_rows,
         prefix=job.prefix,
         allow_empty=job.allow_empty,
+        encoding=encoding,
     )
 
 
-def input_columns(job: LabelJob, fmt: str) -> list[str] | None:
+def input_columns(job: LabelJob, fmt: str, encoding: str = "utf-8") -> list[str] | None:
     """The input's column names (CSV/TSV header, Parquet schema); None for JSONL, whose rows name their own."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return list(pq.read_schema(job.input).names)
-    return None if fmt == "jsonl" else read_header(job.input, fmt)
+    return None if fmt == "jsonl" else read_header(job.input, fmt, encoding)
 
 
-def check_columns(job: LabelJob, task: str, fmt: str) -> list[str] | None:
+def check_columns(job: LabelJob, task: str, fmt: str, encoding: str = "utf-8") -> list[str] | None:
     """Refuse, before any work, a missing text column or output columns that would overwrite input columns."""
-    columns = input_columns(job, fmt)
+    columns = input_columns(job, fmt, encoding)
     if columns is None:
         return None
     if job.text_column not in columns:
+        shown = repr(columns)
+        shown = shown if len(shown) <= 300 else shown[:300] + "…"  # a header decoded with a wrong --encoding
         raise KoliteError(
-            f"column {job.text_column!r} not found in {job.input}; its columns are {columns} (use --text-column)"
+            f"column {job.text_column!r} not found in {job.input}; its columns are {shown} (use --text-column, "
+            "or --encoding if the names look garbled)"
         )
     clash = OutputColumns(task, job.prefix).collisions(columns)
     if clash:

@@ -1,36 +1,41 @@
-"""The local engine: stream the input in parts, label them with 1 process × N threads or N processes × 1 thread.
+"""The local engine: label slices in this process (1 worker × N threads) or in N worker processes × 1 thread.
 
-Memory stays bounded: one chunk is read at a time, at most two are in flight, and each is written out as a part as
-soon as it is labelled. The model's own classify() sorts every slice by length (length-bucketed batches).
+The job itself (reading, parts, resume, join) is :func:`kolite.labeling.driver.drive`; this module only decides
+the layout and runs the workers. Worker processes die with the labelling process, even after ``kill -9``: each
+one exits when its parent is gone (Linux: the kernel's parent-death signal; everywhere: a watchdog thread).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.labeling.formats import Chunk, iter_chunks
-from kolite.labeling.job import LabelJob, check_columns, job_spec
-from kolite.labeling.parts import PartStats, PartStore
-from kolite.labeling.predict import Labeler, load_model, slice_rows
-from kolite.labeling.progress import Progress, Summary, count_rows
-from kolite.labeling.writers import concat_parts, render_part
+from kolite.input_decoding import EncodingChoice
+from kolite.labeling.driver import drive
+from kolite.labeling.job import LabelJob
+from kolite.labeling.parts import JobSpec
+from kolite.labeling.predict import Labeler, load_model
+from kolite.labeling.progress import Summary
 
-__all__ = ["PREFERRED_LAYOUT", "choose_layout", "run_local"]
+__all__ = ["PREFERRED_LAYOUT", "choose_layout", "exit_with_parent", "run_local"]
 
 # "threads" = 1 process with all cores as ONNX Runtime intra-op threads; "processes" = one 1-thread worker per core.
 # Measured on the 2-core dev machine, 000 stand-in int8 on NSMC rows (README, labelling section): 2 processes x 1
 # thread labelled 131-170 rows/s at 3.1-3.3 ms CPU per row, 1 process x 2 threads 88-118 rows/s at 5.1-5.3 ms CPU
 # per row (intra-op threads synchronise on every op of these small batches; processes share nothing).
 PREFERRED_LAYOUT = "processes"
-CHUNKS_IN_FLIGHT = 2
+PARENT_POLL_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,38 @@ def choose_layout(workers: int | None, threads: int | None, cores: int | None = 
 _LABELER: Labeler | None = None
 
 
-def _init_worker(model: str, variant: str, device: str, threads: int, prefix: str, batch: int, empty: bool) -> None:
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)  # the parent is gone (its pool can never collect our results): no cleanup to wait for
+
+
+def exit_with_parent(parent: int) -> None:
+    """End this process as soon as process ``parent`` (which started it) is gone, however it ended.
+
+    A killed parent cannot shut its pool down, and its workers (a loaded model each, ~350 MB) would wait forever
+    for work. Linux: PR_SET_PDEATHSIG delivers SIGKILL when the parent exits (it fires when the *thread* that
+    started the worker ends: the pool is started and shut down by the thread that runs the job, which outlives
+    it). Everywhere (macOS has no such signal): a daemon thread watches the parent id change (reparenting).
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        # Without a usable libc prctl the watchdog below still does the job.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # died before we got here
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="kolite-parent-watch", daemon=True).start()
+
+
+def _init_worker(parent: int, model: str, variant: str, device: str, threads: int, labeler: dict[str, Any]) -> None:
+    exit_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the parent handles it and shuts the pool down; the workers must not
+    # each print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _LABELER
-    _LABELER = Labeler(load_model(model, variant, device, threads), prefix, batch, empty)
+    _LABELER = Labeler(load_model(model, variant, device, threads), **labeler)
 
 
 def _label_in_worker(values: list[object]) -> dict[str, list[Any]]:
@@ -67,51 +101,31 @@ def _label_in_worker(values: list[object]) -> dict[str, list[Any]]:
 
 
 # --- driver side -----------------------------------------------------------------------------------------------
-def _text_values(chunk: Chunk, text_column: str) -> list[object]:
-    # Rows that could not be read properly are not labelled (their text may be a shifted field).
-    return [None if i in chunk.read_errors else row.get(text_column) for i, row in enumerate(chunk.rows)]
-
-
-def _apply_read_errors(chunk: Chunk, results: dict[str, list[Any]], labeler: Labeler) -> None:
-    for i, message in chunk.read_errors.items():
-        for name in results:
-            results[name][i] = None
-        results[labeler.columns.error][i] = message
-
-
-def _slices(values: list[object], size: int) -> Iterator[list[object]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _merge(pieces: list[dict[str, list[Any]]], names: tuple[str, ...]) -> dict[str, list[Any]]:
-    return {name: [v for piece in pieces for v in piece[name]] for name in names}
-
-
-class _Runner:
-    """Submits slices either to a process pool or to the in-process labeler; results come back in input order."""
+class _LocalRunner:
+    """Slices go to a process pool, or (one worker) are labelled lazily in collect() to keep the bar smooth."""
 
     def __init__(self, job: LabelJob, layout: Layout, labeler: Labeler) -> None:
         self.labeler = labeler
+        self.description = f"local {layout.workers}x{layout.threads}"
         self.pool: ProcessPoolExecutor | None = None
+        self.slots = 0
         if layout.workers > 1:
-            args = (
-                job.model,
-                labeler.model.variant.name,
-                job.device,
-                layout.threads,
-                job.prefix,
-                job.batch_size,
-                job.allow_empty,
-            )
+            options = {
+                "prefix": job.prefix,
+                "batch_size": job.batch_size,
+                "allow_empty": job.allow_empty,
+                "encoding": labeler.encoding,
+            }
+            args = (os.getpid(), job.model, labeler.model.variant.name, job.device, layout.threads, options)
             # spawn: forking a process that already holds an onnxruntime thread pool is not safe.
             self.pool = ProcessPoolExecutor(
                 layout.workers, multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=args
             )
+            self.slots = layout.workers
 
-    def submit(self, values: list[object]) -> Future | dict[str, list[Any]]:
+    def submit(self, values: list[object]) -> Any:
         if self.pool is None:
-            return values  # type: ignore[return-value]  # labelled lazily in collect(), keeping the bar smooth
+            return values
         return self.pool.submit(_label_in_worker, values)
 
     def collect(self, handle: Any) -> dict[str, list[Any]]:
@@ -130,59 +144,18 @@ class _Runner:
             self.pool.shutdown(cancel_futures=True)
 
 
-def _finish(
-    store: PartStore, runner: _Runner, chunk: Chunk, handles: list[Any], fmt: str, progress: Callable[[int], None]
-) -> PartStats:
-    pieces = []
-    for handle in handles:
-        pieces.append(runner.collect(handle))
-        progress(len(pieces[-1][runner.labeler.columns.error]))
-    results = _merge(pieces, runner.labeler.columns.names) if pieces else {n: [] for n in runner.labeler.columns.names}
-    _apply_read_errors(chunk, results, runner.labeler)
-    stats = PartStats.from_results(results, runner.labeler.columns.error)
-    store.save(chunk.index, render_part(chunk, results, fmt), stats)
-    return stats
-
-
 def run_local(job: LabelJob) -> Summary:
     """Label ``job.input`` into ``job.output`` on this machine; resumes from ``OUTPUT.parts/`` when present."""
     started = time.perf_counter()
     layout = choose_layout(job.workers, job.threads)
     # The driver's own model resolves variant/task for the spec and labels in-process when there is one worker.
     model = load_model(job.model, job.variant, job.device, layout.threads)
-    labeler = Labeler(model, job.prefix, job.batch_size, job.allow_empty)
-    spec = job_spec(job, model)
-    check_columns(job, spec.task, spec.input_format)
-    store = PartStore(job.output, spec, restart=job.restart, overwrite=job.overwrite)
-    progress = Progress(count_rows(job.input, spec.input_format), job.progress)
-    totals, resumed, count = PartStats(), 0, 0
-    runner = _Runner(job, layout, labeler)
-    pending: deque[tuple[Chunk, list[Any]]] = deque()
+
+    def open_runner(spec: JobSpec, encoding: EncodingChoice) -> _LocalRunner:
+        labeler = Labeler(model, job.prefix, job.batch_size, job.allow_empty, encoding.name)
+        return _LocalRunner(job, layout, labeler)
+
     try:
-        for chunk in iter_chunks(job.input, spec.input_format, job.part_rows):
-            count += 1
-            done = store.finished(chunk.index, len(chunk.rows))
-            if done is not None:
-                totals.add(done)
-                resumed += done.rows
-                progress.update(done.rows)
-                continue
-            clash = labeler.columns.collisions(chunk.columns)  # JSONL rows bring their own keys
-            if clash:
-                raise KoliteError(f"rows {chunk.start}.. already have column(s) {clash}; pass --prefix")
-            values = _text_values(chunk, job.text_column)
-            pending.append((chunk, [runner.submit(s) for s in _slices(values, slice_rows(job.batch_size))]))
-            while len(pending) >= CHUNKS_IN_FLIGHT or (pending and runner.pool is None):
-                totals.add(_finish(store, runner, *pending.popleft(), spec.output_format, progress.update))
-        while pending:
-            totals.add(_finish(store, runner, *pending.popleft(), spec.output_format, progress.update))
+        return drive(job, model, open_runner, started)
     finally:
-        runner.close()
-        progress.close()
         model.close()
-    concat_parts(store.parts(count), job.output, spec.output_format)
-    if not job.keep_parts:
-        store.cleanup()
-    return Summary.from_stats(
-        job.output, f"local {layout.workers}x{layout.threads}", totals, resumed, time.perf_counter() - started
-    )

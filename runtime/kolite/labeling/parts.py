@@ -7,6 +7,10 @@
   renamed, so it exists complete or not at all.
 * ``part-000123.done.json`` — written (atomically) after the part; a part counts as finished only with it, and only
   when it holds as many rows as the input chunk it stands for.
+* ``.output.tmp`` — the join of the parts, renamed to OUTPUT when complete (a join killed half-way leaves nothing
+  beside OUTPUT).
+* ``complete.json`` — written once OUTPUT is in place, before the folder is removed; the last file removed. A job
+  killed while removing the folder finds it on its next run and only finishes the removal.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.labeling.writers import write_part
+from kolite.labeling.writers import concat_parts, write_part
 
 __all__ = ["JobSpec", "PartStats", "PartStore", "error_kind", "parts_dir_for"]
 
 EXTENSIONS = {"csv": "csv", "tsv": "tsv", "tsv-raw": "tsv", "jsonl": "jsonl", "parquet": "parquet"}
 SPEC_FILE = "job.json"
+COMPLETE_FILE = "complete.json"
+JOIN_FILE = ".output.tmp"
 
 
 def parts_dir_for(output: Path) -> Path:
@@ -54,7 +60,8 @@ class JobSpec:
     part_rows: int
     prefix: str = ""
     allow_empty: bool = False
-    spec_version: int = 1
+    encoding: str = "utf-8"  # the codec the input is decoded with (chosen once, recorded so a resume agrees)
+    spec_version: int = 2
 
     def differences(self, other: dict[str, Any]) -> list[str]:
         mine = asdict(self)
@@ -72,6 +79,13 @@ class PartStats:
         errors = [e for e in results[error_column] if e is not None]
         n = len(results[error_column])
         return cls(n, n - len(errors), Counter(error_kind(e) for e in errors))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "labelled": self.labelled, "errors": dict(self.errors)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PartStats:
+        return cls(data["rows"], data["labelled"], Counter(data["errors"]))
 
     def add(self, other: PartStats) -> None:
         self.rows += other.rows
@@ -92,11 +106,19 @@ class PartStore:
         self.dir = parts_dir_for(output)
         self.ext = EXTENSIONS[spec.output_format]
         self.overwrite = overwrite
+        self.completed: PartStats | None = None  # set when this very job already wrote OUTPUT
         if restart and self.dir.exists():
             shutil.rmtree(self.dir)
         self._open()
 
     def _open(self) -> None:
+        complete = self.dir / COMPLETE_FILE
+        if complete.is_file():
+            record = json.loads(complete.read_text(encoding="utf-8"))
+            if record["spec"] == asdict(self.spec) and self.output.is_file():
+                self.completed = PartStats.from_dict(record["totals"])
+                return
+            shutil.rmtree(self.dir)  # what is left of a finished job whose output is gone or was another job's
         spec_path = self.dir / SPEC_FILE
         if spec_path.is_file():
             previous = json.loads(spec_path.read_text(encoding="utf-8"))
@@ -126,18 +148,37 @@ class PartStore:
         data = json.loads(marker.read_text(encoding="utf-8"))
         if data.get("rows") != rows:
             return None
-        return PartStats(data["rows"], data["labelled"], Counter(data["errors"]))
+        return PartStats.from_dict(data)
 
     def save(self, index: int, data: bytes, stats: PartStats) -> None:
         write_part(self.part_path(index), data)
-        marker = {"rows": stats.rows, "labelled": stats.labelled, "errors": dict(stats.errors)}
-        write_part(self._marker(index), json.dumps(marker).encode())
+        write_part(self._marker(index), json.dumps(stats.to_dict()).encode())
 
     def parts(self, count: int) -> list[Path]:
         return [self.part_path(i) for i in range(count)]
 
+    def finish(self, count: int, totals: PartStats, keep_parts: bool = False) -> None:
+        """Join the ``count`` parts into OUTPUT (atomically), then remove the folder unless ``keep_parts``."""
+        concat_parts(self.parts(count), self.output, self.spec.output_format, tmp=self.dir / JOIN_FILE)
+        if keep_parts:
+            return
+        record = {"spec": asdict(self.spec), "totals": totals.to_dict()}
+        write_part(self.dir / COMPLETE_FILE, json.dumps(record, ensure_ascii=False).encode())
+        self.cleanup()
+
     def cleanup(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        """Remove the folder, ``complete.json`` last: until then a re-run knows that OUTPUT is complete."""
+        if not self.dir.is_dir():
+            return
+        for path in self.dir.iterdir():
+            if path.name == COMPLETE_FILE:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        (self.dir / COMPLETE_FILE).unlink(missing_ok=True)
+        self.dir.rmdir()
 
 
 def input_fingerprint(path: Path) -> tuple[int, int]:

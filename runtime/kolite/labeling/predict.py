@@ -63,11 +63,14 @@ def load_model(artifact: str, variant: str = "auto", device: str = "cpu", thread
 class Labeler:
     """Labels a list of raw cells; invalid cells get an error instead of a label, and nothing is dropped."""
 
-    def __init__(self, model: Any, prefix: str = "", batch_size: int = 32, allow_empty: bool = False) -> None:
+    def __init__(
+        self, model: Any, prefix: str = "", batch_size: int = 32, allow_empty: bool = False, encoding: str = "UTF-8"
+    ) -> None:
         self.model = model
         self.columns = OutputColumns(model.manifest.task, prefix)
         self.batch_size = batch_size
         self.allow_empty = allow_empty
+        self.encoding = encoding  # the input's, named in "undecodable text (not CP949)"
 
     def label_slices(self, values: Sequence[object]) -> dict[str, list[Any]]:
         """:meth:`label` on consecutive slices of :func:`slice_rows` values (a whole part at once)."""
@@ -77,7 +80,7 @@ class Labeler:
 
     def label(self, values: Sequence[object]) -> dict[str, list[Any]]:
         """One list per output column, aligned with ``values``."""
-        positions, texts, errors = split_valid(values, self.allow_empty)
+        positions, texts, errors = split_valid(values, self.allow_empty, self.encoding)
         outputs = self._predict(texts, errors, positions)
         return self._columns(len(values), positions, outputs, errors)
 

@@ -9,19 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kolite.input_decoding import EncodingChoice
 from kolite.labeling.parts import PartStats
 
 __all__ = ["Progress", "Summary", "count_rows"]
 
 
-def count_rows(path: Path, fmt: str) -> int | None:
+def count_rows(path: Path, fmt: str, encoding: EncodingChoice | None = None) -> int | None:
     """Rows in the input, for the ETA: Parquet metadata, or a fast newline count (bytes, no parsing)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
         return int(pq.ParquetFile(path).metadata.num_rows)
-    if path.suffix == ".gz":
-        return None  # would mean decompressing twice; the bar shows the rate without an ETA
+    if path.suffix == ".gz" or (encoding is not None and not encoding.ascii_compatible):
+        return None  # decompressing twice / UTF-16 (0x0A is half of many characters): a rate without an ETA
     lines = 0
     last = b"\n"
     with open(path, "rb") as handle:
@@ -85,9 +86,18 @@ class Summary:
     resumed_rows: int = 0  # rows found in finished parts of an earlier run
     seconds: float = 0.0
     rows_per_second: float = 0.0  # rows labelled by this run / its wall time
+    encoding: str = ""  # how the input was decoded, e.g. "CP949 (detected by charset-normalizer, confidence 0.95)"
 
     @classmethod
-    def from_stats(cls, output: Path, engine: str, stats: PartStats, resumed: int, seconds: float) -> Summary:
+    def from_stats(
+        cls,
+        output: Path,
+        engine: str,
+        stats: PartStats,
+        resumed: int,
+        seconds: float,
+        encoding: EncodingChoice | None = None,
+    ) -> Summary:
         fresh = stats.rows - resumed
         return cls(
             str(output),
@@ -98,6 +108,7 @@ class Summary:
             resumed,
             round(seconds, 3),
             round(fresh / seconds, 1) if seconds > 0 else 0.0,
+            encoding.describe() if encoding is not None else "",
         )
 
     @property

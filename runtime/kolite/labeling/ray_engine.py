@@ -1,195 +1,209 @@
-"""The Ray engine: the same job on Ray Data — ``read_*`` → ``map_batches`` (actor pool) → ``write_datasink``.
+"""The Ray engine: the local engine's job with its slices labelled by Ray actors across a cluster.
 
-* Each actor loads the artifact once and runs ONNX Runtime with intra-op threads = the actor's ``num_cpus``.
-* Readers hand the actors raw bytes (CSV/TSV cells as ``binary``, JSONL as whole lines) so that decoding,
-  bad-row rules and output rendering are exactly the local engine's (same ``error`` messages, same files).
-* Every batch becomes one part file, written by a datasink into ``OUTPUT.ray-parts/`` (shared storage on a
-  cluster); ``preserve_order`` keeps the parts in input order and the driver joins them into ``OUTPUT``.
-* Not resumable at part level: Ray retries failed tasks and restarts dead actors itself; a killed driver means a
-  fresh run (the local engine is the resumable one).
+* The driver does what it does locally (:func:`kolite.labeling.driver.drive`): it reads the input — so decoding,
+  encodings, cell sizes and bad-row rules are the local engine's —, writes the parts and joins them. Only the
+  labelling runs on the cluster: each actor loads the artifact once and labels the slices it is sent, with ONNX
+  Runtime intra-op threads = its ``num_cpus`` = ``--threads``. Same bytes as the local engine, same resume.
+* Resource plan: only the actors hold CPUs (the driver reads and writes outside Ray's scheduler), so a pool that
+  fills the cluster cannot starve a read task (Ray Data's read tasks did: the job waited forever). A plan no node
+  can host is refused at once; slices go only to actors that have started.
+* Never a silent hang: when no slice finishes (and no actor starts) for ``--stall-timeout`` seconds, the job stops
+  with an error that says what the cluster has free. Finished parts are kept: re-running resumes.
+* Without ``--address`` the engine starts a new local Ray instance (own temp dir, stopped at the end): it never
+  joins a cluster that happens to run on the machine (nor the one RAY_ADDRESS names).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import shutil
+import sys
+import tempfile
 import time
-from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.labeling.formats import DIALECTS, Chunk, parse_jsonl_line, require_pyarrow
-from kolite.labeling.job import LabelJob, check_columns, job_spec
-from kolite.labeling.parts import EXTENSIONS, PartStats
+from kolite.input_decoding import EncodingChoice
+from kolite.labeling.driver import drive
+from kolite.labeling.job import LabelJob
+from kolite.labeling.parts import JobSpec
 from kolite.labeling.predict import Labeler, load_model
 from kolite.labeling.progress import Summary
-from kolite.labeling.writers import concat_parts, render_part, write_part
 
-__all__ = ["run_ray"]
+__all__ = ["connected", "plan_actors", "run_ray"]
 
-LINE_COLUMN = "__line"
-# Reading and writing are light next to inference: they take no CPU slot, so every CPU can host a model actor
-# (otherwise an actor pool that fills the cluster leaves no slot for the reader and the job waits forever).
-IO_CPUS = 0
+ACTOR_RESTARTS = 2  # a dead actor (OOM, lost node) is restarted and its slices retried this many times
 
 
 def require_ray() -> Any:
     try:
         import ray
-        import ray.data
     except ImportError as exc:
-        raise KoliteError("--engine ray needs Ray Data: pip install 'kolite[ray]'") from exc
+        raise KoliteError("--engine ray needs Ray: pip install 'kolite[ray]'") from exc
     return ray
 
 
-def _read(job: LabelJob, fmt: str, header: list[str]) -> Any:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import ray.data
+class LabelActor:
+    """One model per actor; labels slices of text cells exactly as a local worker process does."""
 
-    path = str(job.input.resolve())
-    if fmt == "parquet":
-        return ray.data.read_parquet(path, num_cpus=IO_CPUS)
-    if fmt == "jsonl":
-        # One binary column per line: valid JSON never holds a raw control character, so \x1f never splits a line.
-        parse = pacsv.ParseOptions(delimiter="\x1f", quote_char=False, escape_char=False)
-        read = pacsv.ReadOptions(column_names=[LINE_COLUMN])
-        convert = pacsv.ConvertOptions(column_types={LINE_COLUMN: pa.binary()})
-    else:
-        quoting = DIALECTS[fmt].get("quoting") != csv.QUOTE_NONE
-        parse = pacsv.ParseOptions(delimiter=DIALECTS[fmt]["delimiter"], quote_char='"' if quoting else False)
-        read = pacsv.ReadOptions(skip_rows=1, column_names=header)
-        convert = pacsv.ConvertOptions(column_types={name: pa.binary() for name in header})
-    return ray.data.read_csv(path, parse_options=parse, read_options=read, convert_options=convert, num_cpus=IO_CPUS)
+    def __init__(self, model: str, variant: str, device: str, threads: int, labeler: dict[str, Any]) -> None:
+        self.labeler = Labeler(load_model(model, variant, device, threads), **labeler)
+
+    def label(self, values: list[object]) -> dict[str, list[Any]]:
+        return self.labeler.label(values)
 
 
-def _decode(value: Any) -> Any:
-    return value.decode("utf-8", errors="surrogateescape") if isinstance(value, bytes) else value
+@contextmanager
+def connected(ray: Any, address: str | None) -> Iterator[None]:
+    """Ray as this job needs it: the caller's if already initialised, the cluster at ``address``, else a new
+    local instance (``address="local"``: RAY_ADDRESS and a running ``ray start`` are ignored) in its own temp
+    dir. What is started here is stopped here."""
+    if ray.is_initialized():
+        yield
+        return
+    temp_dir = None
+    try:
+        if address:
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise KoliteError(f"cannot join the Ray cluster at {address!r}: {exc}") from exc
+        else:
+            # Short path: Ray's socket paths must fit in 107 bytes; /tmp/ray may belong to another user.
+            temp_dir = tempfile.mkdtemp(prefix="kolite-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                _temp_dir=temp_dir,
+            )
+        yield
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-class RayLabeler:
-    """The actor: one model per actor, one output part per batch."""
-
-    def __init__(
-        self, job: LabelJob, variant: str, threads: int, in_format: str, out_format: str, header: list[str]
-    ) -> None:
-        model = load_model(job.model, variant, job.device, threads)
-        self.labeler = Labeler(model, job.prefix, job.batch_size, job.allow_empty)
-        self.text_column = job.text_column
-        self.in_format, self.out_format, self.header = in_format, out_format, header
-
-    def _chunk(self, batch: Any) -> Chunk:
-        if self.in_format == "jsonl":
-            chunk = Chunk(0, 0, [], [])
-            seen: dict[str, None] = {}
-            for i, line in enumerate(batch.column(LINE_COLUMN).to_pylist()):
-                row, error = parse_jsonl_line(_decode(line).rstrip("\r"))
-                chunk.rows.append(row)
-                if error is not None:
-                    chunk.read_errors[i] = error
-                seen.update(dict.fromkeys(row))
-            chunk.columns = list(seen)
-            return chunk
-        rows = [{k: _decode(v) for k, v in row.items()} for row in batch.to_pylist()]
-        if self.in_format == "parquet":
-            return Chunk(0, 0, rows, list(batch.schema.names), arrow_schema=batch.schema)
-        return Chunk(0, 0, rows, list(self.header))
-
-    def __call__(self, batch: Any) -> Any:
-        import pyarrow as pa
-
-        chunk = self._chunk(batch)
-        clash = self.labeler.columns.collisions(chunk.columns)
-        if clash:
-            raise KoliteError(f"the input already has column(s) {clash}; pass --prefix (e.g. --prefix pred_)")
-        values = [None if i in chunk.read_errors else r.get(self.text_column) for i, r in enumerate(chunk.rows)]
-        results = self.labeler.label_slices(values)
-        for i, message in chunk.read_errors.items():
-            for name in results:
-                results[name][i] = None
-            results[self.labeler.columns.error][i] = message
-        stats = PartStats.from_results(results, self.labeler.columns.error)
-        marker = {"rows": stats.rows, "labelled": stats.labelled, "errors": dict(stats.errors)}
-        return pa.table({"data": [render_part(chunk, results, self.out_format)], "stats": [json.dumps(marker)]})
+def _node_cpus(ray: Any) -> list[float]:
+    return [node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")]
 
 
-def _datasink(folder: Path, ext: str) -> Any:
-    from ray.data import Datasink
-    from ray.data.block import BlockAccessor
+def plan_actors(ray: Any, workers: int | None, threads: int) -> int:
+    """How many actors of ``threads`` CPUs to start; refuses a plan that no node can host."""
+    nodes = _node_cpus(ray)
+    largest = max(nodes, default=0.0)
+    if threads > largest:
+        raise KoliteError(
+            f"--threads {threads}: each actor needs {threads} CPUs but the largest Ray node has {largest:g}; "
+            "lower --threads"
+        )
+    fit = sum(int(cpus // threads) for cpus in nodes)
+    actors = workers or fit
+    if actors > fit:
+        print(
+            f"kolite label: {actors} actors x {threads} CPUs do not fit the cluster's {sum(nodes):g} CPUs; "
+            f"{fit} start now, the others when CPUs free up",
+            file=sys.stderr,
+        )
+    return actors
 
-    class PartsDatasink(Datasink):
-        """Writes each rendered part to ``part-<task>-<n>.<ext>`` (+ its stats) in a shared folder."""
 
-        def write(self, blocks: Any, ctx: Any) -> None:
-            n = 0
-            for block in blocks:
-                table = BlockAccessor.for_block(block).to_arrow()
-                for data, stats in zip(table["data"].to_pylist(), table["stats"].to_pylist(), strict=True):
-                    name = f"part-{ctx.task_idx:06d}-{n:05d}"
-                    write_part(folder / f"{name}.{ext}", data)
-                    write_part(folder / f"{name}.done.json", stats.encode())
-                    n += 1
+class _RayRunner:
+    """Sends slices to started actors (the least busy first); collect() waits at most ``stall`` seconds."""
 
-    return PartsDatasink()
+    def __init__(self, ray: Any, job: LabelJob, spec: JobSpec, encoding: EncodingChoice) -> None:
+        self.ray = ray
+        self.stall = job.stall_timeout
+        threads = job.threads or 1
+        count = plan_actors(ray, job.workers, threads)
+        self.description = f"ray {count}x{threads}"
+        options = {
+            "prefix": job.prefix,
+            "batch_size": job.batch_size,
+            "allow_empty": job.allow_empty,
+            "encoding": encoding.name,
+        }
+        actor = ray.remote(num_cpus=threads, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)(
+            LabelActor
+        )
+        self.actors = [actor.remote(job.model, spec.variant, job.device, threads, options) for _ in range(count)]
+        self.starting = {a.__ray_ready__.remote(): a for a in self.actors}
+        self.load: dict[Any, int] = {}  # started actor → slices sent and not yet collected
+        self.sent: dict[Any, Any] = {}  # slice ref → actor
+        self.failures: list[str] = []
+        self.slots = count
 
+    def _started(self, timeout: float) -> None:
+        if not self.starting:
+            return
+        ready, _ = self.ray.wait(list(self.starting), num_returns=len(self.starting), timeout=timeout)
+        for ref in ready:
+            actor = self.starting.pop(ref)
+            try:
+                self.ray.get(ref)
+            except Exception as exc:  # the actor could not start (artifact missing on its node...): say why
+                self.failures.append(f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1]}")
+                continue
+            self.load[actor] = 0
+        if not self.load and not self.starting:
+            raise KoliteError(f"no Ray actor could start; the first reason: {self.failures[0]}")
 
-def _layout(ray: Any, job: LabelJob) -> tuple[int, int]:
-    threads = job.threads or 1
-    if job.workers:
-        return job.workers, threads
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    return max(1, cpus // threads), threads
+    def _stalled(self, waited: float) -> KoliteError:
+        free = self.ray.available_resources().get("CPU", 0.0)
+        total = self.ray.cluster_resources().get("CPU", 0.0)
+        return KoliteError(
+            f"the Ray job made no progress for {waited:.0f} s: {len(self.load)} of {len(self.actors)} actors "
+            f"started, the cluster has {free:g} of {total:g} CPUs free (held by another job? see `ray status`). "
+            "Finished parts are kept: re-run the same command to resume (--stall-timeout waits longer)"
+        )
+
+    def submit(self, values: list[object]) -> Any:
+        started = time.monotonic()
+        self._started(timeout=0)
+        while not self.load:
+            self._started(timeout=min(5.0, self.stall))
+            if not self.load and time.monotonic() - started >= self.stall:
+                raise self._stalled(time.monotonic() - started)
+        actor = min(self.load, key=self.load.__getitem__)
+        ref = actor.label.remote(values)
+        self.load[actor] += 1
+        self.sent[ref] = actor
+        return ref
+
+    def collect(self, ref: Any) -> dict[str, list[Any]]:
+        ready, _ = self.ray.wait([ref], timeout=self.stall)
+        if not ready:
+            raise self._stalled(self.stall)
+        actor = self.sent.pop(ref)
+        self.load[actor] -= 1
+        try:
+            return self.ray.get(ref)
+        except Exception as exc:  # RayActorError / RayTaskError after Ray's own retries
+            reason = str(exc).strip().splitlines()[-1]
+            raise KoliteError(
+                f"a Ray actor failed ({type(exc).__name__}: {reason}); finished parts are kept: re-run the same "
+                "command to resume"
+            ) from exc
+
+    def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
 
 
 def run_ray(job: LabelJob) -> Summary:
-    """Label ``job.input`` with Ray Data; starts a local Ray unless one is running or ``job.address`` is given."""
+    """Label ``job.input`` with Ray actors (a new local Ray instance unless ``job.address`` or one is running)."""
     ray = require_ray()
-    require_pyarrow()
+    started = time.perf_counter()
     if Path(job.model).exists():  # actors run in other working directories (and on other nodes)
         job = dataclasses.replace(job, model=str(Path(job.model).resolve()))
-    started = time.perf_counter()
     model = load_model(job.model, job.variant, job.device, 1)  # resolves variant + task on the driver
-    spec = job_spec(job, model)
-    model.close()
-    if job.output.exists() and not job.overwrite:
-        raise KoliteError(f"{job.output} already exists; pass --overwrite to replace it")
-    columns = check_columns(job, spec.task, spec.input_format)
-    header = columns if spec.input_format in DIALECTS and columns else []
-    if not ray.is_initialized():
-        ray.init(address=job.address, log_to_driver=False)
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = job.progress
-    folder = job.output.resolve().with_name(job.output.name + ".ray-parts")  # absolute: actors write there
-    if folder.exists():
-        shutil.rmtree(folder)  # parts of an interrupted Ray run: Ray jobs restart from scratch
-    folder.mkdir(parents=True)
-    actors, threads = _layout(ray, job)
-    dataset = _read(job, spec.input_format, header).map_batches(
-        RayLabeler,
-        fn_constructor_kwargs={
-            "job": job,
-            "variant": spec.variant,
-            "threads": threads,
-            "in_format": spec.input_format,
-            "out_format": spec.output_format,
-            "header": header,
-        },
-        batch_size=job.part_rows,
-        batch_format="pyarrow",
-        concurrency=actors,
-        num_cpus=threads,
-    )
-    dataset.write_datasink(_datasink(folder, EXTENSIONS[spec.output_format]), ray_remote_args={"num_cpus": IO_CPUS})
-    parts = sorted(folder.glob(f"part-*.{EXTENSIONS[spec.output_format]}"))
-    totals = PartStats()
-    for part in parts:
-        data = json.loads(part.with_name(part.name.split(".")[0] + ".done.json").read_text())
-        totals.add(PartStats(data["rows"], data["labelled"], Counter(data["errors"])))
-    concat_parts(parts, job.output, spec.output_format)
-    if not job.keep_parts:
-        shutil.rmtree(folder, ignore_errors=True)
-    return Summary.from_stats(job.output, f"ray {actors}x{threads}", totals, 0, time.perf_counter() - started)
+    try:
+        with connected(ray, job.address):
+            return drive(job, model, lambda spec, encoding: _RayRunner(ray, job, spec, encoding), started)
+    finally:
+        model.close()

@@ -8,7 +8,8 @@ empty label. The rules (the same for every format and both engines):
   stringified, because a numeric cell in a text column is almost always a shifted or broken row
 * an empty or whitespace-only string → ``"empty text"`` (the runtime would classify it as ``[CLS][SEP]``, but in a
   dataset an empty cell is a data problem; ``--allow-empty`` labels it like the runtime does)
-* bytes that are not UTF-8 (read with ``surrogateescape``) or lone surrogates → ``"undecodable text (not UTF-8)"``
+* bytes the input's encoding cannot decode (kept as escapes, see :mod:`kolite.input_decoding`) or lone
+  surrogates → ``"undecodable text (not UTF-8)"`` (or ``not CP949``... when the input is read in another encoding)
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ __all__ = [
     "has_surrogates",
     "replace_surrogates",
     "split_valid",
+    "undecodable_text",
 ]
 
 MISSING_TEXT = "missing text"
 EMPTY_TEXT = "empty text"
 UNDECODABLE_TEXT = "undecodable text (not UTF-8)"
+
+
+def undecodable_text(encoding: str = "UTF-8") -> str:
+    """The error of a cell holding bytes that ``encoding`` (a display name: UTF-8, CP949...) cannot decode."""
+    return f"undecodable text (not {encoding})"
+
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
@@ -43,22 +51,24 @@ def replace_surrogates(text: str) -> str:
     return _SURROGATES.sub("\ufffd", text)
 
 
-def check_text(value: object, allow_empty: bool = False) -> str | None:
-    """The error message for a text cell, or None when it can be labelled."""
+def check_text(value: object, allow_empty: bool = False, encoding: str = "UTF-8") -> str | None:
+    """The error message for a text cell, or None when it can be labelled (``encoding``: the input's)."""
     if value is None:
         return MISSING_TEXT
     if not isinstance(value, str):
         return f"not text ({type(value).__name__})"
     if has_surrogates(value):
-        return UNDECODABLE_TEXT
+        return undecodable_text(encoding)
     if not allow_empty and not value.strip():
         return EMPTY_TEXT
     return None
 
 
-def split_valid(values: Sequence[object], allow_empty: bool = False) -> tuple[list[int], list[str], list[str | None]]:
+def split_valid(
+    values: Sequence[object], allow_empty: bool = False, encoding: str = "UTF-8"
+) -> tuple[list[int], list[str], list[str | None]]:
     """Positions and texts of the labelable cells, and the error (or None) of every cell."""
-    errors = [check_text(value, allow_empty) for value in values]
+    errors = [check_text(value, allow_empty, encoding) for value in values]
     positions = [i for i, error in enumerate(errors) if error is None]
     texts = [values[i] for i in positions]
     return positions, texts, errors  # type: ignore[return-value]

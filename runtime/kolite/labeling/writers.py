@@ -3,9 +3,10 @@
 Cell conventions, the same for both engines:
 
 * CSV/TSV: ``None`` → empty cell, lists/dicts (``entities``, nested JSONL values) → JSON text; undecodable bytes
-  of the input are written back unchanged (``surrogateescape``).
+  of the input are written back unchanged, other lone surrogates (a JSON ``"\\ud800"``) as U+FFFD.
 * JSONL: values keep their JSON type (``entities`` is an array); undecodable bytes become U+FFFD (JSON is UTF-8).
-* Parquet: the input schema is kept (Parquet in → Parquet out); ``entities`` is a JSON string column.
+* Parquet: the input schema is kept (Parquet in → Parquet out); ``entities`` is a JSON string column. A column
+  whose values Arrow cannot type (mixed JSONL types, integers beyond 64 bits) is written as text.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kolite.errors import KoliteError
+from kolite.input_decoding import ESCAPE
 from kolite.labeling.formats import DIALECTS, Chunk, require_pyarrow
 from kolite.labeling.texts import replace_surrogates
 
@@ -64,7 +65,7 @@ def _render_csv(chunk: Chunk, results: dict[str, list[Any]], fmt: str) -> bytes:
     cell = _raw_cell if fmt == "tsv-raw" else _cell
     for row in _merged_rows(chunk, results):
         writer.writerow([cell(row.get(name)) for name in columns])
-    return buffer.getvalue().encode("utf-8", errors="surrogateescape")
+    return buffer.getvalue().encode("utf-8", errors=ESCAPE)
 
 
 def _json_line(row: dict[str, Any]) -> str:
@@ -80,13 +81,15 @@ def _render_jsonl(chunk: Chunk, results: dict[str, list[Any]]) -> bytes:
     return "".join(_json_line(row) for row in _merged_rows(chunk, results)).encode("utf-8")
 
 
+def _text(value: Any) -> str:
+    """A value as text: strings as they are, anything else as JSON (2**70 → "1180591620717411303424")."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
 def _plain_rows(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:
     # Fallback when a column mixes types (JSONL) or holds undecodable text: every value becomes a UTF-8 string.
     def plain(value: Any) -> str | None:
-        if value is None:
-            return None
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        return replace_surrogates(text)
+        return None if value is None else replace_surrogates(_text(value))
 
     return [{name: plain(row.get(name)) for name in columns} for row in rows]
 
@@ -96,9 +99,11 @@ def _arrow_table(chunk: Chunk, results: dict[str, list[Any]]) -> Any:
     try:
         if chunk.arrow_schema is not None:
             table = pa.Table.from_pylist(chunk.rows, schema=chunk.arrow_schema)
+        elif not chunk.rows:  # a header-only CSV/TSV: its columns, as the text they would hold
+            table = pa.table({name: pa.array([], pa.string()) for name in chunk.columns})
         else:
             table = pa.Table.from_pylist([{c: r.get(c) for c in chunk.columns} for r in chunk.rows])
-    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError, OverflowError):
         table = pa.Table.from_pylist(_plain_rows(chunk.rows, chunk.columns))
     if not chunk.columns:
         table = pa.table({"_": pa.nulls(len(chunk.rows))}).drop_columns(["_"])
@@ -152,39 +157,71 @@ def _concat_csv(parts: Sequence[Path], out, fmt: str) -> None:
     # JSONL rows with different keys → parts with different headers: write the union of the columns.
     columns: dict[str, None] = {}
     for header in headers:
-        line = header.decode("utf-8", errors="surrogateescape")
+        line = header.decode("utf-8", errors=ESCAPE)
         columns.update(dict.fromkeys(next(csv.reader([line], **DIALECTS[fmt]), [])))
-    text = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape", newline="")
+    text = io.TextIOWrapper(out, encoding="utf-8", errors=ESCAPE, newline="")
     writer = csv.DictWriter(text, list(columns), **DIALECTS[fmt], lineterminator="\n")
     writer.writeheader()
     for part in parts:
-        with open(part, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        with open(part, encoding="utf-8", errors=ESCAPE, newline="") as handle:
             writer.writerows(csv.DictReader(handle, **DIALECTS[fmt]))
     text.flush()
     text.detach()
 
 
-def _concat_parquet(parts: Sequence[Path], out_path: Path) -> None:
+def _joint_schema(schemas: list[Any]) -> Any:
+    """One schema for all parts; a column whose types cannot be unified (int in one part, text in another: JSONL
+    with mixed types) becomes text, so the join never throws away a finished job."""
     pa = require_pyarrow()
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        pass
+    fields: dict[str, Any] = {}
+    for schema in schemas:
+        for field in schema:
+            known = fields.get(field.name)
+            if known is None:
+                fields[field.name] = field
+            elif known.type != field.type:
+                try:
+                    fields[field.name] = pa.unify_schemas(
+                        [pa.schema([known]), pa.schema([field])], promote_options="permissive"
+                    ).field(field.name)
+                except (pa.ArrowInvalid, pa.ArrowTypeError):
+                    fields[field.name] = pa.field(field.name, pa.string())
+    return pa.schema(list(fields.values()))
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    pa = require_pyarrow()
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        if column.type != field.type and field.type == pa.string() and not pa.types.is_string(column.type):
+            column = pa.array([None if v is None else _text(v) for v in column.to_pylist()], pa.string())
+        columns.append(column.cast(field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _concat_parquet(parts: Sequence[Path], out_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    schemas = [pq.read_schema(part) for part in parts]
-    try:
-        schema = pa.unify_schemas(schemas, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise KoliteError(f"the parts have incompatible column types and cannot form one Parquet file: {exc}") from exc
+    schema = _joint_schema([pq.read_schema(part) for part in parts])
     with pq.ParquetWriter(out_path, schema, compression="zstd") as writer:
         for part in parts:
-            table = pq.read_table(part)
-            for name in schema.names:
-                if name not in table.column_names:
-                    table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
-            writer.write_table(table.select(schema.names).cast(schema))
+            writer.write_table(_conform(pq.read_table(part), schema))
 
 
-def concat_parts(parts: Sequence[Path], output: Path, fmt: str) -> None:
-    """Join the parts, in order, into ``output`` — atomically, so a crash here leaves no half-written output."""
-    tmp = atomic_path(output)
+def concat_parts(parts: Sequence[Path], output: Path, fmt: str, tmp: Path | None = None) -> None:
+    """Join the parts, in order, into ``output`` — atomically, so a crash here leaves no half-written output.
+
+    ``tmp`` (same filesystem as ``output``) is where the join is written first; a job puts it in its parts folder
+    so that a join killed half-way leaves nothing beside the output."""
+    tmp = tmp or atomic_path(output)
     if fmt == "parquet":
         _concat_parquet(parts, tmp)
     else:
