@@ -309,3 +309,21 @@ def test_input_is_streamed_not_read_whole(tmp_path, fmt):
     assert len(first.rows) == 100
     assert peak < source.stat().st_size / 4  # one chunk in memory, not the file
     assert sum(len(c.rows) for c in chunks) == 20_000 - 100
+
+
+def test_long_text_windows_reach_the_model_and_the_job_spec(tiny_artifact, tmp_path):
+    artifact = tiny_artifact("000")
+    texts = ["처음엔 지루했다 " * 200 + "마지막 장면이 정말 최고였다 " * 80, "짧은 리뷰"]
+    source = write_tsv(tmp_path / "in.tsv", texts)
+    out = tmp_path / "out.tsv"
+    settings = {"variant": "fp32", "prefix": "pred_", "workers": 1, "progress": False}
+    label_file(LabelJob(source, out, str(artifact), long_text="windows", pooling="max", stride=32, keep_parts=True,
+                        **settings))
+    with kolite.load(artifact, variant="fp32") as model:
+        expected = [r[0] for r in model.classify(texts, long_text="windows", pooling="max", stride=32)]
+    rows = read_tsv(out)
+    assert [(r["pred_label"], float(r["pred_score"])) for r in rows] == [(p.label, round(p.score, 6)) for p in expected]
+    # Parts labelled with other model options belong to another job: they are never mixed in.
+    out.unlink()
+    with pytest.raises(KoliteError, match="long_text"):
+        label_file(LabelJob(source, out, str(artifact), **settings))

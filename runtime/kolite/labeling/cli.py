@@ -79,6 +79,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="label empty/whitespace texts like the runtime does instead of flagging 'empty text'",
     )
+    parser.add_argument("--long-text", default="truncate", choices=("truncate", "windows"),
+                        help="classification: texts over max_length tokens are truncated (default) or classified "
+                             "over overlapping windows whose logits are pooled")
+    parser.add_argument("--pooling", default="mean", choices=("mean", "max"), help="how windows combine")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="overlap of long-text windows in tokens (NER; classification windows)")
     parser.add_argument("--restart", action="store_true", help="discard the parts of an earlier, different job")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--keep-parts", action="store_true", help="keep OUTPUT.parts/ after the final file is written")
@@ -110,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         engine=args.engine,
         address=args.address,
+        long_text=args.long_text,
+        pooling=args.pooling,
+        stride=args.stride,
         encoding=args.encoding,
         stall_timeout=args.stall_timeout,
     )

@@ -54,6 +54,14 @@ class LabelJob:
     address: str | None = None
     encoding: str = AUTO  # of CSV/TSV/JSONL inputs: auto (BOM, UTF-8, else detected) or a codec name
     stall_timeout: float = DEFAULT_STALL_TIMEOUT  # Ray engine: seconds without progress before giving up
+    long_text: str = "truncate"  # classification: truncate, or windows (logits pooled over overlapping windows)
+    pooling: str = "mean"  # how a long text's windows combine (long_text="windows")
+    stride: int | None = None  # window overlap in tokens (NER; classification windows); None: the model's default
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """The model's task options this job passes to ``model.predict`` (part of the job spec)."""
+        return {"long_text": self.long_text, "pooling": self.pooling, "stride": self.stride}
 
     @property
     def in_format(self) -> str:
@@ -110,6 +118,7 @@ def job_spec(job: LabelJob, model: Any, encoding: str = "utf-8") -> JobSpec:
         prefix=job.prefix,
         allow_empty=job.allow_empty,
         encoding=encoding,
+        model_options=job.model_options,
     )
 
 

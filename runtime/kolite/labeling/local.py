@@ -24,7 +24,7 @@ from kolite.input_decoding import EncodingChoice
 from kolite.labeling.driver import drive
 from kolite.labeling.job import LabelJob
 from kolite.labeling.parts import JobSpec
-from kolite.labeling.predict import Labeler, load_model
+from kolite.labeling.predict import Labeler, labeler_settings, load_model
 from kolite.labeling.progress import Summary
 
 __all__ = ["PREFERRED_LAYOUT", "choose_layout", "exit_with_parent", "run_local"]
@@ -110,13 +110,8 @@ class _LocalRunner:
         self.pool: ProcessPoolExecutor | None = None
         self.slots = 0
         if layout.workers > 1:
-            options = {
-                "prefix": job.prefix,
-                "batch_size": job.batch_size,
-                "allow_empty": job.allow_empty,
-                "encoding": labeler.encoding,
-            }
-            args = (os.getpid(), job.model, labeler.model.variant.name, job.device, layout.threads, options)
+            settings = labeler_settings(job, labeler.encoding)
+            args = (os.getpid(), job.model, labeler.model.variant.name, job.device, layout.threads, settings)
             # spawn: forking a process that already holds an onnxruntime thread pool is not safe.
             self.pool = ProcessPoolExecutor(
                 layout.workers, multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=args
@@ -152,7 +147,7 @@ def run_local(job: LabelJob) -> Summary:
     model = load_model(job.model, job.variant, job.device, layout.threads)
 
     def open_runner(spec: JobSpec, encoding: EncodingChoice) -> _LocalRunner:
-        labeler = Labeler(model, job.prefix, job.batch_size, job.allow_empty, encoding.name)
+        labeler = Labeler(model, **labeler_settings(job, encoding.name))
         return _LocalRunner(job, layout, labeler)
 
     try:

@@ -61,6 +61,7 @@ class JobSpec:
     prefix: str = ""
     allow_empty: bool = False
     encoding: str = "utf-8"  # the codec the input is decoded with (chosen once, recorded so a resume agrees)
+    model_options: dict[str, Any] = field(default_factory=dict)  # long_text, pooling, stride
     spec_version: int = 2
 
     def differences(self, other: dict[str, Any]) -> list[str]:

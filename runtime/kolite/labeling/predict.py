@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,23 +60,40 @@ def load_model(artifact: str, variant: str = "auto", device: str = "cpu", thread
     return kolite.load(artifact, variant=variant, device=device, threads=threads)
 
 
+def labeler_settings(job: Any, encoding: str) -> dict[str, Any]:
+    """What a ``Labeler`` is built from, in every process of both engines (the driver, workers, Ray actors)."""
+    return {
+        "prefix": job.prefix,
+        "batch_size": job.batch_size,
+        "allow_empty": job.allow_empty,
+        "encoding": encoding,
+        "options": job.model_options,
+    }
+
+
 class Labeler:
-    """Labels a list of raw cells; invalid cells get an error instead of a label, and nothing is dropped."""
+    """Labels a list of raw cells; invalid cells get an error instead of a label, and nothing is dropped.
+
+    Texts go through the model's own pipeline (``model.predict``: encode → run → decode); ``options`` are the
+    model's task options (e.g. ``long_text``); classification keeps each text's top label.
+    """
 
     def __init__(
-        self, model: Any, prefix: str = "", batch_size: int = 32, allow_empty: bool = False, encoding: str = "UTF-8"
+        self,
+        model: Any,
+        prefix: str = "",
+        batch_size: int = 32,
+        allow_empty: bool = False,
+        encoding: str = "UTF-8",
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.columns = OutputColumns(model.manifest.task, prefix)
         self.batch_size = batch_size
         self.allow_empty = allow_empty
         self.encoding = encoding  # the input's, named in "undecodable text (not CP949)"
-
-    def label_slices(self, values: Sequence[object]) -> dict[str, list[Any]]:
-        """:meth:`label` on consecutive slices of :func:`slice_rows` values (a whole part at once)."""
-        size = slice_rows(self.batch_size)
-        pieces = [self.label(values[start : start + size]) for start in range(0, len(values), size)]
-        return {name: [v for piece in pieces for v in piece[name]] for name in self.columns.names}
+        self.options = {**dict(options or {}), "top_k": 1}
+        model.options(**self.options)  # a bad option fails the job at once, not every slice
 
     def label(self, values: Sequence[object]) -> dict[str, list[Any]]:
         """One list per output column, aligned with ``values``."""
@@ -100,9 +117,7 @@ class Labeler:
         return outputs
 
     def _call(self, texts: list[str]) -> list[Any]:
-        if self.columns.task == TOKEN_TASK:
-            return self.model.tag(texts, batch_size=self.batch_size)
-        return [top[0] for top in self.model.classify(texts, top_k=1, batch_size=self.batch_size)]
+        return self.model.predict(texts, batch_size=self.batch_size, **self.options)
 
     def _columns(
         self, n: int, positions: list[int], outputs: list[Any], errors: list[str | None]
@@ -116,6 +131,7 @@ class Labeler:
             if cols.task == TOKEN_TASK:
                 result[cols.entities][position] = [entity.to_dict() for entity in output]
             else:
-                result[cols.label][position] = output.label
-                result[cols.score][position] = round(float(output.score), 6)
+                (top,) = output
+                result[cols.label][position] = top.label
+                result[cols.score][position] = round(float(top.score), 6)
         return result

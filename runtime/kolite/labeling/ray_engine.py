@@ -30,7 +30,7 @@ from kolite.input_decoding import EncodingChoice
 from kolite.labeling.driver import drive
 from kolite.labeling.job import LabelJob
 from kolite.labeling.parts import JobSpec
-from kolite.labeling.predict import Labeler, load_model
+from kolite.labeling.predict import Labeler, labeler_settings, load_model
 from kolite.labeling.progress import Summary
 
 __all__ = ["connected", "plan_actors", "run_ray"]
@@ -122,16 +122,11 @@ class _RayRunner:
         threads = job.threads or 1
         count = plan_actors(ray, job.workers, threads)
         self.description = f"ray {count}x{threads}"
-        options = {
-            "prefix": job.prefix,
-            "batch_size": job.batch_size,
-            "allow_empty": job.allow_empty,
-            "encoding": encoding.name,
-        }
+        settings = labeler_settings(job, encoding.name)
         actor = ray.remote(num_cpus=threads, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)(
             LabelActor
         )
-        self.actors = [actor.remote(job.model, spec.variant, job.device, threads, options) for _ in range(count)]
+        self.actors = [actor.remote(job.model, spec.variant, job.device, threads, settings) for _ in range(count)]
         self.starting = {a.__ray_ready__.remote(): a for a in self.actors}
         self.load: dict[Any, int] = {}  # started actor → slices sent and not yet collected
         self.sent: dict[Any, Any] = {}  # slice ref → actor
