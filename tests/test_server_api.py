@@ -132,7 +132,7 @@ def test_several_models_need_a_name_and_unknown_ones_are_404(server, names):
         (b'{"inputs": "x", "model": 5}', 422, "Validation"),
         (b'["a list", "not an object"]', 422, "Validation"),
         (b'"just a string"', 422, "Validation"),
-        (b"", 422, "Validation"),
+        (b"", 400, "Validation"),  # empty: no JSON at all, like malformed JSON
     ],
 )
 def test_bad_bodies_get_clear_4xx_json(server, names, content, status, error_type):
