@@ -59,7 +59,9 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes] | None = None)
 
 
 @contextmanager
-def serve_subprocess(artifacts: list[Path], *options: str) -> Iterator[RunningServer]:
+def serve_subprocess(
+    artifacts: list[Path], *options: str, env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
     """``python -m kolite.server`` in a child process; stopped with SIGTERM (graceful shutdown) at the end.
 
     Without a ``--drain-s`` among the options the server does not drain (tests that stop it would wait for nothing).
@@ -68,7 +70,7 @@ def serve_subprocess(artifacts: list[Path], *options: str) -> Iterator[RunningSe
     drain = () if "--drain-s" in options else ("--drain-s", "0")
     command = [sys.executable, "-m", "kolite.server", *map(str, artifacts), "--port", str(port),
                "--log-level", "warning", *drain, *options]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     server = RunningServer(f"http://127.0.0.1:{port}", process)
     try:

@@ -89,7 +89,7 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
     app.state.kolite = state
     install_error_handlers(app)
     app.add_middleware(RequestMiddleware, metrics=metrics, limits=config.limits, auth=config.auth,
-                       router=app.router, draining=lambda: state.draining)
+                       router=app.router, draining=lambda: state.draining, tracing=tracing)
 
     async def run_predict(model: ServedModel, body: PredictRequest) -> KoliteJSONResponse:
         hf_shape = body.parameters is not None

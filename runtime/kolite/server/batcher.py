@@ -234,12 +234,14 @@ class DynamicBatcher:
         ran = BatchRun(started_ns, time.time_ns(), len(batch), len(lengths), padded)
         for job in batch:
             job.ran = ran
-        loop = batch[0].loop
-        with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is waiting any more
-            loop.call_soon_threadsafe(_resolve, batch, results, error)
+        # Released before the results are handed over: a client that sends its next request as soon as it has
+        # its answer must not find its previous one still counted.
         with self._cond:
             self._admitted -= len(batch)
             self._admitted_tokens -= sum(job.tokens for job in batch)
+        loop = batch[0].loop
+        with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, batch, results, error)
 
 
 def _resolve(batch: Sequence[Job], results: Sequence[Any], error: BaseException | None) -> None:

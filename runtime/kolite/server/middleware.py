@@ -29,6 +29,7 @@ from starlette.routing import Match
 from kolite.server.config import AuthConfig, Limits
 from kolite.server.errors import ApiError, error_body, is_json
 from kolite.server.metrics import ServerMetrics
+from kolite.server.tracing import Tracing
 
 __all__ = ["REQUEST_ID", "RequestIdFilter", "RequestMiddleware"]
 
@@ -74,9 +75,10 @@ class RequestMiddleware:
     """See the module docstring. ``router`` finds the route of a request the middleware answers itself."""
 
     def __init__(self, app: Any, metrics: ServerMetrics, limits: Limits, auth: AuthConfig, router: Any,
-                 draining: Any) -> None:
+                 draining: Any, tracing: Tracing) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing
         self.limits = limits
         self.router = router
         self.draining = draining  # () -> bool: while draining, responses ask clients to reconnect elsewhere
@@ -90,6 +92,8 @@ class RequestMiddleware:
         started = time.perf_counter()
         request_id = scope["kolite.request_id"] = _request_id(scope)
         token = REQUEST_ID.set(request_id)
+        if self.tracing.enabled:
+            self.tracing.annotate(**{"kolite.request_id": request_id})
         status = 500
         id_header = (b"x-request-id", request_id.encode("ascii"))
 
