@@ -81,6 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="then, how long in-flight requests may take to finish")
     group.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
                        help="uvicorn's HTTP parser (auto: httptools when installed)")
+    group.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
+                       help="uvicorn's event loop (auto: uvloop when installed)")
     group = parser.add_argument_group("security and tracing")
     group.add_argument("--api-key", default=None,
                        help=f"require `Authorization: Bearer KEY` (better: set ${API_KEY_ENV}, which `ps` does not "
@@ -147,7 +149,8 @@ def serve(args: argparse.Namespace) -> int:
         logging.getLogger("kolite.server").warning("serving on %s without an API key (--api-key or $%s)",
                                                    args.host, API_KEY_ENV)
     options = runner.RunOptions(host=args.host, port=args.port, log_level=args.log_level,
-                                graceful_timeout_s=args.graceful_timeout_s, drain_s=args.drain_s, http=args.http)
+                                graceful_timeout_s=args.graceful_timeout_s, drain_s=args.drain_s, http=args.http,
+                                loop=args.loop)
     holder["server"] = runner.build_server(app, options)
     try:
         holder["server"].run()

@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hmac
+import itertools
 import json
 import logging
+import os
 import sys
 import time
-import uuid
 from typing import Any
 
 from starlette.routing import Match
@@ -35,6 +36,10 @@ __all__ = ["REQUEST_ID", "RequestIdFilter", "RequestMiddleware"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("kolite_request_id", default="-")
 _MAX_REQUEST_ID = 200
+# Generated ids: 32 hex digits, a random per-process half and a counter (unique across replicas without a
+# random draw per request).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
 _CLOSE = {"Connection": "close"}  # the rest of an unread body must not be parsed as the next request
 
 
@@ -53,7 +58,7 @@ def _request_id(scope: dict[str, Any]) -> str:
             if 0 < len(value) <= _MAX_REQUEST_ID and all(0x21 <= byte <= 0x7E for byte in value):
                 return value.decode("ascii")
             break
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
 def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
