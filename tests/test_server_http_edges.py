@@ -26,10 +26,11 @@ def artifacts(tiny_artifact):
     return {"cls": tiny_artifact("000"), "ner": tiny_artifact("004")}
 
 
-@pytest.fixture(scope="module")
-def server(artifacts):
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def server(artifacts, request):
+    """The guards live in a subclass of uvicorn's HTTP protocol: both of uvicorn's parsers are checked."""
     with serve_subprocess([artifacts["cls"]], "--header-timeout-s", str(READ_TIMEOUT_S), "--body-timeout-s",
-                          str(READ_TIMEOUT_S), "--max-body-bytes", "4096") as running:
+                          str(READ_TIMEOUT_S), "--max-body-bytes", "4096", "--http", request.param) as running:
         yield running
 
 
@@ -65,12 +66,22 @@ def test_a_body_shorter_than_its_content_length_gets_408_and_the_connection_clos
     assert 'kolite_errors_total{error_type="RequestTimeout",route="/predict"} 20.0' in server.metrics()
 
 
-@pytest.mark.parametrize("sent", [b"", b"POST /predict HTTP/1.1\r\nHost: x\r\n", b"GET /hea"])
-def test_slow_or_missing_request_headers_are_closed(server, sent):
+@pytest.mark.parametrize(
+    ("sent", "answered"),
+    [
+        (b"", 0),  # connects and says nothing
+        (b"POST /predict HTTP/1.1\r\nHost: x\r\n", 0),  # half the headers
+        (b"GET /hea", 0),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\n", 1),  # a keep-alive's next request
+    ],
+)
+def test_slow_or_missing_request_headers_are_closed(server, sent, answered):
     with _connect(server.url) as sock:
         sock.sendall(sent)
         raw = _read_until_closed(sock)
-    status, body = _status_and_json(raw)
+    responses = raw.split(b"HTTP/1.1 ")[1:]
+    assert len(responses) == answered + 1 and all(r.startswith(b"200 ") for r in responses[:answered])
+    status, body = _status_and_json(b"HTTP/1.1 " + responses[-1])
     assert status == 408 and body["error_type"] == "RequestTimeout"
     assert "kolite_connection_errors_total{reason=\"header_timeout\"}" in server.metrics()
 

@@ -58,6 +58,41 @@ def test_spans_for_request_tokenize_queue_inference_and_decode(artifact):
     assert all(a.end_time <= b.start_time for a, b in itertools.pairwise(ordered))
 
 
+def test_otlp_endpoint_exports_the_spans_to_a_collector(artifact):
+    """`--otlp-endpoint` end to end: a stand-in collector receives OTLP/HTTP protobuf with kolite's spans, flushed
+    at shutdown."""
+    import http.server
+
+    received: list[bytes] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(self.path.encode() + b" " + self.rfile.read(int(self.headers["content-length"])))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    collector = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=collector.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{collector.server_address[1]}"
+        with serve_subprocess([artifact], "--otlp-endpoint", endpoint, "--otlp-service-name", "kolite-test") as server:
+            with server.client() as client:
+                assert client.post("/predict", json={"inputs": "좋다"}).status_code == 200
+            stop(server.process)
+    finally:
+        collector.shutdown()
+    exported = b"".join(received)
+    assert exported.startswith(b"/v1/traces ")
+    for name in (b"tokenize", b"queue wait", b"inference", b"decode", b"kolite-test", b"kolite.batch.padded_tokens"):
+        assert name in exported, name
+
+
 def test_tracing_off_imports_no_sdk(artifact):
     import subprocess
     import sys

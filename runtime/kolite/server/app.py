@@ -74,6 +74,8 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
         await asyncio.gather(loading, return_exceptions=True)
         # In-flight requests are done (uvicorn waits for them first); the batchers finish anything still queued.
         await asyncio.to_thread(state.close_all)
+        # Here, not after uvicorn returns: it re-raises SIGTERM at its very end, which ends the process.
+        await asyncio.to_thread(tracing.shutdown)
 
     app = FastAPI(
         title="kolite",

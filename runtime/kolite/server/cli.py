@@ -152,10 +152,7 @@ def serve(args: argparse.Namespace) -> int:
                                 graceful_timeout_s=args.graceful_timeout_s, drain_s=args.drain_s, http=args.http,
                                 loop=args.loop)
     holder["server"] = runner.build_server(app, options)
-    try:
-        holder["server"].run()
-    finally:
-        app.state.kolite.tracing.shutdown()
+    holder["server"].run()
     return 1 if any(model.state == "failed" for model in app.state.kolite.models.values()) else 0
 
 

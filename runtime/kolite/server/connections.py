@@ -5,8 +5,8 @@ holds its connection (and a file descriptor) for as long as it likes (slowloris)
 answers a request once its headers have arrived. The guard is a subclass of uvicorn's own HTTP protocol (h11 or
 httptools, whichever uvicorn picks), so parsing, keep-alive and pipelining stay uvicorn's:
 
-- a fresh connection, or one that starts its next request, must deliver the request's headers within
-  ``header_timeout_s``; otherwise it gets a 408 and is closed. Once the headers are in, the ASGI layer bounds the
+- a connection must deliver a request's headers within ``header_timeout_s`` of opening, or of its previous
+  response; otherwise it gets a 408 and is closed. Once the headers are in, the ASGI layer bounds the
   body (``RequestMiddleware``: 408 after ``body_timeout_s``), and an idle keep-alive connection is closed by
   uvicorn's ``timeout_keep_alive``.
 - beyond ``max_connections`` open connections, a new one is answered 503 at once and closed, so a flood of idle
@@ -62,11 +62,17 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: Limits, metrics: Serv
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
-            if self._deadline is None and self._between_requests():
-                self._arm()  # the first bytes of the next request: its headers must follow in time
             super().data_received(data)
             if not self._between_requests():
                 self._disarm()  # headers complete: the app reads the body under its own deadline
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self._between_requests() and not self.transport.is_closing():
+                # The next request's headers are due in time too. An idle keep-alive connection is usually closed
+                # earlier by uvicorn's timeout_keep_alive, but that timer stops at the next request's first byte.
+                self._disarm()
+                self._arm()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
