@@ -55,7 +55,8 @@ def test_health_models_and_docs(server, artifacts, reference):
         assert classifier["variant"] == reference[0].variant.name
         assert models[artifacts["ner"].name]["task"] == "token-classification"
         spec = client.get("/openapi.json").json()
-        assert {"/predict", "/tag", "/models/{name}/predict", "/models", "/health", "/metrics"} <= set(spec["paths"])
+        assert {"/predict", "/", "/invocations", "/tag", "/models/{name}/predict", "/models", "/health",
+                "/metrics"} <= set(spec["paths"])
         docs = client.get("/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
 

@@ -246,3 +246,17 @@ def test_metrics_have_no_created_series(artifact):
         client.post("/predict", json={"inputs": "좋다"})
         text = server.metrics()
     assert "kolite_requests_total" in text and "_created" not in text
+
+
+def test_the_open_file_limit_is_raised_for_the_connection_cap():
+    import subprocess
+    import sys
+
+    code = ("import resource; from kolite.server.runner import ensure_file_limit; "
+            "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]; "
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)); ensure_file_limit(1024); "
+            "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    soft, hard = (int(x) for x in result.stdout.split())
+    needed = 1024 + 128  # the cap plus spare descriptors for model files, pipes and logs
+    assert soft == (needed if hard < 0 else min(needed, hard))  # RLIM_INFINITY is -1

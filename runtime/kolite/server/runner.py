@@ -67,6 +67,28 @@ def configure_logging(level: str) -> None:
         handler.addFilter(RequestIdFilter())
 
 
+def ensure_file_limit(max_connections: int, spare: int = 128) -> None:
+    """Raise the soft limit on open files so ``max_connections`` sockets fit (up to the hard limit); warn if they
+    cannot, since accept() would then fail before the connection cap answers 503."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = max_connections + spare
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+        if soft < needed:
+            logging.getLogger("kolite.server").warning(
+                "open-file limit %d is below --max-connections %d + %d: raise `ulimit -n` or lower --max-connections",
+                soft, max_connections, spare)
+
+
 def _http_protocol(name: str) -> type:
     """uvicorn's HTTP/1.1 protocol class for ``name``; ``auto`` prefers httptools, as uvicorn does."""
     if name in ("auto", "httptools"):
@@ -86,6 +108,7 @@ def build_server(app: Any, options: RunOptions) -> DrainingServer:
     """The uvicorn server for ``app`` (built by ``create_app``); ``server.run()`` serves until shut down."""
     state = app.state.kolite
     limits = state.config.limits
+    ensure_file_limit(limits.max_connections)
     protocol = guarded_protocol(_http_protocol(options.http), limits, state.metrics)
     config = uvicorn.Config(
         app,
