@@ -55,7 +55,8 @@ def test_health_models_and_docs(server, artifacts, reference):
         assert classifier["variant"] == reference[0].variant.name
         assert models[artifacts["ner"].name]["task"] == "token-classification"
         spec = client.get("/openapi.json").json()
-        assert {"/predict", "/tag", "/models/{name}/predict", "/models", "/health", "/metrics"} <= set(spec["paths"])
+        assert {"/predict", "/", "/invocations", "/tag", "/models/{name}/predict", "/models", "/health",
+                "/metrics"} <= set(spec["paths"])
         docs = client.get("/docs")
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
@@ -132,7 +133,7 @@ def test_several_models_need_a_name_and_unknown_ones_are_404(server, names):
         (b'{"inputs": "x", "model": 5}', 422, "Validation"),
         (b'["a list", "not an object"]', 422, "Validation"),
         (b'"just a string"', 422, "Validation"),
-        (b"", 422, "Validation"),
+        (b"", 400, "Validation"),  # empty: no JSON at all, like malformed JSON
     ],
 )
 def test_bad_bodies_get_clear_4xx_json(server, names, content, status, error_type):

@@ -59,12 +59,18 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes] | None = None)
 
 
 @contextmanager
-def serve_subprocess(artifacts: list[Path], *options: str) -> Iterator[RunningServer]:
-    """``python -m kolite.server`` in a child process; stopped with SIGTERM (graceful shutdown) at the end."""
+def serve_subprocess(
+    artifacts: list[Path], *options: str, env: dict[str, str] | None = None
+) -> Iterator[RunningServer]:
+    """``python -m kolite.server`` in a child process; stopped with SIGTERM (graceful shutdown) at the end.
+
+    Without a ``--drain-s`` among the options the server does not drain (tests that stop it would wait for nothing).
+    """
     port = free_port()
+    drain = () if "--drain-s" in options else ("--drain-s", "0")
     command = [sys.executable, "-m", "kolite.server", *map(str, artifacts), "--port", str(port),
-               "--log-level", "warning", *options]
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+               "--log-level", "warning", *drain, *options]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", **(env or {})}
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     server = RunningServer(f"http://127.0.0.1:{port}", process)
     try:
@@ -134,12 +140,13 @@ def histogram(metrics_text: str, name: str, model: str) -> dict[str, float]:
 
 
 def assert_error(response: httpx.Response, status: int, error_type: str | None = None) -> dict[str, Any]:
-    """A clear JSON error in TEI's shape with the expected status."""
+    """A clear JSON error in TEI's shape (plus the request id, also in the header) with the expected status."""
     assert response.status_code == status, (response.status_code, response.text)
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error", "error_type"}, body
+    assert set(body) == {"error", "error_type", "request_id"}, body
     assert body["error"], body
+    assert body["request_id"] == response.headers["x-request-id"], (body, response.headers)
     if error_type is not None:
         assert body["error_type"] == error_type, body
     return body

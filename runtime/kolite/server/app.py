@@ -15,18 +15,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kolite.server.config import ServerConfig
 from kolite.server.errors import ERROR_TABLE, ApiError, install_error_handlers
-from kolite.server.metrics import RequestMiddleware, ServerMetrics
+from kolite.server.metrics import ServerMetrics
+from kolite.server.middleware import RequestMiddleware
 from kolite.server.models import ServedModel
+from kolite.server.options import predict_options, tag_options
 from kolite.server.schemas import (
     EntityOut,
     ErrorOut,
     HealthOut,
     ModelsOut,
+    PipelineEntityOut,
     PredictionOut,
     PredictRequest,
     TagRequest,
 )
 from kolite.server.state import ServerState
+from kolite.server.tracing import Tracing
 
 __all__ = ["KoliteJSONResponse", "create_app"]
 
@@ -35,8 +39,9 @@ logger = logging.getLogger("kolite.server")
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": f"`{kind}`: {when}"} for status, (kind, when) in ERROR_TABLE.items()
 }
-_PREDICT_OUT = list[PredictionOut] | list[list[PredictionOut]] | list[EntityOut] | list[list[EntityOut]]
-_TAG_OUT = list[EntityOut] | list[list[EntityOut]]
+_PREDICT_OUT = (list[PredictionOut] | list[list[PredictionOut]] | list[EntityOut] | list[list[EntityOut]]
+                | list[PipelineEntityOut] | list[list[PipelineEntityOut]])
+_TAG_OUT = list[EntityOut] | list[list[EntityOut]] | list[PipelineEntityOut] | list[list[PipelineEntityOut]]
 
 
 class KoliteJSONResponse(JSONResponse):
@@ -50,26 +55,16 @@ class KoliteJSONResponse(JSONResponse):
             return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
-def _predict_options(model: ServedModel, body: PredictRequest) -> dict[str, Any]:
-    """TEI's /predict: every label, highest first (raw logits with raw_scores); NER models tag instead."""
-    if model.is_tagger:
-        return {"aggregation": body.aggregation}
-    return {"top_k": None, "function_to_apply": "none" if body.raw_scores else "default"}
-
-
-def _tag_options(model: ServedModel, body: TagRequest) -> dict[str, Any]:
-    if not model.is_tagger:
-        raise ApiError(422, f"model {model.name!r} is a {model.manifest.task} model; use /predict", "Validation")
-    return {"aggregation": body.aggregation}
-
-
-def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None) -> FastAPI:
+def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
+               tracer_provider: Any | None = None) -> FastAPI:
     """Build the app. Models load in the background once the server runs; /health answers 503 until then.
 
-    ``on_fatal`` is called when loading fails (the CLI stops the server with it).
+    ``on_fatal`` is called when loading fails (the CLI stops the server with it). ``tracer_provider`` (an
+    OpenTelemetry SDK ``TracerProvider``) turns tracing on.
     """
     metrics = ServerMetrics()
-    state = ServerState(config, metrics)
+    tracing = Tracing(tracer_provider)
+    state = ServerState(config, metrics, tracing)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -79,42 +74,65 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None)
         await asyncio.gather(loading, return_exceptions=True)
         # In-flight requests are done (uvicorn waits for them first); the batchers finish anything still queued.
         await asyncio.to_thread(state.close_all)
+        # Here, not after uvicorn returns: it re-raises SIGTERM at its very end, which ends the process.
+        await asyncio.to_thread(tracing.shutdown)
 
     app = FastAPI(
         title="kolite",
         summary="Korean text classification and NER on ONNX Runtime, without torch.",
-        description="`/predict` follows text-embeddings-inference's API; errors are `{error, error_type}`.",
+        description="`/predict` follows text-embeddings-inference's API, `POST /` and `/invocations` too; a body "
+                    "with `parameters` is a Hugging Face Inference API request (`InferenceClient`). Errors are "
+                    "`{error, error_type, request_id}`.",
         version=_version(),
         lifespan=lifespan,
         responses=_ERRORS,
+        telemetry=tracing.fastapi_telemetry(),
     )
     app.state.kolite = state
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, metrics=metrics, max_body_bytes=config.limits.max_body_bytes)
+    app.add_middleware(RequestMiddleware, metrics=metrics, limits=config.limits, auth=config.auth,
+                       router=app.router, draining=lambda: state.draining, tracing=tracing)
+
+    async def run_predict(model: ServedModel, body: PredictRequest) -> KoliteJSONResponse:
+        hf_shape = body.parameters is not None
+        result = await state.infer(model, body.inputs, body.truncate, predict_options(body), hf_shape)
+        return KoliteJSONResponse(result)
+
+    async def run_tag(model: ServedModel, body: TagRequest) -> KoliteJSONResponse:
+        if not model.is_tagger:
+            raise ApiError(422, f"model {model.name!r} is a {model.manifest.task} model; use /predict", "Validation")
+        hf_shape = body.parameters is not None
+        return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, tag_options(body), hf_shape))
 
     @app.post("/predict", response_model=_PREDICT_OUT, tags=["inference"])
     async def predict(body: PredictRequest) -> KoliteJSONResponse:
         """Classify one text or a list (TEI-compatible); on an NER model, tag it (like /tag)."""
-        model = state.pick(body.model)
-        return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, **_predict_options(model, body)))
+        return await run_predict(state.pick(body.model), body)
+
+    @app.post("/", response_model=_PREDICT_OUT, tags=["inference"])
+    async def root(body: PredictRequest) -> KoliteJSONResponse:
+        """/predict at the root, as TEI routes it: where `InferenceClient(base_url=...)` posts."""
+        return await run_predict(state.pick(body.model), body)
+
+    @app.post("/invocations", response_model=_PREDICT_OUT, tags=["inference"])
+    async def invocations(body: PredictRequest) -> KoliteJSONResponse:
+        """/predict under SageMaker's route, as TEI serves it."""
+        return await run_predict(state.pick(body.model), body)
 
     @app.post("/models/{name}/predict", response_model=_PREDICT_OUT, tags=["inference"])
     async def predict_model(name: str, body: PredictRequest) -> KoliteJSONResponse:
         """Like /predict for the model in the path (the body's `model` field is ignored)."""
-        model = state.pick(name)
-        return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, **_predict_options(model, body)))
+        return await run_predict(state.pick(name), body)
 
     @app.post("/tag", response_model=_TAG_OUT, tags=["inference"])
     async def tag(body: TagRequest) -> KoliteJSONResponse:
         """Entities with character offsets into the original text (token-classification models)."""
-        model = state.pick(body.model)
-        return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, **_tag_options(model, body)))
+        return await run_tag(state.pick(body.model), body)
 
     @app.post("/models/{name}/tag", response_model=_TAG_OUT, tags=["inference"])
     async def tag_model(name: str, body: TagRequest) -> KoliteJSONResponse:
         """Like /tag for the model in the path."""
-        model = state.pick(name)
-        return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, **_tag_options(model, body)))
+        return await run_tag(state.pick(name), body)
 
     @app.get("/models", response_model=ModelsOut, tags=["service"])
     async def models() -> dict[str, Any]:
@@ -123,7 +141,8 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None)
 
     @app.get("/health", response_model=HealthOut, tags=["service"])
     async def health() -> dict[str, Any]:
-        """200 once every model is loaded and warmed up; 503 before, after a loading failure or while stopping."""
+        """200 once every model is loaded and warmed up; 503 before, after a loading failure, and from SIGTERM on
+        (while the server drains and shuts down)."""
         state.require_ready()
         return {"status": "ok", "models": list(state.models)}
 

@@ -26,13 +26,13 @@ from typing import Any, Protocol
 from kolite.batching import planned_cost
 from kolite.server.config import BatchingConfig
 
-__all__ = ["BatchObserver", "BatcherClosedError", "DynamicBatcher", "Job", "QueueFullError"]
+__all__ = ["BatchObserver", "BatchRun", "BatcherClosedError", "DynamicBatcher", "Job", "QueueFullError"]
 
 logger = logging.getLogger("kolite.server")
 
 
 class QueueFullError(RuntimeError):
-    """The model already holds ``max_queue`` admitted requests."""
+    """The model already holds ``max_queue`` admitted requests, or ``max_queue_tokens`` of their tokens."""
 
 
 class BatcherClosedError(RuntimeError):
@@ -49,16 +49,38 @@ class BatchObserver(Protocol):
 
 @dataclass(eq=False)
 class Job:
-    """One request's work: its encoded texts (token ids, tokenized once by the handler)."""
+    """One request's work: its encoded texts (token ids, tokenized once by the handler).
+
+    The worker fills in how the job ran (``ran``) before it resolves the future: the request's trace spans and
+    log lines come from it.
+    """
 
     encoded: Any  # kolite.tokenization.Encoded
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    request_id: str = ""
     enqueued: float = field(default_factory=time.perf_counter)
+    enqueued_ns: int = field(default_factory=time.time_ns)
+    ran: BatchRun | None = None
 
     @property
     def lengths(self) -> list[int]:
         return self.encoded.lengths.tolist()
+
+    @property
+    def tokens(self) -> int:
+        return int(self.encoded.lengths.sum())
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """The inference batch a job ran in: wall-clock start and end (ns since the epoch) and its size."""
+
+    started_ns: int
+    finished_ns: int
+    requests: int
+    items: int
+    padded_tokens: int
 
 
 RunBatch = Callable[[Sequence[Job]], Sequence[Any]]
@@ -74,6 +96,7 @@ class DynamicBatcher:
         self._observer = observer
         self._pending: deque[Job] = deque()
         self._admitted = 0  # queued + running
+        self._admitted_tokens = 0  # their tokens
         self._closing = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._work, name=f"kolite-batcher-{name}", daemon=True)
@@ -89,25 +112,38 @@ class DynamicBatcher:
     def admitted(self) -> int:
         return self._admitted
 
-    async def submit(self, encoded: Any) -> Any:
-        """Queue one request and wait for its result. Raises QueueFullError / BatcherClosedError at once."""
+    async def submit(self, encoded: Any, request_id: str = "") -> Job:
+        """Queue one request and wait until it ran; the job's future holds its outputs.
+
+        Raises QueueFullError / BatcherClosedError at once. The token budget refuses a request only when others are
+        admitted: alone, a request runs however many tokens it has (TEI #662 refused such a text forever).
+        """
         loop = asyncio.get_running_loop()
-        job = Job(encoded, loop.create_future(), loop)
+        job = Job(encoded, loop.create_future(), loop, request_id)
+        tokens = job.tokens
+        config = self.config
         with self._cond:
             if self._closing:
                 raise BatcherClosedError(f"model {self.name!r} is shutting down")
-            if self._admitted >= self.config.max_queue:
+            if self._admitted >= config.max_queue:
                 raise QueueFullError(
                     f"model {self.name!r} is overloaded: {self._admitted} requests queued or running "
-                    f"(max_queue={self.config.max_queue}); retry later"
+                    f"(max_queue={config.max_queue}); retry later"
+                )
+            if self._admitted and self._admitted_tokens + tokens > config.max_queue_tokens:
+                raise QueueFullError(
+                    f"model {self.name!r} is overloaded: {self._admitted_tokens} tokens queued or running and this "
+                    f"request brings {tokens} (max_queue_tokens={config.max_queue_tokens}); retry later"
                 )
             self._admitted += 1
+            self._admitted_tokens += tokens
             self._pending.append(job)
             waiting = len(self._pending)
             self._cond.notify()
         self._observer.queue_size(waiting)
         # If the caller gives up (timeout, disconnect) the future is cancelled and the worker skips the job.
-        return await job.future
+        await job.future
+        return job
 
     def close(self, timeout: float | None = None) -> None:
         """Stop taking work, finish every admitted job, then stop the worker."""
@@ -150,6 +186,7 @@ class DynamicBatcher:
         if any(job.future.done() for job in self._pending):
             kept = [job for job in self._pending if not job.future.done()]
             self._admitted -= len(self._pending) - len(kept)
+            self._admitted_tokens -= sum(job.tokens for job in self._pending if job.future.done())
             self._pending = deque(kept)
             self._observer.queue_size(len(kept))
         return len(self._pending)
@@ -178,7 +215,7 @@ class DynamicBatcher:
         return batch
 
     def _run(self, batch: list[Job]) -> None:
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         results: Sequence[Any] = ()
         error: BaseException | None = None
         try:
@@ -186,17 +223,25 @@ class DynamicBatcher:
             if len(results) != len(batch):
                 raise RuntimeError(f"run_batch returned {len(results)} results for {len(batch)} jobs")
         except Exception as exc:  # delivered to every request of the batch, which answers 500
-            logger.exception("inference failed for a batch of %d requests on %r", len(batch), self.name)
+            ids = ", ".join(job.request_id for job in batch if job.request_id)
+            logger.exception("inference failed for a batch of %d requests on %r (request ids: %s)", len(batch),
+                             self.name, ids or "-")
             error = exc
         elapsed = time.perf_counter() - started
         lengths = [length for job in batch for length in job.lengths]
         padded = planned_cost(lengths, self.config.max_batch_items, self.config.max_call_tokens)
         self._observer.batch_done(len(lengths), padded, elapsed, started - batch[0].enqueued)
+        ran = BatchRun(started_ns, time.time_ns(), len(batch), len(lengths), padded)
+        for job in batch:
+            job.ran = ran
+        # Released before the results are handed over: a client that sends its next request as soon as it has
+        # its answer must not find its previous one still counted.
+        with self._cond:
+            self._admitted -= len(batch)
+            self._admitted_tokens -= sum(job.tokens for job in batch)
         loop = batch[0].loop
         with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody is waiting any more
             loop.call_soon_threadsafe(_resolve, batch, results, error)
-        with self._cond:
-            self._admitted -= len(batch)
 
 
 def _resolve(batch: Sequence[Job], results: Sequence[Any], error: BaseException | None) -> None:

@@ -14,6 +14,7 @@ from kolite.errors import KoliteError
 __all__ = ["build_config", "main", "register", "serve"]
 
 _MISSING_DEPS = "kolite serve needs the server extra: pip install 'kolite[serve]'"
+API_KEY_ENV = "KOLITE_API_KEY"
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -54,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="how long the oldest request waits for more to batch with")
     group.add_argument("--max-queue", type=int, default=b.max_queue,
                        help="requests per model queued or running before new ones get 429")
+    group.add_argument("--max-queue-tokens", type=int, default=b.max_queue_tokens,
+                       help="tokens of the requests queued or running per model before new ones get 429 (a "
+                            "request alone in the queue always runs)")
     group.add_argument("--no-batching", action="store_true", help="run every request alone (baseline)")
     group = parser.add_argument_group("request limits")
     group.add_argument("--max-body-bytes", type=int, default=lim.max_body_bytes, help="larger bodies get 413")
@@ -63,61 +67,92 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--truncate", action=argparse.BooleanOptionalAction, default=True,
                        help="default for requests that do not set `truncate`")
     group.add_argument("--timeout-s", type=float, default=lim.timeout_s, help="per-request timeout (504)")
+    group = parser.add_argument_group("connections and shutdown")
+    group.add_argument("--header-timeout-s", type=float, default=lim.header_timeout_s,
+                       help="a connection's request headers must arrive within this (else 408 and closed)")
+    group.add_argument("--body-timeout-s", type=float, default=lim.body_timeout_s,
+                       help="a request's body must arrive within this after its headers (else 408 and closed)")
+    group.add_argument("--max-connections", type=int, default=lim.max_connections,
+                       help="open connections; more are answered 503 and closed")
+    group.add_argument("--drain-s", type=float, default=5.0,
+                       help="on SIGTERM, how long /health answers 503 while requests are still served, before "
+                            "the graceful shutdown (0: none)")
     group.add_argument("--graceful-timeout-s", type=float, default=30.0,
-                       help="on SIGTERM, how long in-flight requests may take to finish")
+                       help="then, how long in-flight requests may take to finish")
+    group.add_argument("--http", default="auto", choices=("auto", "h11", "httptools"),
+                       help="uvicorn's HTTP parser (auto: httptools when installed)")
+    group.add_argument("--loop", default="auto", choices=("auto", "asyncio", "uvloop"),
+                       help="uvicorn's event loop (auto: uvloop when installed)")
+    group = parser.add_argument_group("security and tracing")
+    group.add_argument("--api-key", default=None,
+                       help=f"require `Authorization: Bearer KEY` (better: set ${API_KEY_ENV}, which `ps` does not "
+                            "show)")
+    group.add_argument("--open-routes", default="/health,/metrics",
+                       help="comma-separated routes that need no API key ('' protects every route)")
+    group.add_argument("--otlp-endpoint", default=None,
+                       help="export OpenTelemetry traces to this OTLP/HTTP collector, e.g. http://localhost:4318 "
+                            "(needs kolite[otel])")
+    group.add_argument("--otlp-service-name", default="kolite", help="service.name of the exported traces")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--no-warmup", action="store_true", help=argparse.SUPPRESS)
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from kolite.server.config import BatchingConfig, Limits, ServerConfig
+    from kolite.server.config import AuthConfig, BatchingConfig, Limits, ServerConfig
 
+    api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_ENV)
     return ServerConfig(
         artifacts=tuple(args.artifacts),
         limits=Limits(max_body_bytes=args.max_body_bytes, max_items=args.max_items,
-                      max_text_chars=args.max_text_chars, timeout_s=args.timeout_s, truncate=args.truncate),
+                      max_text_chars=args.max_text_chars, timeout_s=args.timeout_s, truncate=args.truncate,
+                      header_timeout_s=args.header_timeout_s, body_timeout_s=args.body_timeout_s,
+                      max_connections=args.max_connections),
         batching=BatchingConfig(enabled=not args.no_batching, max_batch_tokens=args.max_batch_tokens,
                                 max_batch_items=args.max_batch_items, max_call_tokens=args.max_call_tokens,
-                                max_wait_ms=args.max_wait_ms, max_queue=args.max_queue),
+                                max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                                max_queue_tokens=args.max_queue_tokens),
         variant=args.variant,
         device=args.device,
         threads=args.threads,
         tokenizer_workers=args.tokenizer_workers,
         warmup=not args.no_warmup,
+        auth=AuthConfig(api_key=api_key,
+                        open_routes=tuple(route.strip() for route in args.open_routes.split(",") if route.strip())),
     )
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the server until SIGINT/SIGTERM; 1 if the models failed to load, 2 on bad arguments."""
+    """Run the server until SIGTERM/SIGINT; 1 if the models failed to load, 2 on bad arguments."""
     try:
-        import uvicorn
-
+        from kolite.server import runner
         from kolite.server.app import create_app
+        from kolite.server.tracing import otlp_tracer_provider
     except ImportError as exc:
         print(f"kolite serve: {_MISSING_DEPS} ({exc})", file=sys.stderr)
         return 2
     # Requests are the unit of parallelism here: tokenizers' own thread pool would fight onnxruntime for cores.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runner.configure_logging(args.log_level)
+    if args.drain_s < 0 or args.graceful_timeout_s < 0:
+        print("kolite serve: --drain-s and --graceful-timeout-s must be >= 0", file=sys.stderr)
+        return 2
     try:
         config = build_config(args)
+        provider = otlp_tracer_provider(args.otlp_endpoint, args.otlp_service_name) if args.otlp_endpoint else None
         holder: dict[str, Any] = {}
-        app = create_app(config, on_fatal=lambda: setattr(holder["server"], "should_exit", True))
-    except (KoliteError, ValueError) as exc:
+        app = create_app(config, on_fatal=lambda: setattr(holder["server"], "should_exit", True),
+                         tracer_provider=provider)
+    except (KoliteError, ValueError, ImportError) as exc:
         print(f"kolite serve: {exc}", file=sys.stderr)
         return 2
-    uvicorn_config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=args.log_level == "debug",  # one log line per request costs throughput
-        timeout_graceful_shutdown=args.graceful_timeout_s,
-        backlog=2048,
-    )
-    server = uvicorn.Server(uvicorn_config)
-    holder["server"] = server
-    server.run()
+    if config.auth.api_key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("kolite.server").warning("serving on %s without an API key (--api-key or $%s)",
+                                                   args.host, API_KEY_ENV)
+    options = runner.RunOptions(host=args.host, port=args.port, log_level=args.log_level,
+                                graceful_timeout_s=args.graceful_timeout_s, drain_s=args.drain_s, http=args.http,
+                                loop=args.loop)
+    holder["server"] = runner.build_server(app, options)
+    holder["server"].run()
     return 1 if any(model.state == "failed" for model in app.state.kolite.models.values()) else 0
 
 

@@ -14,21 +14,25 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-__all__ = ["ERROR_TABLE", "ApiError", "error_body", "install_error_handlers"]
+__all__ = ["ERROR_TABLE", "ApiError", "error_body", "install_error_handlers", "is_json"]
 
 logger = logging.getLogger("kolite.server")
 
 # status → (error_type, when). Rendered into the README and the OpenAPI descriptions.
 ERROR_TABLE: dict[int, tuple[str, str]] = {
-    400: ("Validation", "body is not valid JSON (`Empty`: `inputs` is an empty list)"),
+    400: ("Validation", "body is empty or not valid JSON (`Empty`: `inputs` is an empty list)"),
+    401: ("Unauthorized", "--api-key is set and the request has no `Authorization: Bearer <key>` or a wrong key"),
     404: ("NotFound", "unknown model name or route"),
     405: ("MethodNotAllowed", "wrong HTTP method for the route"),
+    408: ("RequestTimeout", "request headers or body not received within --header-timeout-s / --body-timeout-s"),
     413: ("PayloadTooLarge", "body over --max-body-bytes, more than --max-items texts, or a text over the limit "
                              "with truncate=false"),
     415: ("Validation", "body sent without `Content-Type: application/json`"),
     422: ("Validation", "well-formed JSON with wrong fields or types (e.g. inputs=42, raw_scores=\"yes\")"),
-    429: ("Overloaded", "the model's queue already holds --max-queue requests; retry later"),
-    503: ("Unhealthy", "models are still loading/warming up, or the server is shutting down"),
+    429: ("Overloaded", "the model's queue already holds --max-queue requests or --max-queue-tokens tokens; retry "
+                        "later"),
+    503: ("Unhealthy", "models are still loading/warming up, or the server is shutting down (`Overloaded`: over "
+                       "--max-connections open connections)"),
     504: ("Timeout", "the request waited longer than --timeout-s for its result"),
 }
 
@@ -42,15 +46,19 @@ class ApiError(HTTPException):
         self.error_type = error_type or ERROR_TABLE.get(status_code, ("Validation", ""))[0]
 
 
-def error_body(message: str, error_type: str) -> dict[str, str]:
-    return {"error": message, "error_type": error_type}
+def error_body(message: str, error_type: str, request_id: str | None = None) -> dict[str, str]:
+    body = {"error": message, "error_type": error_type}
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def _error_response(
     request: Request, status: int, message: str, error_type: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     request.scope["kolite.error_type"] = error_type  # read by the metrics middleware
-    return JSONResponse(error_body(message, error_type), status_code=status, headers=headers)
+    body = error_body(message, error_type, request.scope.get("kolite.request_id"))
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _describe_validation(errors: list[dict[str, Any]]) -> tuple[int, str]:
@@ -67,7 +75,8 @@ def _describe_validation(errors: list[dict[str, Any]]) -> tuple[int, str]:
     return 422, "; ".join(parts)
 
 
-def _is_json(content_type: str) -> bool:
+def is_json(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, parameters ignored."""
     kind = content_type.split(";")[0].strip().lower()
     return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
@@ -90,11 +99,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
+        if request.scope.get("kolite.body_bytes") == 0:
+            # An empty body is no JSON at all, like a malformed one (FastAPI reports it as a missing field).
+            return _error_response(request, 400, 'the request body is empty: send a JSON object such as '
+                                                 '{"inputs": "text"}', "Validation")
         if any(tuple(e.get("loc", ())) == ("body",) and e.get("type") == "model_attributes_type" for e in errors):
-            # FastAPI parses JSON only for a JSON content type; otherwise the body arrives as raw bytes.
-            if not _is_json(request.headers.get("content-type", "")):
-                return _error_response(request, 415, "send the body as JSON with `Content-Type: application/json`",
-                                       "Validation")
             return _error_response(request, 422, 'body must be a JSON object such as {"inputs": "text"}',
                                    "Validation")
         status, message = _describe_validation(errors)

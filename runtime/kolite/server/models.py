@@ -25,6 +25,7 @@ from kolite.server.batcher import DynamicBatcher, Job
 from kolite.server.config import ServerConfig
 from kolite.server.errors import ApiError
 from kolite.server.metrics import ServerMetrics
+from kolite.server.options import pipeline_entity
 from kolite.tokenization import Encoded
 
 __all__ = ["ServedModel", "model_name"]
@@ -140,9 +141,14 @@ class ServedModel:
                                         f"{self.manifest.max_length}; send truncate=true to cut it", "PayloadTooLarge")
         return encoded
 
-    def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[dict[str, Any]]]:
-        """Tokenizer pool: the model's own post-processing, as JSON-ready dicts."""
-        return [[result.to_dict() for result in results] for results in self.model.decode(outputs, encoded, options)]
+    def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any,
+               hf_shape: bool = False) -> list[list[dict[str, Any]]]:
+        """Tokenizer pool: the model's own post-processing, as JSON-ready dicts (entities in the transformers
+        pipeline's shape for Inference API requests)."""
+        results = self.model.decode(outputs, encoded, options)
+        if hf_shape and self.is_tagger:
+            return [[pipeline_entity(entity, options.aggregation) for entity in entities] for entities in results]
+        return [[result.to_dict() for result in text_results] for text_results in results]
 
     # ---- worker thread ----
 

@@ -13,7 +13,9 @@ from kolite.server.batcher import BatcherClosedError, QueueFullError
 from kolite.server.config import ServerConfig
 from kolite.server.errors import ApiError
 from kolite.server.metrics import ServerMetrics
+from kolite.server.middleware import REQUEST_ID
 from kolite.server.models import ServedModel
+from kolite.server.tracing import Tracing
 
 __all__ = ["ServerState"]
 
@@ -23,9 +25,10 @@ logger = logging.getLogger("kolite.server")
 class ServerState:
     """The served models, whether they are ready, and the thread pool that tokenizes and decodes off the loop."""
 
-    def __init__(self, config: ServerConfig, metrics: ServerMetrics) -> None:
+    def __init__(self, config: ServerConfig, metrics: ServerMetrics, tracing: Tracing | None = None) -> None:
         self.config = config
         self.metrics = metrics
+        self.tracing = tracing or Tracing()
         self.models: dict[str, ServedModel] = {}
         for artifact in config.artifacts:
             model = ServedModel(artifact, config, metrics)
@@ -36,7 +39,8 @@ class ServerState:
         # Tokenizing and decoding run here, never on the event loop (text-embeddings-inference's tokenizer pool).
         workers = config.tokenizer_workers or min(4, os.cpu_count() or 1)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="kolite-tokenizer")
-        self.stopping = False
+        self.draining = False  # SIGTERM: /health says 503 so load balancers stop sending, requests are still served
+        self.stopping = False  # the server no longer accepts connections
 
     # ---- lifecycle ----
 
@@ -59,8 +63,13 @@ class ServerState:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     def require_ready(self) -> None:
-        if self.stopping:
+        """/health: 503 unless every model is ready and the server is neither draining nor stopping."""
+        if self.draining or self.stopping:
             raise ApiError(503, "the server is shutting down", "Unhealthy")
+        self.require_serving()
+
+    def require_serving(self) -> None:
+        """Inference: 503 while a model is loading or failed; served while draining."""
         failed = [f"{m.name}: {m.failure}" for m in self.models.values() if m.state == "failed"]
         if failed:
             raise ApiError(503, "model loading failed: " + "; ".join(failed), "Unhealthy")
@@ -68,6 +77,12 @@ class ServerState:
         if loading:
             ready = len(self.models) - len(loading)
             raise ApiError(503, f"warming up: {ready}/{len(self.models)} models ready", "Unhealthy")
+
+    def begin_drain(self) -> None:
+        if not self.draining:
+            self.draining = True
+            self.metrics.ready.set(0)
+            logger.info("kolite serve: draining: /health answers 503, requests are still served")
 
     def pick(self, name: str | None) -> ServedModel:
         if name is None:
@@ -82,9 +97,11 @@ class ServerState:
 
     # ---- one request ----
 
-    async def infer(self, model: ServedModel, inputs: str | list[str], truncate: bool | None, **options: Any) -> Any:
-        """encode (pool) → queue → run (batcher thread) → decode (pool); one text in, one result list out."""
-        self.require_ready()
+    async def infer(self, model: ServedModel, inputs: str | list[str], truncate: bool | None,
+                    options: dict[str, Any], hf_shape: bool = False) -> Any:
+        """encode (pool) → queue → run (batcher thread) → decode (pool). One text in: one result list out (wrapped
+        once more for a classifier in the Inference API's shape, which ``InferenceClient`` unwraps)."""
+        self.require_serving()
         limits = self.config.limits
         truncate = limits.truncate if truncate is None else truncate
         single = isinstance(inputs, str)
@@ -96,9 +113,11 @@ class ServerState:
                                 "(--max-items); split the request", "PayloadTooLarge")
         parsed = model.options(**options)
         loop = asyncio.get_running_loop()
-        encoded = await loop.run_in_executor(self.pool, model.encode, texts, parsed, truncate)
+        tracing = self.tracing
+        with tracing.span("tokenize", **{"kolite.model": model.name, "kolite.request.texts": len(texts)}):
+            encoded = await loop.run_in_executor(self.pool, model.encode, texts, parsed, truncate)
         try:
-            outputs = await asyncio.wait_for(model.batcher.submit(encoded), limits.timeout_s)
+            job = await asyncio.wait_for(model.batcher.submit(encoded, REQUEST_ID.get()), limits.timeout_s)
         except QueueFullError as exc:
             raise ApiError(429, str(exc), "Overloaded", headers={"Retry-After": "1"}) from exc
         except BatcherClosedError as exc:
@@ -106,5 +125,10 @@ class ServerState:
         except asyncio.TimeoutError as exc:
             raise ApiError(504, f"no result within {limits.timeout_s} s (--timeout-s); the server is overloaded",
                            "Timeout") from exc
-        results = await loop.run_in_executor(self.pool, model.decode, outputs, encoded, parsed)
-        return results[0] if single else results
+        tracing.batched(job, model.name)
+        with tracing.span("decode", **{"kolite.model": model.name}):
+            results = await loop.run_in_executor(self.pool, model.decode, job.future.result(), encoded, parsed,
+                                                 hf_shape)
+        if not single:
+            return results
+        return results if hf_shape and not model.is_tagger else results[0]
