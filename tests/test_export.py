@@ -46,8 +46,8 @@ def test_every_variant_passes_its_gate_and_reloads(exported, standin_dir, seed):
     import onnxruntime as ort
     from kolite.manifest import load_manifest
     from kolite_export.artifact import sha256_file
+    from kolite_export.catalogue import get_seed
     from kolite_export.layouts import load_checkpoint
-    from kolite_export.zoo import get_seed
 
     result = exported[seed]
     assert result.ok, result.failures

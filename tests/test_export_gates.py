@@ -19,13 +19,6 @@ def _data(n, labels=None):
     return ValidationSet("test", tuple(f"t{i}" for i in range(n)), labels)
 
 
-def test_bio_entities_decodes_spans():
-    from kolite_export.validation import bio_entities
-
-    tags = ["O", "B-PS", "I-PS", "O", "I-LC", "B-LC", "B-LC", "I-PS"]
-    assert bio_entities(tags) == {(1, 3, "PS"), (4, 5, "LC"), (5, 6, "LC"), (6, 7, "LC"), (7, 8, "PS")}
-
-
 def test_atol_gate_reports_the_max_difference():
     from kolite_export.errors import AtolError
     from kolite_export.validation import Gate, evaluate_gate

@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kolite.classification import TextClassifier
+from kolite.cpu_features import first_safe_variant, missing_features, unsafe_variant_message
 from kolite.errors import UnknownVariantError
 from kolite.integrity import safe_member, verify_file
-from kolite.manifest import VARIANT_NAMES, Manifest, Variant, load_manifest
+from kolite.manifest import Manifest, Variant, load_manifest
 from kolite.model import DEFAULT_MAX_ITEMS, KoliteModel
 from kolite.providers import DeviceSpec, resolve_device
 from kolite.session import OnnxModel
@@ -40,19 +41,17 @@ AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
 def select_variant(manifest: Manifest, variant: str, device: DeviceSpec) -> Variant:
     """The variant to load: the named one, or for ``auto`` the device's first preference that passed validation."""
     if variant == "auto":
-        for name in AUTO_PREFERENCE[device.kind]:
-            candidate = manifest.variants.get(name)
-            if candidate is not None and candidate.passed:
-                return candidate
+        passed = [manifest.variants[n] for n in AUTO_PREFERENCE[device.kind] if n in manifest.passed_variants]
+        if passed:  # the first this CPU runs exactly (an int8 recipe may assume VNNI), loudly
+            return first_safe_variant(manifest.name, passed, _warn)
         raise UnknownVariantError(
             f"{manifest.name}: no variant that passed validation suits device {device.kind!r} "
             f"(tried {', '.join(AUTO_PREFERENCE[device.kind])}; artifact has "
             f"{', '.join(f'{n} ({v.status})' for n, v in manifest.variants.items())}); name one explicitly"
         )
     if variant not in manifest.variants:
-        known = "" if variant in VARIANT_NAMES else f" (variant names are {', '.join(VARIANT_NAMES)})"
         raise UnknownVariantError(
-            f"{manifest.name} has no variant {variant!r}{known}; valid: auto, {', '.join(manifest.variants)}"
+            f"{manifest.name} has no variant {variant!r}; valid: auto, {', '.join(manifest.variants)}"
         )
     chosen = manifest.variants[variant]
     if not chosen.passed:
@@ -60,6 +59,9 @@ def select_variant(manifest: Manifest, variant: str, device: DeviceSpec) -> Vari
             f"{manifest.name}: variant {variant!r} FAILED validation ({chosen.validation}); loading it only because "
             "it was named explicitly"
         )
+    missing = missing_features(chosen)
+    if missing:
+        _warn(unsafe_variant_message(manifest.name, chosen, missing) + "; loading it only because it was named")
     if device.is_cuda and chosen.precision == "int8":
         _warn(
             f"{manifest.name}: int8 variant {variant!r} on CUDA: its integer ops have no CUDA kernels and run on "

@@ -25,9 +25,9 @@ from transformers import (
     RobertaConfig,
 )
 
+from kolite_export.catalogue import SeedModel
 from kolite_export.sroberta import SentenceTypeClassifier
 from kolite_export.standins.presets import ArchPreset
-from kolite_export.zoo import SeedModel
 
 __all__ = ["WRITERS", "write_standin"]
 
