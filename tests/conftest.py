@@ -23,7 +23,6 @@ from kolite_export.paths import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "test-artifacts"
-SEED_IDS = ("000", "001", "002", "003", "004")
 TINY_VARIANTS = ("fp32", "fp32-opt", "int8")
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kolite_export.catalogue import SEEDS
 
 pytestmark = pytest.mark.torch
 
-SEED_IDS = ("000", "001", "002", "003", "004")
+SEED_IDS = tuple(SEEDS)
 ALL_VARIANTS = ("fp32", "fp32-opt", "int8", "int8-static", "fp16")
 # Texts the gates never saw: mixed lengths, so batches are padded.
 FRESH_TEXTS = [

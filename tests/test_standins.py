@@ -6,8 +6,9 @@ import json
 import os
 
 import pytest
+from kolite_export.catalogue import SEEDS
 
-SEED_IDS = ("000", "001", "002", "003", "004")
+SEED_IDS = tuple(SEEDS)
 KOELECTRA_SPECIALS = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 KLUE_SPECIALS = {"[CLS]": 0, "[PAD]": 1, "[SEP]": 2, "[UNK]": 3}
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from kolite_export.cpu import CpuFeatures
 
-__all__ = ["CPU_SLOW_FUSIONS", "DynamicQuantRecipe", "StaticQuantRecipe", "assumed_cpu_features"]
+__all__ = ["CPU_SLOW_FUSIONS", "DynamicQuantRecipe", "StaticQuantRecipe", "assumed_cpu_features", "full_range_on"]
 
 # Fusions whose onnxruntime CPU kernels are slower than the plain ops they replace (ORT 1.31, per call at batch 32 on
 # the 000 model: SkipLayerNormalization ≈ 1.1 ms vs Add + LayerNormalization ≈ 0.27 ms; BiasGelu ≈ 1.0 ms vs Gelu
@@ -28,8 +28,35 @@ def assumed_cpu_features(reduce_range: bool) -> tuple[str, ...]:
     return () if reduce_range else ("vnni",)
 
 
+def full_range_on(cpu: CpuFeatures) -> bool:
+    """Whether int8 weights may use the full 8-bit range on ``cpu`` (see the module docstring)."""
+    return cpu.family in ("x86-vnni", "arm64")
+
+
+class _RecipeRecord:
+    """What every quantization recipe writes to the manifest."""
+
+    method = ""
+    reduce_range: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        data.update({key: list(value) for key, value in data.items() if isinstance(value, tuple)})
+        data["method"] = self.method
+        data["cpu_features"] = list(assumed_cpu_features(self.reduce_range))
+        return data
+
+    def chosen_for_cpu(self) -> dict[str, Any]:
+        """The fields the CPU decides (an artifact whose recipe differs in any is rebuilt); ``nodes_to_exclude`` is
+        chosen per model by accuracy repair."""
+        data = self.to_dict()
+        del data["nodes_to_exclude"]
+        return data
+
+
 @dataclass(frozen=True)
-class DynamicQuantRecipe:
+class DynamicQuantRecipe(_RecipeRecord):
+    method = "dynamic"
     per_channel: bool
     reduce_range: bool
     op_types: tuple[str, ...]
@@ -47,26 +74,18 @@ class DynamicQuantRecipe:
 
     @classmethod
     def for_cpu(cls, cpu: CpuFeatures, nodes_to_exclude: tuple[str, ...] = ()) -> DynamicQuantRecipe:
-        full_range = cpu.family in ("x86-vnni", "arm64")
         return cls(
             per_channel=True,
-            reduce_range=not full_range,
+            reduce_range=not full_range_on(cpu),
             op_types=("MatMul", "Attention"),
             cpu_family=cpu.family,
             nodes_to_exclude=nodes_to_exclude,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["op_types"] = list(self.op_types)
-        data["nodes_to_exclude"] = list(self.nodes_to_exclude)
-        data["method"] = "dynamic"
-        data["cpu_features"] = list(assumed_cpu_features(self.reduce_range))
-        return data
-
 
 @dataclass(frozen=True)
-class StaticQuantRecipe:
+class StaticQuantRecipe(_RecipeRecord):
+    method = "static-qdq"
     per_channel: bool = True
     reduce_range: bool = False
     op_types: tuple[str, ...] = ("MatMul",)
@@ -78,15 +97,7 @@ class StaticQuantRecipe:
     @classmethod
     def for_cpu(cls, cpu: CpuFeatures, nodes_to_exclude: tuple[str, ...] = ()) -> StaticQuantRecipe:
         return cls(
-            reduce_range=cpu.family not in ("x86-vnni", "arm64"),
+            reduce_range=not full_range_on(cpu),
             cpu_family=cpu.family,
             nodes_to_exclude=nodes_to_exclude,
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["op_types"] = list(self.op_types)
-        data["nodes_to_exclude"] = list(self.nodes_to_exclude)
-        data["method"] = "static-qdq"
-        data["cpu_features"] = list(assumed_cpu_features(self.reduce_range))
-        return data

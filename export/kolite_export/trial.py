@@ -52,26 +52,30 @@ class Validator:
     encoded: EncodedSet
     data: ValidationSet
 
-    def trial(self, spec: VariantSpec, exclude_nodes: tuple[str, ...] = (), file: str | None = None) -> Trial:
-        """Build ``spec`` (keeping ``exclude_nodes`` in float) into ``file`` (default: the variant's own file), run
-        it on CPU over the validation set and apply its gate."""
+    def check(self, spec: VariantSpec, graph: Path | bytes) -> tuple[str, dict[str, Any], list[np.ndarray] | None]:
+        """Run ``graph`` on CPU over the validation set and apply ``spec``'s gate: (status, numbers, outputs)."""
         from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, RuntimeException
         from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
 
-        file = file or spec.file
-        target = self.ctx.workdir / file
-        recipe = spec.build(self.ctx, target, exclude_nodes) if exclude_nodes else spec.build(self.ctx, target)
-        status, outputs = "passed", None
+        outputs = None
         try:
-            outputs = onnx_outputs(cpu_session(target), self.ctx.checkpoint, self.encoded)
+            outputs = onnx_outputs(cpu_session(graph), self.ctx.checkpoint, self.encoded)
             numbers = evaluate_gate(spec.name, spec.gate, self.ctx.checkpoint, self.reference, outputs, self.data)
-            numbers["validated_on"] = "CPUExecutionProvider"
+            return "passed", {**numbers, "validated_on": "CPUExecutionProvider"}, outputs
         except ValidationError as exc:
-            status, numbers = "failed", {**exc.numbers, "error": str(exc), "validated_on": "CPUExecutionProvider"}
+            return "failed", {**exc.numbers, "error": str(exc), "validated_on": "CPUExecutionProvider"}, outputs
         except (Fail, InvalidGraph, OrtNotImplemented, RuntimeException) as exc:
             # e.g. an fp16 graph whose ops have no CPU kernels: it could not be validated, so it is not served.
             message = str(exc).strip().splitlines()[0]
-            status, numbers = "failed", {"validated_on": "none", "error": f"cannot run on CPU to validate: {message}"}
+            return "failed", {"validated_on": "none", "error": f"cannot run on CPU to validate: {message}"}, None
+
+    def trial(self, spec: VariantSpec, exclude_nodes: tuple[str, ...] = (), file: str | None = None) -> Trial:
+        """Build ``spec`` (keeping ``exclude_nodes`` in float) into ``file`` (default: the variant's own file), run
+        it on CPU over the validation set and apply its gate."""
+        file = file or spec.file
+        target = self.ctx.workdir / file
+        recipe = spec.build(self.ctx, target, exclude_nodes) if exclude_nodes else spec.build(self.ctx, target)
+        status, numbers, outputs = self.check(spec, target)
         ref = file_ref(self.ctx.workdir, file)
         variant = Variant(
             name=spec.name,

@@ -16,13 +16,11 @@ VALIDATION_SETS = ("nsmc", "kote", "klue-ner")
 
 @dataclass(frozen=True)
 class ValidationSet:
-    """Texts to compare ONNX with PyTorch on; ``labels`` are gold label names where the data has them; ``rows``
-    are the texts' positions in the whole set (so calibration can avoid them)."""
+    """Texts to compare ONNX with PyTorch on; ``labels`` are gold label names where the data has them."""
 
     name: str
     texts: tuple[str, ...]
     labels: tuple[str, ...] | None = None
-    rows: tuple[int, ...] = ()
 
 
 def _whole_set(spec: str, shared: str | os.PathLike[str] | None) -> tuple[str, DataSet]:
@@ -53,7 +51,7 @@ def load_validation_set(
         step = len(data.texts) / size
         rows = [int(i * step) for i in range(size)]
     picked = data.select(rows)
-    return ValidationSet(name, picked.texts, picked.labels, tuple(rows))
+    return ValidationSet(name, picked.texts, picked.labels)
 
 
 def calibration_texts(
@@ -61,8 +59,8 @@ def calibration_texts(
 ) -> tuple[str, ...]:
     """``count`` texts of the same kind of data, spread over the set, none of them a validation text."""
     _, data = _whole_set(spec, shared)
-    taken = set(validation.rows)
-    return tuple(data.texts[i] for i in range(1, len(data.texts), 97) if i not in taken)[:count]
+    taken = set(validation.texts)  # by text: a review posted twice is still a validation text
+    return tuple(text for text in data.texts[1::97] if text not in taken)[:count]
 
 
 def _read_plain(path: Path) -> DataSet:

@@ -42,13 +42,11 @@ def build(ctx: BuildContext, target: Path, exclude_nodes: tuple[str, ...] = ()) 
 
 def quantized_scope(ctx: BuildContext) -> QuantizedScope:
     recipe = DynamicQuantRecipe.for_cpu(ctx.cpu)
-    return QuantizedScope(_base_graph(ctx, recipe)[0], recipe.op_types)
+    return QuantizedScope(_base_graph(ctx, recipe)[0], recipe.op_types, gemm_as_matmul=True)
 
 
 def current_recipe(cpu: CpuFeatures) -> dict[str, Any]:
-    recipe = DynamicQuantRecipe.for_cpu(cpu).to_dict()
-    del recipe["nodes_to_exclude"]  # chosen by accuracy repair per model, not by the CPU
-    return recipe
+    return DynamicQuantRecipe.for_cpu(cpu).chosen_for_cpu()
 
 
 SPEC = register(

@@ -46,9 +46,7 @@ def quantized_scope(ctx: BuildContext) -> QuantizedScope:
 
 
 def current_recipe(cpu: CpuFeatures) -> dict[str, Any]:
-    recipe = StaticQuantRecipe.for_cpu(cpu).to_dict()
-    del recipe["nodes_to_exclude"]  # chosen by accuracy repair per model, not by the CPU
-    return recipe
+    return StaticQuantRecipe.for_cpu(cpu).chosen_for_cpu()
 
 
 SPEC = register(

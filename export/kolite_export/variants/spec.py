@@ -46,16 +46,18 @@ CPU_CUDA = (*CPU, *CUDA)
 
 @dataclass(frozen=True)
 class QuantizedScope:
-    """What a quantizing builder works on: ``graph`` (float) and the ``op_types`` it quantizes there."""
+    """What a quantizing builder works on: ``graph`` (float) and the ``op_types`` it quantizes there;
+    ``gemm_as_matmul`` when it rewrites Gemm nodes as MatMul + Add first (ONNX Runtime's dynamic quantizer)."""
 
     graph: Path
     op_types: tuple[str, ...]
+    gemm_as_matmul: bool = False
 
     def nodes(self) -> dict[str, int]:
         """Node name → weight parameters of every node the builder quantizes, in graph order."""
         from kolite_export.variants.quantizable import weighted_nodes
 
-        return weighted_nodes(self.graph, self.op_types)
+        return weighted_nodes(self.graph, self.op_types, self.gemm_as_matmul)
 
 
 class Builder(Protocol):
