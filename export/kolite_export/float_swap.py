@@ -20,10 +20,13 @@ from typing import Any
 
 __all__ = ["GraphSplicer"]
 
+SCRATCH = "scratch.splice"  # the exporter deletes scratch.* files with its staging folder
+
 
 class GraphSplicer:
     def __init__(self, quantized: Any, float_model: Any, op_types: tuple[str, ...] = ()) -> None:
         self._quantized, self._float, self._op_types = quantized, float_model, op_types
+        self._folder: Path | None = None  # where the weights lie as external data (``open``), else inline
         graph = float_model.graph
         self._float_nodes = {node.name: node for node in graph.node if node.name}
         self._float_initializers = {init.name: init for init in graph.initializer}
@@ -39,10 +42,20 @@ class GraphSplicer:
 
     @classmethod
     def open(cls, quantized: Path, float_graph: Path, op_types: tuple[str, ...] = ()) -> GraphSplicer:
-        """``op_types``: what the quantizer quantizes (a QDQ pair that feeds one of those stays)."""
-        import onnx
+        """``op_types``: what the quantizer quantizes (a QDQ pair that feeds one of those stays).
 
-        return cls(onnx.load(str(quantized)), onnx.load(str(float_graph)), op_types)
+        The weights are written once beside ``quantized`` as external data, so each spliced graph is a small
+        file that refers to them instead of a copy of a few hundred MB to serialize and parse."""
+        import onnx
+        from onnx.external_data_helper import convert_model_to_external_data
+
+        splicer = cls(onnx.load(str(quantized)), onnx.load(str(float_graph)), op_types)
+        splicer._folder = quantized.parent
+        for model, name in ((splicer._quantized, "quantized"), (splicer._float, "float")):
+            weights = f"{SCRATCH}.{name}.weights"
+            convert_model_to_external_data(model, all_tensors_to_one_file=True, location=weights, size_threshold=1024)
+            onnx.save(model, str(quantized.parent / f"{SCRATCH}.{name}.onnx"))  # writes the weights, keeps references
+        return splicer
 
     def _float_node(self, name: str) -> Any:
         node = self._float_nodes.get(name)
@@ -83,7 +96,7 @@ class GraphSplicer:
                 return part
             part = part - shared
 
-    def with_float(self, names: Iterable[str]) -> bytes | None:
+    def with_float(self, names: Iterable[str]) -> Path | bytes | None:
         """The quantized graph with the nodes ``names`` back in float, serialized; None if one cannot be swapped."""
         float_nodes = [self._float_node(name) for name in names]
         parts = [self._part(node) if node is not None else None for node in float_nodes]
@@ -135,7 +148,7 @@ class GraphSplicer:
         copy.input[:] = [renamed.get(t, t) for t in node.input]
         return copy
 
-    def quantized_alone(self, name: str) -> bytes | None:
+    def quantized_alone(self, name: str) -> Path | bytes | None:
         """The float graph with only node ``name`` quantized, serialized; None if that cannot be done here."""
         node = self._float_node(name)
         part = self._part(node) if node is not None else None
@@ -148,8 +161,9 @@ class GraphSplicer:
         extra = [init for init in quantized.initializer if init.name not in self._float_initializers]
         return self._serialize(self._float, nodes, list(self._float.graph.initializer), extra)
 
-    def _serialize(self, model: Any, nodes: list[Any], initializers: list[Any], extra: list[Any]) -> bytes:
-        """``model`` with ``nodes``; of ``initializers`` + ``extra`` only those the nodes read, each once."""
+    def _serialize(self, model: Any, nodes: list[Any], initializers: list[Any], extra: list[Any]) -> Path | bytes:
+        """``model`` with ``nodes``; of ``initializers`` + ``extra`` only those the nodes read, each once. A file
+        beside the external weights (replaced by the next call), or the serialized graph."""
         import onnx
 
         used = {t for n in nodes for t in n.input}
@@ -164,4 +178,8 @@ class GraphSplicer:
         opsets = {o.domain: o for o in [*self._float.opset_import, *self._quantized.opset_import]}
         result = onnx.helper.make_model(graph, opset_imports=list(opsets.values()))
         result.ir_version = max(self._float.ir_version, self._quantized.ir_version)
-        return result.SerializeToString()
+        if self._folder is None:
+            return result.SerializeToString()
+        path = self._folder / f"{SCRATCH}.onnx"
+        path.write_bytes(result.SerializeToString())
+        return path
