@@ -84,7 +84,8 @@ def test_manifest_records_source_tools_and_recipes(exported):
     assert manifest.source["layout"] == "electra-sequence-classification" and len(manifest.source["fingerprint"]) == 64
     assert {"kolite", "torch", "onnxruntime", "onnx", "transformers", "opset"} <= set(manifest.tools)
     fused = manifest.variants["fp32-opt"].recipe["fused_ops"]
-    assert fused.get("Attention") == 2 and fused.get("SkipLayerNormalization", 0) > 0  # 2 tiny layers
+    assert fused.get("Attention") == 2 and "SkipLayerNormalization" not in fused  # 2 tiny layers; slow on CPU
+    assert manifest.variants["fp16"].recipe["base"]["fused_ops"].get("SkipLayerNormalization", 0) > 0
     int8 = manifest.variants["int8"].recipe
     assert int8["method"] == "dynamic" and int8["cpu_family"] == manifest.validation["cpu_family"]
     assert manifest.variants["fp16"].providers == ("CUDAExecutionProvider",)

@@ -78,8 +78,8 @@ class VariantSpec:
     rank: int | None = None
     default: bool = False  # exported when the caller names no variants
     summary: str = ""  # one line for `kolite export --help` and the README
-    # The recipe fields an export on this CPU would choose now; an artifact whose recorded recipe differs in any of
-    # them is rebuilt instead of reused. None: the variant has no CPU-dependent recipe.
+    # The recipe fields an export (on this CPU) would choose now; an artifact whose recorded recipe differs in any of
+    # them is rebuilt instead of reused. None: nothing in the recipe can go stale.
     current_recipe: Callable[[CpuFeatures], dict[str, Any]] | None = None
     # Quantizing variants: the float graph the builder quantizes and the op types it quantizes there. Present =
     # accuracy repair may keep some of those nodes in float (``exclude_nodes``).
