@@ -109,3 +109,18 @@ def test_splicing_nodes_equals_rebuilding_with_them_excluded(standin_dir, shared
     floating = logits(scope.graph)
     alone = logits(splicer.quantized_alone(nodes[-1]))
     assert 0 < np.abs(alone - floating).max() <= np.abs(logits(tmp_path / "all.onnx") - floating).max()
+
+
+def test_the_ranking_subset_is_the_flipped_texts_then_the_nearest_to_flipping():
+    from kolite_export.repair import MIN_SUBSET, ranking_rows
+
+    reference = [np.array([1.0, 0.0])] * 100
+    outputs = [np.array([1.0, 0.5 + i / 200]) for i in range(100)]  # margins 0.5 (text 0) down to 0.005 (99)
+    outputs[10] = np.array([0.0, 1.0])  # flipped
+    rows = ranking_rows(reference, outputs)
+    assert len(rows) == MIN_SUBSET and 10 in rows and 99 in rows and 0 not in rows
+    # Token classification: a sentence counts by its weakest token.
+    tokens = [np.eye(3)[[0, 1, 2]] * 4 for _ in range(40)]
+    noisy = [t.copy() for t in tokens]
+    noisy[7][1] = [3.0, 2.0, 0.0]  # token 1 of sentence 7 flips to label 0
+    assert 7 in ranking_rows(tokens, noisy)
