@@ -19,22 +19,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from kolite_export.paths import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "test-artifacts"
-SEED_IDS = ("000", "001", "002", "003", "004")
 TINY_VARIANTS = ("fp32", "fp32-opt", "int8")
-
-
-def _shared_dir() -> Path:
-    env = os.environ.get("KOLITE_SHARED")
-    return Path(env) if env else REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The shared data folder (read-only; never copy it into the repo)."""
-    path = _shared_dir()
+    path = shared_dir()
     if not (path / "data").is_dir():
         pytest.fail(f"shared data not found at {path}: set KOLITE_SHARED to the folder holding data/ and standins/")
     return path
@@ -76,7 +71,7 @@ def build_tiny_standin(seed: str, size: str = "tiny") -> Path:
             info = json.loads(info_path.read_text(encoding="utf-8"))
             if info.get("format") == STANDIN_FORMAT and info.get("size") == size:
                 return out
-        return build_standin(seed, size, out, shared=_shared_dir())  # vocabulary: kolite's own cache
+        return build_standin(seed, size, out, shared=shared_dir())  # vocabulary: kolite's own cache
 
 
 def build_tiny_artifact(seed: str) -> Path:
@@ -93,7 +88,7 @@ def build_tiny_artifact(seed: str) -> Path:
 
     out = CACHE / "artifacts" / seed
     with _cache_lock():
-        options = ExportOptions(variants=TINY_VARIANTS, validation_size=64, shared=str(_shared_dir()))
+        options = ExportOptions(variants=TINY_VARIANTS, validation_size=64, shared=str(shared_dir()))
         result = export(standin, out, options)
     if not result.ok:
         pytest.fail(f"tiny artifact {seed} failed its gates: {result.failures}")

@@ -9,6 +9,7 @@ from kolite.aggregation import (
     PreToken,
     RawEntity,
     aggregate,
+    bio_spans,
     check_aggregation,
     gather_pre_tokens,
     merge_overlapping,
@@ -120,3 +121,22 @@ def test_unknown_aggregation_is_refused():
     assert check_aggregation("MAX") == "max"
     with pytest.raises(InvalidInputError, match="valid: none, simple, first, average, max"):
         check_aggregation("mean")
+
+
+def test_bio_spans_groups_like_the_runtime():
+    tags = ["O", "B-PS", "I-PS", "O", "I-LC", "B-LC", "B-LC", "I-PS"]
+    assert bio_spans(tags) == [(1, 3, "PS"), (4, 5, "LC"), (5, 6, "LC"), (6, 7, "LC"), (7, 8, "PS")]
+    assert bio_spans(["O", "O"]) == [] and bio_spans([]) == []
+
+
+def test_bio_spans_are_the_spans_simple_aggregation_returns():
+    """The one BIO grouping: export's entity agreement and the bench's spans use bio_spans, the runtime aggregate."""
+    labels = ("O", "B-PS", "I-PS", "B-LC", "I-LC")
+    rng = np.random.default_rng(7)
+    for _ in range(50):
+        tokens = random_pre_tokens(rng, int(rng.integers(1, 12)), len(labels))
+        tags = [labels[int(token.scores.argmax())] for token in tokens]
+        entities = [e for e in aggregate(tokens, "simple", labels) if e.label != "O"]
+        expected = [(e.start, e.end, e.label) for e in entities]
+        spans = [(tokens[start].start, tokens[end - 1].end, kind) for start, end, kind in bio_spans(tags)]
+        assert spans == expected

@@ -170,6 +170,8 @@ def test_info_summarises_and_verifies(tiny_artifact, capsys):
     manifest = kolite.load_manifest(folder)
     assert manifest.task in out and all(label in out for label in manifest.labels)
     assert all(name in out for name in manifest.variants) and "auto on cpu:" in out
+    low95 = manifest.variants["int8"].validation["token_label_agreement_low95"]
+    assert f"(lower 95% bound {low95:.2%})" in out  # next to the agreement it bounds
     assert out.count("sha256 ok") == 1 + len(manifest.variants)
     assert main(["info", str(folder), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == manifest.to_dict()

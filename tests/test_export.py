@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from kolite_export.catalogue import SEEDS
 
 pytestmark = pytest.mark.torch
 
-SEED_IDS = ("000", "001", "002", "003", "004")
+SEED_IDS = tuple(SEEDS)
 ALL_VARIANTS = ("fp32", "fp32-opt", "int8", "int8-static", "fp16")
 # Texts the gates never saw: mixed lengths, so batches are padded.
 FRESH_TEXTS = [
@@ -46,8 +47,8 @@ def test_every_variant_passes_its_gate_and_reloads(exported, standin_dir, seed):
     import onnxruntime as ort
     from kolite.manifest import load_manifest
     from kolite_export.artifact import sha256_file
+    from kolite_export.catalogue import get_seed
     from kolite_export.layouts import load_checkpoint
-    from kolite_export.zoo import get_seed
 
     result = exported[seed]
     assert result.ok, result.failures
@@ -83,7 +84,8 @@ def test_manifest_records_source_tools_and_recipes(exported):
     assert manifest.source["layout"] == "electra-sequence-classification" and len(manifest.source["fingerprint"]) == 64
     assert {"kolite", "torch", "onnxruntime", "onnx", "transformers", "opset"} <= set(manifest.tools)
     fused = manifest.variants["fp32-opt"].recipe["fused_ops"]
-    assert fused.get("Attention") == 2 and fused.get("SkipLayerNormalization", 0) > 0  # 2 tiny layers
+    assert fused.get("Attention") == 2 and "SkipLayerNormalization" not in fused  # 2 tiny layers; slow on CPU
+    assert manifest.variants["fp16"].recipe["base"]["fused_ops"].get("SkipLayerNormalization", 0) > 0
     int8 = manifest.variants["int8"].recipe
     assert int8["method"] == "dynamic" and int8["cpu_family"] == manifest.validation["cpu_family"]
     assert manifest.variants["fp16"].providers == ("CUDAExecutionProvider",)

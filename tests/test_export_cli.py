@@ -81,14 +81,19 @@ def test_a_failed_export_leaves_the_previous_artifact_untouched(tiny_artifact, s
 
 
 def test_a_variant_failing_its_gate_is_written_failed_and_exits_1(standin_dir, tmp_path, capsys, monkeypatch):
+    from dataclasses import replace
+
     from kolite.manifest import load_manifest
-    from kolite_export import validation
+    from kolite_export.gates import Gate
+    from kolite_export.variants import VARIANTS
 
     # An impossible gate stands for a real accuracy failure.
-    monkeypatch.setitem(validation.GATES, "int8", validation.Gate(min_label_agreement=1.01))
+    monkeypatch.setitem(VARIANTS, "int8", replace(VARIANTS["int8"], gate=Gate(min_label_agreement=1.01)))
     out = tmp_path / "art"
     code, err = _run(
-        capsys, str(standin_dir("000")), "--out", str(out), "--variants", "fp32,int8", "--validation-size", "16"
+        capsys,
+        *(str(standin_dir("000")), "--out", str(out), "--variants", "fp32,int8", "--validation-size", "16"),
+        "--no-repair",
     )
     assert code == 1
     assert any("int8 FAILED" in line and "label agreement" in line for line in err)
@@ -135,8 +140,8 @@ def test_all_seeds_offline_exports_from_stand_ins(standin_dir, tmp_path, capsys,
 
 
 def test_zoo_lists_the_five_seeds():
+    from kolite_export.catalogue import SEEDS
     from kolite_export.layouts import LAYOUTS
-    from kolite_export.zoo import SEEDS
 
     assert list(SEEDS) == ["000", "001", "002", "003", "004"]
     assert SEEDS["000"].hub_id == "daekeun-ml/koelectra-small-v3-nsmc"

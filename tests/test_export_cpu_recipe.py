@@ -1,5 +1,5 @@
-"""The int8 recipe quantizes a graph built without the fusions whose onnxruntime CPU kernels are slow
-(benchmarks/results/levers.md); fp32-opt, which CUDA also runs, keeps every fusion."""
+"""The int8 and fp32-opt graphs are built without the fusions whose onnxruntime CPU kernels are slow
+(benchmarks/results/levers.md); fp16, the CUDA variant, keeps every fusion."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.torch
-def test_int8_is_built_without_the_fusions_that_are_slow_on_cpu(standin_dir, shared_data, tmp_path):
+def test_cpu_variants_are_built_without_the_fusions_that_are_slow_on_cpu(standin_dir, shared_data, tmp_path):
     import onnx
     from kolite_export.exporter import ExportOptions, export
     from kolite_export.recipes import CPU_SLOW_FUSIONS
@@ -24,4 +24,5 @@ def test_int8_is_built_without_the_fusions_that_are_slow_on_cpu(standin_dir, sha
     assert int8.recipe["skipped_fusions"] == list(CPU_SLOW_FUSIONS)
     assert not ops("int8") & set(CPU_SLOW_FUSIONS)
     assert {"QAttention", "LayerNormalization", "Gelu", "EmbedLayerNormalization"} <= ops("int8")
-    assert ops("fp32-opt") & set(CPU_SLOW_FUSIONS)
+    assert not ops("fp32-opt") & set(CPU_SLOW_FUSIONS)
+    assert manifest.variants["fp32-opt"].recipe["skipped_fusions"] == list(CPU_SLOW_FUSIONS)

@@ -19,13 +19,6 @@ def _data(n, labels=None):
     return ValidationSet("test", tuple(f"t{i}" for i in range(n)), labels)
 
 
-def test_bio_entities_decodes_spans():
-    from kolite_export.validation import bio_entities
-
-    tags = ["O", "B-PS", "I-PS", "O", "I-LC", "B-LC", "B-LC", "I-PS"]
-    assert bio_entities(tags) == {(1, 3, "PS"), (4, 5, "LC"), (5, 6, "LC"), (6, 7, "LC"), (7, 8, "PS")}
-
-
 def test_atol_gate_reports_the_max_difference():
     from kolite_export.errors import AtolError
     from kolite_export.validation import Gate, evaluate_gate
@@ -95,3 +88,52 @@ def test_tokenizer_parity_catches_a_drifted_tokenizer_json(standin_dir, tmp_path
     with pytest.raises(TokenizerParityError) as info:
         check_tokenizer_parity(bad, load_checkpoint(standin_dir("000")), texts)
     assert info.value.numbers["mismatched"] >= 1
+
+
+def test_wilson_lower_bound_is_what_the_data_support():
+    from kolite_export.gates import wilson_lower_bound
+
+    assert wilson_lower_bound(2000, 2000) == pytest.approx(0.99808, abs=1e-5)  # 100 % on 2,000: ≥ 99.8 %
+    assert wilson_lower_bound(256, 256) == pytest.approx(0.98522, abs=1e-5)  # the old default could not show 99 %
+    assert wilson_lower_bound(95, 100) == pytest.approx(0.88825, abs=1e-5)
+    assert wilson_lower_bound(0, 10) == 0.0 and wilson_lower_bound(0, 0) == 0.0
+
+
+def test_agreements_carry_their_lower_bound():
+    from kolite_export.gates import wilson_lower_bound
+    from kolite_export.validation import Gate, evaluate_gate
+
+    ref = [np.array([1.0, 0.0])] * 200
+    out = [np.array([0.0, 1.0])] * 2 + ref[2:]
+    numbers = evaluate_gate("int8", Gate(), SENTIMENT, ref, out, _data(200))
+    assert numbers["label_agreement"] == pytest.approx(0.99)
+    assert numbers["label_agreement_low95"] == pytest.approx(wilson_lower_bound(198, 200))
+    tokens = np.eye(len(NER.labels))[[0, 1, 2, 0]]
+    numbers = evaluate_gate("int8", Gate(), NER, [tokens], [tokens], _data(1))
+    assert numbers["token_label_agreement"] == 1.0
+    assert numbers["token_label_agreement_low95"] == pytest.approx(wilson_lower_bound(2, 2))  # [CLS]/[SEP] dropped
+
+
+def test_default_validation_sizes_follow_the_task():
+    from kolite_export.exporter import ExportOptions
+
+    assert ExportOptions().sample_size("text-classification") == 2000
+    assert ExportOptions().sample_size("token-classification") == 1000
+    assert ExportOptions(validation_size=0).sample_size("text-classification") is None  # the whole set
+    assert ExportOptions(validation_size=64).sample_size("token-classification") == 64
+
+
+def test_export_and_bench_read_the_same_records(shared_data):
+    """One reader per data set: export validates on the bench's texts minus the empty ones."""
+    from kolite_bench.datasets import load_dataset
+    from kolite_export.validation_data import calibration_texts, load_validation_set
+
+    for name, size, non_empty in (("nsmc", 50_000, 49_997), ("kote", 5_000, 5_000), ("klue-ner", 5_000, 5_000)):
+        bench = load_dataset(name, shared_data / "data")
+        whole = load_validation_set(name, None, shared_data)
+        assert len(bench.texts) == size and len(whole.texts) == non_empty
+        assert list(whole.texts) == [t for t in bench.texts if t.strip()]
+    sample = load_validation_set("nsmc", 2000, shared_data)
+    assert len(sample.texts) == 2000 and sample.labels is not None
+    calibration = calibration_texts("nsmc", sample, shared=shared_data)
+    assert len(calibration) == 128 and not set(calibration) & set(sample.texts)

@@ -6,8 +6,9 @@ import json
 import os
 
 import pytest
+from kolite_export.catalogue import SEEDS
 
-SEED_IDS = ("000", "001", "002", "003", "004")
+SEED_IDS = tuple(SEEDS)
 KOELECTRA_SPECIALS = {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4}
 KLUE_SPECIALS = {"[CLS]": 0, "[PAD]": 1, "[SEP]": 2, "[UNK]": 3}
 
@@ -16,8 +17,8 @@ pytestmark = pytest.mark.torch
 
 @pytest.mark.parametrize("seed", SEED_IDS)
 def test_standin_is_recognised_as_its_seed_layout(standin_dir, seed):
+    from kolite_export.catalogue import get_seed
     from kolite_export.layouts import detect_layout, load_checkpoint
-    from kolite_export.zoo import get_seed
 
     path = standin_dir(seed)
     zoo = get_seed(seed)
@@ -135,12 +136,12 @@ def test_standins_cli_writes_the_requested_seeds(tmp_path, shared_data, monkeypa
 def test_full_size_head_is_a_nearest_centroid_classifier_with_a_trained_spread(shared_data):
     # Exercised here on a tiny encoder (the full-size build uses the same function, on 512 texts).
     import torch
+    from kolite_export.catalogue import get_seed
     from kolite_export.paths import cache_dir
     from kolite_export.standins import build as standin_build
     from kolite_export.standins import standin_corpus
     from kolite_export.standins.presets import preset_for
     from kolite_export.standins.vocab import learn_wordpiece, read_nsmc_texts
-    from kolite_export.zoo import get_seed
     from transformers import ElectraForSequenceClassification
 
     seed = get_seed("002")  # six labels

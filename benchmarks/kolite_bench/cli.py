@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kolite_bench.config import CONTENDERS, REPO_ROOT, SEEDS, BenchConfig, SeedModel, shared_dir
+from kolite_bench.config import REPO_ROOT, SEEDS, BenchConfig, SeedModel, all_contenders, shared_dir
 
 __all__ = ["register", "resolve_source", "run_command"]
 
@@ -38,17 +38,12 @@ def _local_kind(path: Path) -> str:
 
 def _offline_standin(seed: SeedModel) -> Path:
     """The exporter's full-size stand-in (trained one from $KOLITE_SHARED for 000/004, else built once, cached)."""
-    if seed.trained_standin and (shared_dir() / "standins" / seed.trained_standin).is_dir():
-        return shared_dir() / "standins" / seed.trained_standin
-    try:
-        from kolite_export.seeds_export import standin_source
-        from kolite_export.zoo import SEEDS as EXPORT_SEEDS
-    except ImportError as exc:
-        raise SystemExit(f"kolite bench: no stand-in for seed {seed.seed_id} and kolite_export is missing ({exc});"
-                         " pass --source DIR") from exc
-    print(f"[kolite bench] hub unreachable: using the full-size stand-in of {seed.seed_id} (built once if missing)",
-          file=sys.stderr)
-    return Path(standin_source(EXPORT_SEEDS[seed.seed_id], "full"))
+    from kolite_export.seeds_export import standin_source
+
+    if not seed.trained_standin:
+        print(f"[kolite bench] hub unreachable: using the full-size stand-in of {seed.seed_id} (built once if"
+              " missing)", file=sys.stderr)
+    return Path(standin_source(seed, "full"))
 
 
 def resolve_source(seed: SeedModel, source: str | None) -> tuple[str, str]:
@@ -68,8 +63,10 @@ def _parse_limits(items: list[str]) -> dict[str, int]:
     limits = {}
     for item in items:
         name, _, value = item.partition("=")
-        if name not in CONTENDERS or not value.isdigit():
-            raise SystemExit(f"kolite bench: --contender-limit wants NAME=N with NAME in {CONTENDERS}, got {item!r}")
+        if name not in all_contenders() or not value.isdigit():
+            raise SystemExit(
+                f"kolite bench: --contender-limit wants NAME=N with NAME in {all_contenders()}, got {item!r}"
+            )
         limits[name] = int(value)
     return limits
 
@@ -142,8 +139,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--artifact", help="kolite artifact folder (default artifacts/<seed name>)")
     parser.add_argument("--source", help="the PyTorch original: local folder or hub id (default: hub if reachable,"
                         " else the stand-in)")
-    parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS), metavar="NAME",
-                        help=f"subset of {', '.join(CONTENDERS)}")
+    contenders = all_contenders()
+    parser.add_argument("--contenders", nargs="+", choices=contenders, default=list(contenders), metavar="NAME",
+                        help=f"subset of {', '.join(contenders)}")
     parser.add_argument("--quick", action="store_true", help="a few hundred texts, fewer repeats (CI smoke test)")
     parser.add_argument("--limit", type=int, help="use the first N texts of the data set")
     parser.add_argument("--contender-limit", action="append", default=[], metavar="NAME=N",

@@ -1,77 +1,48 @@
-"""What a benchmark run measures: the seed models it knows, and the settings of one run."""
+"""What a benchmark run measures: the seed models (the catalogue's), the contenders, and the settings of one run."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kolite_export.catalogue import SEEDS, SeedModel
+from kolite_export.paths import repo_root, shared_dir
+
 __all__ = [
-    "CONTENDERS",
+    "PEERS",
     "REPO_ROOT",
     "SEEDS",
     "BenchConfig",
     "SeedModel",
+    "all_contenders",
+    "kolite_contenders",
     "shared_dir",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = repo_root()
+PEERS = ("optimum-int8", "pipeline", "torch-longest", "torch")
 
 
-@dataclass(frozen=True)
-class SeedModel:
-    """A seed model the benchmark knows: where the original lives and which data measure it."""
+def kolite_contenders() -> tuple[str, ...]:
+    """``kolite-<variant>`` for every registered variant: CPU variants by auto rank first, then the rest."""
+    from kolite_export.variants import VARIANTS
 
-    seed_id: str
-    hub_id: str | None
-    task: str  # "text-classification" | "token-classification"
-    dataset: str  # "nsmc" | "klue-ner" | "kote"
-    artifact_name: str
-    # Folder under $KOLITE_SHARED/standins holding a TRAINED stand-in, if one exists.
-    trained_standin: str | None = None
-    # Layout the original ships in: "hf" (transformers save_pretrained) or "sroberta" (best.pt + tokenizer/).
-    layout: str = "hf"
+    def order(name: str) -> tuple[bool, int]:
+        spec = VARIANTS[name]
+        return "CPUExecutionProvider" not in spec.providers, spec.rank if spec.rank is not None else 1_000
 
-    @property
-    def labelled(self) -> bool:
-        return self.dataset in ("nsmc", "klue-ner")
+    return tuple(f"kolite-{name}" for name in sorted(VARIANTS, key=order))
 
 
-SEEDS: dict[str, SeedModel] = {
-    s.seed_id: s
-    for s in (
-        SeedModel("000", "daekeun-ml/koelectra-small-v3-nsmc", "text-classification", "nsmc",
-                  "000-koelectra-small-v3-nsmc", trained_standin="koelectra-small-v3-nsmc"),
-        SeedModel("001", "cringepnh/koelectra-korean-sentiment", "text-classification", "nsmc",
-                  "001-koelectra-korean-sentiment"),
-        SeedModel("002", "Jinuuuu/KoELECTRA_fine_tunning_emotion", "text-classification", "kote",
-                  "002-koelectra-emotion"),
-        SeedModel("003", None, "text-classification", "kote", "003-ko-sroberta-sentence-type", layout="sroberta"),
-        SeedModel("004", "Leo97/KoELECTRA-small-v3-modu-ner", "token-classification", "klue-ner",
-                  "004-koelectra-small-v3-modu-ner", trained_standin="koelectra-small-v3-modu-ner"),
-    )
-}
+def all_contenders() -> tuple[str, ...]:
+    """Every contender the harness knows, in the order they run (cheap ones first so a long run yields early
+    numbers): kolite's registered variants, then the peers."""
+    return (*kolite_contenders(), *PEERS)
 
-# Every contender the harness knows, in the order they run (cheap ones first so a long run yields early numbers).
-CONTENDERS = (
-    "kolite-int8",
-    "kolite-int8-static",
-    "kolite-fp32-opt",
-    "kolite-fp32",
-    "kolite-fp16",
-    "optimum-int8",
-    "pipeline",
-    "torch-longest",
-    "torch",
-)
+
 # The seed-card recipe (padding="max_length", max_length=128): the "original" every agreement is measured against.
 REFERENCE = "torch"
 FALLBACK_REFERENCE = "torch-longest"
-
-
-def shared_dir() -> Path:
-    """The read-only data folder beside the checkout (``KOLITE_SHARED`` overrides)."""
-    return Path(os.environ.get("KOLITE_SHARED", REPO_ROOT.parent / "shared"))
 
 
 @dataclass(frozen=True)

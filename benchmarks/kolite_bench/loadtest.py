@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 from kolite.session import default_threads
+from kolite_export.catalogue import data_path, read_nsmc
 
-from kolite_bench.config import REPO_ROOT, shared_dir
-from kolite_bench.datasets import read_nsmc
+from kolite_bench.config import REPO_ROOT
 from kolite_bench.env import collect_environment
 from kolite_bench.loadtest_report import markdown_table, plot
 
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.modes) - set(MODES)
     if unknown:
         parser.error(f"unknown modes {sorted(unknown)}; valid: {', '.join(MODES)}")
-    texts = read_nsmc(args.data or shared_dir() / "data" / "nsmc" / "ratings_test.txt").texts[:5000]
+    texts = list(read_nsmc(args.data or data_path("nsmc")).texts[:5000])
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     ceiling = inference_ceiling(args.artifact, texts, args.threads)
     print(f"model alone (CPU ms/text): batch 1 {ceiling['cpu_ms_per_text_batch_1']}, batch 32 "

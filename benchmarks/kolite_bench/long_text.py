@@ -70,7 +70,7 @@ def render(result: dict[str, Any], source: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kolite_export.catalogue import load_dataset
+    from kolite_export.catalogue import read_dataset
 
     parser = argparse.ArgumentParser(prog="python -m kolite_bench.long_text", description=__doc__)
     parser.add_argument("artifact")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=128)
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args(argv)
-    texts = list(load_dataset(args.data).texts)
+    texts = list(read_dataset(args.data).texts)
     result = compare_strategies(args.artifact, texts, args.window)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,39 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kolite.aggregation import bio_spans
+
 __all__ = ["KLUE_TAGS", "Span", "char_bio", "entity_scores", "spans_from_token_labels"]
 
 KLUE_TAGS = ("PS", "LC", "OG", "DT", "TI", "QT")
 Span = tuple[int, int, str]  # (char start, char end exclusive, entity type)
 
 
-def _split_tag(label: str) -> tuple[str, str]:
-    if label == "O" or "-" not in label:
-        return "O", ""
-    prefix, _, entity = label.partition("-")
-    return prefix, entity
-
-
 def spans_from_token_labels(labels: Sequence[str], offsets: Sequence[tuple[int, int]]) -> list[Span]:
-    """Group token BIO labels into entity spans ("simple" aggregation: B starts, I of the same type continues).
+    """Group token BIO labels into character spans with the runtime's grouping (``kolite.aggregation.bio_spans``,
+    the "simple" aggregation: B starts, I of the same type continues).
 
     ``offsets`` are the tokenizer's character offsets; special and padding tokens have (0, 0) and are skipped.
     """
-    spans: list[Span] = []
-    current: list | None = None
-    for label, (start, end) in zip(labels, offsets, strict=False):
-        if start == end:
-            continue
-        prefix, entity = _split_tag(label)
-        if prefix == "O":
-            current = None
-            continue
-        if prefix == "I" and current is not None and current[2] == entity:
-            current[1] = end
-            continue
-        current = [start, end, entity]
-        spans.append(current)  # type: ignore[arg-type]
-    return [(int(s), int(e), str(t)) for s, e, t in spans]
+    kept = [(label, span) for label, span in zip(labels, offsets, strict=False) if span[0] != span[1]]
+    spans = bio_spans([label for label, _ in kept])
+    return [(int(kept[start][1][0]), int(kept[end - 1][1][1]), kind) for start, end, kind in spans]
 
 
 def char_bio(text_length: int, spans: Sequence[Span], tags: Sequence[str] = KLUE_TAGS) -> list[str]:

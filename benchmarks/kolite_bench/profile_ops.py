@@ -84,10 +84,9 @@ def markdown_table(rows: Sequence[OpTime], top: int = 15) -> str:
 
 
 def _nsmc_texts(count: int) -> list[str]:
-    from kolite_bench.config import shared_dir
-    from kolite_bench.datasets import read_nsmc
+    from kolite_export.catalogue import read_dataset
 
-    return read_nsmc(shared_dir() / "data" / "nsmc" / "ratings_test.txt").texts[:count]
+    return list(read_dataset("nsmc").texts[:count])
 
 
 def profile_artifact(

@@ -21,7 +21,7 @@ from kolite_bench.subprocesses import WorkerError, cold_start, run_worker
 __all__ = ["RESULTS_SCHEMA", "plan_contenders", "run_bench"]
 
 RESULTS_SCHEMA = "kolite-bench/1"
-_TORCH_ONLY_LAYOUTS = {"sroberta"}  # no transformers pipeline / ORTModel class exists for the custom head
+_TORCH_ONLY_FORMATS = {"sroberta"}  # no transformers pipeline / ORTModel class exists for the custom head
 
 
 def _log(message: str) -> None:
@@ -42,11 +42,11 @@ def plan_contenders(config: BenchConfig) -> tuple[list[str], dict[str, str]]:
                 failed = variant in manifest.variants
                 skipped[name] = f"artifact has no passed {variant!r} variant" + (
                     " (it failed its gate; --include-failed times it anyway)" if failed else "")
-            elif variant == "fp16":
-                skipped[name] = "fp16 targets the CUDA execution provider; this run is CPU-only"
+            elif "CPUExecutionProvider" not in variants[variant].providers:
+                skipped[name] = f"{variant} targets {', '.join(variants[variant].providers)}; this run is CPU-only"
             else:
                 run.append(name)
-        elif name in ("pipeline", "optimum-int8") and config.seed.layout in _TORCH_ONLY_LAYOUTS:
+        elif name in ("pipeline", "optimum-int8") and config.seed.checkpoint_format in _TORCH_ONLY_FORMATS:
             skipped[name] = "not applicable: custom checkpoint (mean pooling + linear head) has no HF task class"
         else:
             run.append(name)
@@ -62,7 +62,7 @@ def _spec(config: BenchConfig, name: str) -> ContenderSpec:
     elif name == "torch":
         options["padding"] = "max_length"
     return ContenderSpec(name=name, task=config.seed.task, source=config.source, artifact=str(config.artifact),
-                         layout=config.seed.layout, threads=config.threads, max_length=config.max_length,
+                         layout=config.seed.checkpoint_format, threads=config.threads, max_length=config.max_length,
                          batch_size=config.batch_size, cache_dir=str(REPO_ROOT / ".cache" / "bench"), options=options)
 
 

@@ -166,7 +166,7 @@ def plot(result: dict[str, Any], path: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from kolite_export.catalogue import load_dataset
+    from kolite_export.catalogue import read_dataset
 
     parser = argparse.ArgumentParser(prog="python -m kolite_bench.soak", description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifact", type=Path, default=REPO_ROOT / "artifacts" / "000-koelectra-small-v3-nsmc")
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument("--name", default="soak-000")
     args = parser.parse_args(argv)
-    texts = [t for t in (*load_dataset("nsmc").texts, *load_dataset("kote").texts) if t.strip()]
+    texts = [t for t in (*read_dataset("nsmc").texts, *read_dataset("kote").texts) if t.strip()]
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     result = asyncio.run(soak(args, texts))
     result["settings"] = {k: str(v) for k, v in vars(args).items()}

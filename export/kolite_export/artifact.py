@@ -71,15 +71,19 @@ def reusable_manifest(
     kolite_version: str,
     variants: tuple[str, ...],
     recipes: dict[str, dict[str, Any]] | None = None,
+    validation_request: dict[str, Any] | None = None,
 ) -> Manifest | None:
     """The manifest in ``out`` if it was exported from the same source by this kolite version, holds every
     requested variant as passed, was quantized with the recipes this export would use now (``recipes``: variant →
-    recipe fields), and every file still matches its sha256; else None."""
+    recipe fields), was validated on the texts asked for now (``validation_request``), and every file still matches
+    its sha256; else None."""
     try:
         manifest = load_manifest(out)
     except KoliteError:
         return None
     if manifest.source.get("fingerprint") != fingerprint or manifest.tools.get("kolite") != kolite_version:
+        return None
+    if validation_request is not None and manifest.validation.get("request") != validation_request:
         return None
     if any(name not in manifest.variants or not manifest.variants[name].passed for name in variants):
         return None

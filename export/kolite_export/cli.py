@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kolite_export.gates import DEFAULT_VALIDATION_SIZES
+
 __all__ = ["register", "register_standins"]
 
 
@@ -23,6 +25,13 @@ def _variants(text: str) -> tuple[str, ...]:
     if not names:
         raise argparse.ArgumentTypeError("no variant named")
     return names
+
+
+def _variants_help() -> str:
+    from kolite_export.variants import VARIANTS, default_variants
+
+    listed = "; ".join(f"{name}: {spec.summary}" for name, spec in VARIANTS.items())
+    return f"comma list of variants (default: {','.join(default_variants())}). {listed}"
 
 
 def register(subparsers: Any) -> None:
@@ -39,10 +48,23 @@ def register(subparsers: Any) -> None:
         "--variants",
         type=_variants,
         default=None,
-        help="comma list of fp32, fp32-opt, int8, int8-static, fp16 (default: fp32,fp32-opt,int8)",
+        help=_variants_help(),
     )
     parser.add_argument("--validation-data", help="nsmc, kote, klue-ner or a text file (default: by task)")
-    parser.add_argument("--validation-size", type=int, default=256, help="validation texts (0 = the whole set)")
+    parser.add_argument(
+        "--validation-size",
+        type=int,
+        default=None,
+        help="validation texts, spread over the set (default: "
+        + ", ".join(f"{n:,} for {task}" for task, n in DEFAULT_VALIDATION_SIZES.items())
+        + "; 0 = the whole set)",
+    )
+    parser.add_argument(
+        "--no-repair",
+        action="store_true",
+        help="write an int8 variant that misses its gate as failed instead of keeping its most sensitive nodes in "
+        "float until it passes",
+    )
     parser.add_argument("--revision", help="hub revision (branch, tag or commit) to pin")
     parser.add_argument("--name", help="artifact name in the manifest (default: the --out folder name)")
     parser.add_argument("--force", action="store_true", help="re-export even if --out is already up to date")
@@ -69,37 +91,9 @@ def _run_export(args: argparse.Namespace) -> int:
         print("kolite export: error: give SOURCE and --out (or --all-seeds)", file=sys.stderr)
         return 2
     from kolite_export.exporter import ExportOptions
+    from kolite_export.report import export_and_report
 
-    options = ExportOptions(
-        variants=args.variants or ExportOptions.variants,
-        validation_data=args.validation_data,
-        validation_size=args.validation_size or None,
-        revision=args.revision,
-        force=args.force,
-        name=args.name,
-        shared=args.shared,
-    )
-    return run_one(args.source, Path(args.out), options)
-
-
-def run_one(source: str, out: Path, options: Any) -> int:
-    """Export one checkpoint and print its table; the exit code of ``kolite export``."""
-    from kolite_export.exporter import export
-    from kolite_export.report import variant_table
-
-    try:
-        result = export(source, out, options, progress=_progress)
-    except (FileNotFoundError, ValueError) as exc:  # bad validation data / variant names: one line, exit 2
-        print(f"kolite export: error: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"{out}  ({result.manifest.task}, {len(result.manifest.labels)} labels"
-        f"{', up to date' if result.skipped else ''})"
-    )
-    print(variant_table(result.manifest))
-    for name, message in result.failures.items():
-        print(f"kolite export: {name} FAILED its gate: {message}", file=sys.stderr)
-    return 0 if result.ok else 1
+    return export_and_report(args.source, Path(args.out), ExportOptions.from_args(args), _progress)
 
 
 def register_standins(subparsers: Any) -> None:
@@ -117,8 +111,8 @@ def register_standins(subparsers: Any) -> None:
 
 
 def _run_standins(args: argparse.Namespace) -> int:
+    from kolite_export.catalogue import SEEDS
     from kolite_export.standins import build_standin
-    from kolite_export.zoo import SEEDS
 
     seeds = tuple(s.strip() for s in args.seeds.split(",") if s.strip())
     unknown = [s for s in seeds if s not in SEEDS]

@@ -1,10 +1,14 @@
-"""CPU features that decide the int8 recipe (detected, never assumed: CI machines differ)."""
+"""CPU features that decide the int8 recipe (detected, never assumed: CI machines differ).
+
+The flags come from the runtime's probe (``kolite.cpu_features``), the one place that reads them, so the export
+machine and the serving machine are judged by the same rules.
+"""
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
-from pathlib import Path
+
+from kolite.cpu_features import CpuInfo, has_feature, probe_cpu
 
 __all__ = ["CpuFeatures", "detect_cpu"]
 
@@ -16,7 +20,7 @@ class CpuFeatures:
 
     @property
     def vnni(self) -> bool:
-        return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & self.flags) or self.machine in ("arm64", "aarch64")
+        return has_feature(CpuInfo(self.machine, self.flags), "vnni")
 
     @property
     def avx512(self) -> bool:
@@ -36,24 +40,6 @@ class CpuFeatures:
         return "generic"
 
 
-def _linux_flags() -> frozenset[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith(("flags", "Features")):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
-
-
 def detect_cpu() -> CpuFeatures:
-    flags = _linux_flags()
-    if not flags:
-        try:
-            import cpuinfo  # py-cpuinfo, when installed
-
-            flags = frozenset(cpuinfo.get_cpu_info().get("flags", []))
-        except ImportError:
-            flags = frozenset()
-    return CpuFeatures(platform.machine().lower(), flags)
+    cpu = probe_cpu()
+    return CpuFeatures(cpu.machine, cpu.flags)

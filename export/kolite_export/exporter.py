@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from collections.abc import Callable
@@ -13,9 +14,9 @@ from typing import Any
 from kolite.manifest import Manifest, Variant
 
 from kolite_export.artifact import file_ref, reusable_manifest, staging_dir
-from kolite_export.errors import ValidationError
+from kolite_export.gates import DEFAULT_VALIDATION_SIZES
 from kolite_export.sources import Source, fingerprint_folder, resolve_source
-from kolite_export.validation_data import ValidationSet, load_validation_set
+from kolite_export.validation_data import ValidationSet, calibration_texts, load_validation_set
 
 __all__ = ["ExportOptions", "ExportResult", "default_validation_data", "export"]
 
@@ -24,14 +25,44 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class ExportOptions:
-    variants: tuple[str, ...] = ("fp32", "fp32-opt", "int8")
+    variants: tuple[str, ...] | None = None  # None: the registry's default variants
     validation_data: str | None = None  # None: chosen from the task and labels
-    validation_size: int | None = 256
+    validation_size: int | None = None  # None: per task (gates.DEFAULT_VALIDATION_SIZES); 0: the whole set
     revision: str | None = None
     force: bool = False
     name: str | None = None
     shared: str | None = None
     batch_size: int = 64
+    repair: bool = True  # keep the most sensitive nodes of a failing int8 variant in float until it passes
+    max_float_fraction: float = 0.25  # repair gives up beyond this share of the quantizable weights in float
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **overrides: Any) -> ExportOptions:
+        """The options of ``kolite export``'s arguments (``overrides`` win, e.g. a seed's name and data set)."""
+        fields: dict[str, Any] = {
+            "variants": args.variants,
+            "validation_data": args.validation_data,
+            "validation_size": args.validation_size,
+            "revision": args.revision,
+            "force": args.force,
+            "name": args.name,
+            "shared": args.shared,
+            "repair": not args.no_repair,
+        }
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**fields)
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        from kolite_export.variants import default_variants
+
+        return self.variants or default_variants()
+
+    def sample_size(self, task: str) -> int | None:
+        """Validation texts to take (None = the whole set)."""
+        if self.validation_size is None:
+            return DEFAULT_VALIDATION_SIZES[task]
+        return self.validation_size or None
 
 
 @dataclass(frozen=True)
@@ -81,14 +112,6 @@ def _tool_versions() -> dict[str, str]:
     }
 
 
-def _session(path: Path) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def export(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -98,14 +121,16 @@ def export(
     """Export ``source`` (folder or hub id) to the artifact folder ``out``; never leaves a half-written ``out``."""
     from kolite_export.variants import VARIANTS
 
-    unknown = [v for v in options.variants if v not in VARIANTS]
+    unknown = [v for v in options.variant_names if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     out = Path(out)
     src = resolve_source(source, options.revision)
     fingerprint = fingerprint_folder(src.folder)
     if not options.force:
-        reusable = reusable_manifest(out, fingerprint, _kolite_version(), options.variants, _current_recipes())
+        reusable = reusable_manifest(
+            out, fingerprint, _kolite_version(), options.variant_names, _current_recipes(), _validation_request(options)
+        )
         if reusable is not None:
             progress(f"{out}: up to date (same source fingerprint, kolite version and hashes); --force to redo")
             return ExportResult(out, reusable, skipped=True)
@@ -113,28 +138,32 @@ def export(
 
 
 def _current_recipes() -> dict[str, dict[str, object]]:
-    """The quantization recipes an export on this CPU would use now: an artifact made with others is rebuilt."""
+    """The recipes an export on this CPU would use now: an artifact made with others is rebuilt."""
     from kolite_export.cpu import detect_cpu
-    from kolite_export.recipes import DynamicQuantRecipe, StaticQuantRecipe
+    from kolite_export.variants import VARIANTS
 
     cpu = detect_cpu()
-    return {"int8": DynamicQuantRecipe.for_cpu(cpu).to_dict(), "int8-static": StaticQuantRecipe.for_cpu(cpu).to_dict()}
+    return {name: spec.current_recipe(cpu) for name, spec in VARIANTS.items() if spec.current_recipe is not None}
+
+
+def _validation_request(options: ExportOptions) -> dict[str, Any]:
+    """What the caller asked to validate on (recorded, so a re-export asking for other texts is not skipped)."""
+    return {"data": options.validation_data, "size": options.validation_size}
 
 
 def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, progress: Progress) -> ExportResult:
     from kolite_export.cpu import detect_cpu
     from kolite_export.layouts import detect_layout
     from kolite_export.onnx_export import export_fp32
+    from kolite_export.trial import Validator
     from kolite_export.validation import check_tokenizer_parity, encode_set, reference_outputs
-    from kolite_export.variants import VARIANTS, BuildContext
+    from kolite_export.variants import BuildContext
 
     layout = detect_layout(src.folder)
     progress(f"loading {src.id} ({layout.name})")
     checkpoint = layout.load(src.folder)
     data_spec = options.validation_data or default_validation_data(checkpoint.task, checkpoint.labels)
-    data: ValidationSet = load_validation_set(data_spec, options.validation_size, options.shared)
-    variants: dict[str, Variant] = {}
-    failures: dict[str, str] = {}
+    data: ValidationSet = load_validation_set(data_spec, options.sample_size(checkpoint.task), options.shared)
     with staging_dir(out) as tmp:
         _save_runtime_tokenizer(checkpoint, tmp / "tokenizer.json")
         parity = check_tokenizer_parity(tmp / "tokenizer.json", checkpoint, data.texts)
@@ -147,19 +176,12 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
         started = time.perf_counter()
         reference = reference_outputs(checkpoint, encoded)
         progress(f"PyTorch reference done in {time.perf_counter() - started:.0f}s")
-        ctx = BuildContext(checkpoint, tmp, detect_cpu(), calibration_texts=_calibration_texts(data_spec, options))
-        for name in options.variants:
-            started = time.perf_counter()
-            variants[name] = _build_and_validate(VARIANTS[name], ctx, reference, encoded, data)
-            variant = variants[name]
-            if not variant.passed:
-                failures[name] = variant.validation.get("error", "failed")
-            progress(
-                f"{name}: {variant.status} ({variant.size_bytes / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)"
-            )
+        calibration = calibration_texts(data_spec, data, shared=options.shared)
+        ctx = BuildContext(checkpoint, tmp, detect_cpu(), calibration_texts=calibration)
+        variants, failures = _build_variants(Validator(ctx, reference, encoded, data), options, progress)
         for scratch in tmp.glob("scratch.*"):
             scratch.unlink()
-        if "fp32" not in options.variants:
+        if "fp32" not in variants:
             (tmp / "model.fp32.onnx").unlink()
         manifest = Manifest(
             name=options.name or out.name,
@@ -175,6 +197,7 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
             validation={
                 "data": data.name,
                 "texts": len(data.texts),
+                "request": _validation_request(options),
                 "tokenizer_parity": parity,
                 "cpu_family": ctx.cpu.family,
             },
@@ -185,38 +208,27 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
     return ExportResult(out, manifest, skipped=False, failures=failures)
 
 
-def _build_and_validate(spec: Any, ctx: Any, reference: list[Any], encoded: Any, data: ValidationSet) -> Variant:
-    """Build one variant's graph, run it on CPU over the validation set and apply its gate."""
-    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidGraph, RuntimeException
-    from onnxruntime.capi.onnxruntime_pybind11_state import NotImplemented as OrtNotImplemented
+def _build_variants(
+    validator: Any, options: ExportOptions, progress: Progress
+) -> tuple[dict[str, Variant], dict[str, str]]:
+    """Build and gate every requested variant; an int8 variant that misses its gate goes through accuracy repair."""
+    from kolite_export.repair import repair
+    from kolite_export.variants import VARIANTS
 
-    from kolite_export.validation import GATES, evaluate_gate, onnx_outputs
-
-    target = ctx.workdir / spec.file
-    recipe = spec.build(ctx, target)
-    status = "passed"
-    try:
-        outputs = onnx_outputs(_session(target), ctx.checkpoint, encoded)
-        numbers = evaluate_gate(spec.name, GATES[spec.name], ctx.checkpoint, reference, outputs, data)
-        numbers["validated_on"] = "CPUExecutionProvider"
-    except ValidationError as exc:
-        status, numbers = "failed", {**exc.numbers, "error": str(exc)}
-    except (Fail, InvalidGraph, OrtNotImplemented, RuntimeException) as exc:
-        # e.g. an fp16 graph whose ops have no CPU kernels: it could not be validated, so it is not served.
-        message = str(exc).strip().splitlines()[0]
-        status, numbers = "failed", {"validated_on": "none", "error": f"cannot run on CPU to validate: {message}"}
-    ref = file_ref(ctx.workdir, spec.file)
-    return Variant(
-        name=spec.name,
-        file=spec.file,
-        precision=spec.precision,
-        sha256=ref.sha256,
-        size_bytes=ref.size_bytes,
-        providers=spec.providers,
-        status=status,
-        validation=numbers,
-        recipe=recipe,
-    )
+    variants: dict[str, Variant] = {}
+    failures: dict[str, str] = {}
+    for name in options.variant_names:
+        spec = VARIANTS[name]
+        started = time.perf_counter()
+        trial = validator.trial(spec)
+        if trial.failed_gate and spec.repairable and options.repair:
+            progress(f"{name}: {trial.variant.validation.get('error')}; repairing")
+            trial = repair(validator, spec, trial, options.max_float_fraction, progress)
+        variant = variants[name] = trial.variant
+        if not variant.passed:
+            failures[name] = variant.validation.get("error", "failed")
+        progress(f"{name}: {variant.status} ({variant.size_bytes / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
+    return variants, failures
 
 
 def _save_runtime_tokenizer(checkpoint: Any, path: Path) -> None:
@@ -227,11 +239,3 @@ def _save_runtime_tokenizer(checkpoint: Any, path: Path) -> None:
     tok.no_padding()
     tok.no_truncation()
     tok.save(str(path))
-
-
-def _calibration_texts(data_spec: str, options: ExportOptions) -> tuple[str, ...]:
-    """Calibration texts for static int8: the same kind of data, but not the validation texts themselves."""
-    if "int8-static" not in options.variants:
-        return ()
-    full = load_validation_set(data_spec, None, options.shared)
-    return full.texts[1::97][:128]

@@ -7,12 +7,12 @@ range is safe and more accurate.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from kolite_export.cpu import CpuFeatures
 
-__all__ = ["CPU_SLOW_FUSIONS", "DynamicQuantRecipe", "StaticQuantRecipe"]
+__all__ = ["CPU_SLOW_FUSIONS", "DynamicQuantRecipe", "StaticQuantRecipe", "assumed_cpu_features", "full_range_on"]
 
 # Fusions whose onnxruntime CPU kernels are slower than the plain ops they replace (ORT 1.31, per call at batch 32 on
 # the 000 model: SkipLayerNormalization ≈ 1.1 ms vs Add + LayerNormalization ≈ 0.27 ms; BiasGelu ≈ 1.0 ms vs Gelu
@@ -22,8 +22,41 @@ CPU_SLOW_FUSIONS = ("SkipLayerNormalization", "BiasGelu")
 _BASE_GRAPHS = ("fp32", "fp32-opt", "fp32-opt-cpu")
 
 
+def assumed_cpu_features(reduce_range: bool) -> tuple[str, ...]:
+    """CPU features (names of ``kolite.cpu_features``) the serving CPU needs for an int8 graph to be exact: the full
+    8-bit range needs VNNI on x86 (or an ARM CPU); 7-bit weights are safe everywhere."""
+    return () if reduce_range else ("vnni",)
+
+
+def full_range_on(cpu: CpuFeatures) -> bool:
+    """Whether int8 weights may use the full 8-bit range on ``cpu`` (see the module docstring)."""
+    return cpu.family in ("x86-vnni", "arm64")
+
+
+class _RecipeRecord:
+    """What every quantization recipe writes to the manifest."""
+
+    method = ""
+    reduce_range: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)  # type: ignore[call-overload]
+        data.update({key: list(value) for key, value in data.items() if isinstance(value, tuple)})
+        data["method"] = self.method
+        data["cpu_features"] = list(assumed_cpu_features(self.reduce_range))
+        return data
+
+    def chosen_for_cpu(self) -> dict[str, Any]:
+        """The fields the CPU decides (an artifact whose recipe differs in any is rebuilt); ``nodes_to_exclude`` is
+        chosen per model by accuracy repair."""
+        data = self.to_dict()
+        del data["nodes_to_exclude"]
+        return data
+
+
 @dataclass(frozen=True)
-class DynamicQuantRecipe:
+class DynamicQuantRecipe(_RecipeRecord):
+    method = "dynamic"
     per_channel: bool
     reduce_range: bool
     op_types: tuple[str, ...]
@@ -40,41 +73,31 @@ class DynamicQuantRecipe:
             raise ValueError("op_types is empty")
 
     @classmethod
-    def for_cpu(cls, cpu: CpuFeatures) -> DynamicQuantRecipe:
-        full_range = cpu.family in ("x86-vnni", "arm64")
+    def for_cpu(cls, cpu: CpuFeatures, nodes_to_exclude: tuple[str, ...] = ()) -> DynamicQuantRecipe:
         return cls(
             per_channel=True,
-            reduce_range=not full_range,
+            reduce_range=not full_range_on(cpu),
             op_types=("MatMul", "Attention"),
             cpu_family=cpu.family,
+            nodes_to_exclude=nodes_to_exclude,
         )
-
-    def with_changes(self, **changes: Any) -> DynamicQuantRecipe:
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["op_types"] = list(self.op_types)
-        data["nodes_to_exclude"] = list(self.nodes_to_exclude)
-        data["method"] = "dynamic"
-        return data
 
 
 @dataclass(frozen=True)
-class StaticQuantRecipe:
+class StaticQuantRecipe(_RecipeRecord):
+    method = "static-qdq"
     per_channel: bool = True
     reduce_range: bool = False
     op_types: tuple[str, ...] = ("MatMul",)
     calibration_method: str = "MinMax"
     calibration_texts: int = 128
     cpu_family: str = "generic"
+    nodes_to_exclude: tuple[str, ...] = ()
 
     @classmethod
-    def for_cpu(cls, cpu: CpuFeatures) -> StaticQuantRecipe:
-        return cls(reduce_range=cpu.family not in ("x86-vnni", "arm64"), cpu_family=cpu.family)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["op_types"] = list(self.op_types)
-        data["method"] = "static-qdq"
-        return data
+    def for_cpu(cls, cpu: CpuFeatures, nodes_to_exclude: tuple[str, ...] = ()) -> StaticQuantRecipe:
+        return cls(
+            reduce_range=not full_range_on(cpu),
+            cpu_family=cpu.family,
+            nodes_to_exclude=nodes_to_exclude,
+        )

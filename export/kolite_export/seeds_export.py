@@ -8,9 +8,11 @@ from pathlib import Path
 
 from kolite.errors import OfflineError
 
+from kolite_export.catalogue import SEEDS, SeedModel
+from kolite_export.exporter import ExportOptions
 from kolite_export.paths import cache_dir, shared_dir
+from kolite_export.report import export_and_report
 from kolite_export.sources import is_offline
-from kolite_export.zoo import SEEDS, SeedModel
 
 __all__ = ["export_all_seeds", "standin_source"]
 
@@ -36,45 +38,33 @@ def standin_source(seed: SeedModel, size: str, shared: str | None = None) -> Pat
 
 
 def export_all_seeds(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from kolite_export.cli import run_one
     from kolite_export.exporter import ExportOptions
 
     seeds = [SEEDS[s.strip()] for s in args.seeds.split(",")] if args.seeds else list(SEEDS.values())
     worst = 0
     for seed in seeds:
-        options = ExportOptions(
-            variants=args.variants or ExportOptions.variants,
-            validation_data=args.validation_data or seed.validation_data,
-            validation_size=args.validation_size or None,
-            revision=args.revision,
-            force=args.force,
-            name=seed.artifact_name,
-            shared=args.shared,
+        options = ExportOptions.from_args(
+            args, name=seed.artifact_name, validation_data=args.validation_data or seed.dataset
         )
         out = Path(args.out_dir) / seed.artifact_name
-        source: str | Path | None = None
         if seed.hub_id and not is_offline():
-            source = seed.hub_id
-        if source is not None:
-            code = _try_hub(seed, out, options, progress, run_one)
+            code = _try_hub(seed, out, options, progress)
             if code is not None:
                 worst = max(worst, code)
                 continue
         source = standin_source(seed, args.size, args.shared)
         progress(f"{seed.seed_id}: offline, using the stand-in {source}")
-        worst = max(worst, run_one(str(source), out, options))
+        worst = max(worst, export_and_report(str(source), out, options, progress))
     return worst
 
 
-def _try_hub(
-    seed: SeedModel, out: Path, options: object, progress: Callable[[str], None], run_one: Callable[..., int]
-) -> int | None:
+def _try_hub(seed: SeedModel, out: Path, options: ExportOptions, progress: Callable[[str], None]) -> int | None:
     """Export from the hub; None when the hub cannot be reached (the caller falls back to the stand-in)."""
     from kolite_export.sources import resolve_source
 
     try:
-        source = resolve_source(seed.hub_id or "", getattr(options, "revision", None))
+        source = resolve_source(seed.hub_id or "", options.revision)
     except OfflineError as exc:
         progress(f"{seed.seed_id}: {exc}")
         return None
-    return run_one(str(source.folder), out, options)
+    return export_and_report(str(source.folder), out, options, progress)

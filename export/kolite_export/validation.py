@@ -1,8 +1,9 @@
 """The accuracy gate: every variant against the PyTorch original, on the same token ids.
 
-Numbers (all recorded in the manifest): max/mean |Δlogit|, label agreement (argmax), accuracy and Δaccuracy where
-gold labels exist, and for token classification the token-label agreement and entity agreement (micro F1 of the
-entity sets decoded from BIO tags, PyTorch as reference).
+Numbers (all recorded in the manifest): max/mean |Δlogit|, label agreement (argmax) with the Wilson lower 95 %
+bound, accuracy and Δaccuracy where gold labels exist, and for token classification the token-label agreement (and
+its lower bound) and entity agreement (micro F1 of the entity sets decoded from BIO tags with the runtime's grouping,
+PyTorch as reference).
 """
 
 from __future__ import annotations
@@ -10,43 +11,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from kolite.aggregation import bio_spans
 
 from kolite_export.errors import AtolError, EntityAgreementError, LabelAgreementError, ShapeError, TokenizerParityError
-from kolite_export.layouts.base import LoadedCheckpoint
+from kolite_export.gates import Gate, wilson_lower_bound
 from kolite_export.validation_data import ValidationSet
 
+if TYPE_CHECKING:
+    from kolite_export.layouts.base import LoadedCheckpoint
+
 __all__ = [
-    "GATES",
     "EncodedSet",
     "Gate",
-    "bio_entities",
     "check_tokenizer_parity",
     "encode_set",
     "evaluate_gate",
     "onnx_outputs",
     "reference_outputs",
 ]
-
-
-@dataclass(frozen=True)
-class Gate:
-    """Thresholds a variant must meet; None = reported, not enforced."""
-
-    atol: float | None = None
-    min_label_agreement: float | None = None
-    min_entity_agreement: float | None = None
-
-
-GATES: dict[str, Gate] = {
-    "fp32": Gate(atol=1e-4),
-    "fp32-opt": Gate(atol=1e-4),
-    "int8": Gate(min_label_agreement=0.99, min_entity_agreement=0.95),
-    "int8-static": Gate(min_label_agreement=0.99, min_entity_agreement=0.95),
-    "fp16": Gate(min_label_agreement=0.99, min_entity_agreement=0.95),
-}
 
 
 @dataclass(frozen=True)
@@ -108,19 +93,6 @@ def onnx_outputs(session: Any, checkpoint: LoadedCheckpoint, encoded: EncodedSet
     return _unbatch(encoded, run(), checkpoint.task == "token-classification")
 
 
-def bio_entities(tags: list[str]) -> set[tuple[int, int, str]]:
-    """(start, end, type) spans from BIO tags over tokens (an I- without its B- starts a new span)."""
-    spans, start, kind = set(), None, None
-    for i, tag in enumerate([*tags, "O"]):
-        prefix, _, name = tag.partition("-")
-        if start is not None and (prefix != "I" or name != kind):
-            spans.add((start, i, kind))
-            start, kind = None, None
-        if prefix in ("B", "I") and start is None:
-            start, kind = i, name
-    return spans
-
-
 def _gold_index(labels: tuple[str, ...], gold: tuple[str, ...]) -> np.ndarray | None:
     index = {label: i for i, label in enumerate(labels)}
     if not all(g in index for g in set(gold)):
@@ -133,7 +105,11 @@ def _sequence_numbers(
 ) -> dict[str, Any]:
     ref_pred = np.array([r.argmax() for r in ref])
     out_pred = np.array([o.argmax() for o in out])
-    numbers: dict[str, Any] = {"label_agreement": float((ref_pred == out_pred).mean())}
+    agreeing = int((ref_pred == out_pred).sum())
+    numbers: dict[str, Any] = {
+        "label_agreement": agreeing / max(len(ref_pred), 1),
+        "label_agreement_low95": wilson_lower_bound(agreeing, len(ref_pred)),
+    }
     gold_index = _gold_index(labels, gold) if gold else None
     if gold_index is not None:
         ref_acc, out_acc = float((ref_pred == gold_index).mean()), float((out_pred == gold_index).mean())
@@ -151,8 +127,8 @@ def _token_numbers(ref: list[np.ndarray], out: list[np.ndarray], labels: tuple[s
         r_pred, o_pred = r.argmax(-1)[1:-1], o.argmax(-1)[1:-1]
         agree += int((r_pred == o_pred).sum())
         total += len(r_pred)
-        r_ents = bio_entities([labels[i] for i in r_pred])
-        o_ents = bio_entities([labels[i] for i in o_pred])
+        r_ents = set(bio_spans([labels[i] for i in r_pred]))
+        o_ents = set(bio_spans([labels[i] for i in o_pred]))
         true_pos += len(r_ents & o_ents)
         n_ref += len(r_ents)
         n_out += len(o_ents)
@@ -160,6 +136,7 @@ def _token_numbers(ref: list[np.ndarray], out: list[np.ndarray], labels: tuple[s
     f1 = 1.0 if n_ref + n_out == 0 else 2 * true_pos / (n_ref + n_out)
     return {
         "token_label_agreement": agree / max(total, 1),
+        "token_label_agreement_low95": wilson_lower_bound(agree, total),
         "entity_agreement": f1,
         "sentence_entity_match": sentences_equal / max(len(ref), 1),
         "entities_reference": n_ref,
@@ -190,7 +167,8 @@ def evaluate_gate(
         numbers.update(_token_numbers(ref, out, checkpoint.labels))
     else:
         numbers.update(_sequence_numbers(ref, out, checkpoint.labels, data.labels))
-    agreement = numbers["token_label_agreement" if token_level else "label_agreement"]
+    key = "token_label_agreement" if token_level else "label_agreement"
+    agreement, low95 = numbers[key], numbers[f"{key}_low95"]
     checks: list[tuple[bool, Callable[[], Exception]]] = [
         (
             gate.atol is not None and numbers["max_abs_logit_diff"] > gate.atol,
@@ -199,7 +177,9 @@ def evaluate_gate(
         (
             gate.min_label_agreement is not None and agreement < gate.min_label_agreement,
             lambda: LabelAgreementError(
-                f"{variant}: label agreement {agreement:.4%} < {gate.min_label_agreement:.2%}", numbers
+                f"{variant}: label agreement {agreement:.4%} (lower 95% bound {low95:.2%}) < "
+                f"{gate.min_label_agreement:.2%}",
+                numbers,
             ),
         ),
         (

@@ -1,15 +1,17 @@
-"""Real Korean validation texts from the shared data folder (NSMC, KOTE, KLUE-NER)."""
+"""The texts the export gates compare ONNX with PyTorch on: a catalogue data set (nsmc, kote, klue-ner) or a file,
+spread evenly over the set, and the calibration texts static quantization learns from (never validation texts)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolite_export.paths import shared_dir
+from kolite_export.catalogue import DataSet, read_dataset, read_nsmc
 
-__all__ = ["READERS", "ValidationSet", "load_validation_set"]
+__all__ = ["ValidationSet", "calibration_texts", "load_validation_set"]
+
+VALIDATION_SETS = ("nsmc", "kote", "klue-ner")
 
 
 @dataclass(frozen=True)
@@ -21,82 +23,46 @@ class ValidationSet:
     labels: tuple[str, ...] | None = None
 
 
-NSMC_LABELS = ("negative", "positive")
-
-
-def _read_nsmc(path: Path) -> ValidationSet:
-    texts, labels = [], []
-    with path.open(encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 3 and parts[1].strip():
-                texts.append(parts[1])
-                labels.append(NSMC_LABELS[int(parts[2])])
-    return ValidationSet(f"nsmc:{path.name}", tuple(texts), tuple(labels))
-
-
-def _read_kote(path: Path) -> ValidationSet:
-    texts = []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) >= 2 and parts[1].strip():
-                texts.append(parts[1])
-    return ValidationSet(f"kote:{path.name}", tuple(texts))
-
-
-def _read_klue_ner(path: Path) -> ValidationSet:
-    """Sentences rebuilt from KLUE-NER's one-character-per-line format."""
-    texts, chars = [], []
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            line = line.rstrip("\n")
-            if line.startswith("##"):
-                continue
-            if not line:
-                if chars:
-                    texts.append("".join(chars))
-                    chars = []
-                continue
-            chars.append(line.split("\t")[0] if line[0] != "\t" else " ")
-    if chars:
-        texts.append("".join(chars))
-    return ValidationSet(f"klue-ner:{path.name}", tuple(t for t in texts if t.strip()))
-
-
-READERS: dict[str, tuple[str, Callable[[Path], ValidationSet]]] = {
-    "nsmc": ("data/nsmc/ratings_test.txt", _read_nsmc),
-    "kote": ("data/kote/test.tsv", _read_kote),
-    "klue-ner": ("data/klue-ner/klue-ner-v1.1_dev.tsv", _read_klue_ner),
-}
+def _whole_set(spec: str, shared: str | os.PathLike[str] | None) -> tuple[str, DataSet]:
+    if spec in VALIDATION_SETS:
+        data_dir = Path(shared) / "data" if shared is not None else None
+        data = read_dataset(spec, data_dir)
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"validation data {spec!r} is neither {', '.join(VALIDATION_SETS)} nor a file")
+        with path.open(encoding="utf-8") as handle:
+            first = handle.readline()
+        nsmc_format = first.count("\t") == 2
+        data = read_nsmc(path) if nsmc_format else _read_plain(path)
+        spec = "nsmc" if nsmc_format else "file"
+    return spec, data.non_empty()
 
 
 def load_validation_set(
     spec: str, size: int | None = None, shared: str | os.PathLike[str] | None = None
 ) -> ValidationSet:
-    """``spec`` is a known name (nsmc, kote, klue-ner) or a file (NSMC format if it has 3 columns, else one text
-    per line). ``size`` takes that many texts spread evenly over the set (deterministic), None = all."""
-    if spec in READERS:
-        relative, reader = READERS[spec]
-        path = shared_dir(shared) / relative
-        if not path.is_file():
-            raise FileNotFoundError(f"validation data {path} not found: set KOLITE_SHARED or --shared")
-        full = reader(path)
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise FileNotFoundError(f"validation data {spec!r} is neither {', '.join(READERS)} nor a file")
-        first = path.open(encoding="utf-8").readline()
-        full = _read_nsmc(path) if first.count("\t") == 2 else _read_plain(path)
-    if size is None or size >= len(full.texts):
-        return full
-    step = len(full.texts) / size
-    picks = [int(i * step) for i in range(size)]
-    labels = tuple(full.labels[i] for i in picks) if full.labels else None
-    return ValidationSet(full.name, tuple(full.texts[i] for i in picks), labels)
+    """``spec`` is a known set (nsmc, kote, klue-ner) or a file (NSMC format if it has 3 columns, else one text per
+    line). ``size`` takes that many texts spread evenly over the set (deterministic), None = all."""
+    key, data = _whole_set(spec, shared)
+    name = f"{key}:{data.path.name}"
+    rows = list(range(len(data.texts)))
+    if size is not None and size < len(data.texts):
+        step = len(data.texts) / size
+        rows = [int(i * step) for i in range(size)]
+    picked = data.select(rows)
+    return ValidationSet(name, picked.texts, picked.labels)
 
 
-def _read_plain(path: Path) -> ValidationSet:
+def calibration_texts(
+    spec: str, validation: ValidationSet, count: int = 128, shared: str | os.PathLike[str] | None = None
+) -> tuple[str, ...]:
+    """``count`` texts of the same kind of data, spread over the set, none of them a validation text."""
+    _, data = _whole_set(spec, shared)
+    taken = set(validation.texts)  # by text: a review posted twice is still a validation text
+    return tuple(text for text in data.texts[1::97] if text not in taken)[:count]
+
+
+def _read_plain(path: Path) -> DataSet:
     lines = path.read_text(encoding="utf-8").splitlines()
-    return ValidationSet(f"file:{path.name}", tuple(line for line in lines if line.strip()))
+    return DataSet("file", path, "unknown", tuple(lines))

@@ -20,6 +20,7 @@ __all__ = [
     "PreToken",
     "RawEntity",
     "aggregate",
+    "bio_spans",
     "check_aggregation",
     "gather_pre_tokens",
     "merge_overlapping",
@@ -124,18 +125,28 @@ def _split_tag(label: str) -> tuple[str, str]:
     return "I", label  # not BIO: treat as a continuation, like the pipeline
 
 
+def _bio_groups(labels: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Runs of adjacent labels of the same type, a run broken where a label opens with B-: (start, end, type)."""
+    groups: list[list] = []
+    for i, label in enumerate(labels):
+        bio, tag = _split_tag(label)
+        if groups and groups[-1][2] == tag and bio != "B":
+            groups[-1][1] = i + 1
+        else:
+            groups.append([i, i + 1, tag])
+    return [(start, end, tag) for start, end, tag in groups]
+
+
+def bio_spans(labels: Sequence[str]) -> list[tuple[int, int, str]]:
+    """Entity spans ``(start, end exclusive, type)`` over positions of ``labels``, grouped exactly as ``aggregate``
+    groups entities: a B- opens a span, an I- of the same type continues it, an I- of another type opens one, a
+    label without a B-/I- prefix continues a run of its own type, and runs of ``O`` are not entities."""
+    return [span for span in _bio_groups(labels) if span[2] != "O"]
+
+
 def _group_entities(entities: Sequence[RawEntity]) -> list[RawEntity]:
     """Merge adjacent entities of the same type unless the next one opens with B-."""
-    groups: list[list[RawEntity]] = []
-    for entity in entities:
-        if groups:
-            bio, tag = _split_tag(entity.label)
-            _, last_tag = _split_tag(groups[-1][-1].label)
-            if tag == last_tag and bio != "B":
-                groups[-1].append(entity)
-                continue
-        groups.append([entity])
-    return [_group(group) for group in groups]
+    return [_group(entities[start:end]) for start, end, _ in _bio_groups([entity.label for entity in entities])]
 
 
 def _group(group: Sequence[RawEntity]) -> RawEntity:

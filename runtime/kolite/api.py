@@ -16,9 +16,10 @@ from typing import Any
 
 from kolite.batching import pad_batch
 from kolite.classification import TextClassifier
+from kolite.cpu_features import first_safe_variant, missing_features, unsafe_variant_message
 from kolite.errors import InvalidInputError, ManifestError, UnknownVariantError
 from kolite.integrity import read_verified, safe_member, verify_file
-from kolite.manifest import VARIANT_NAMES, Manifest, Variant, load_manifest
+from kolite.manifest import Manifest, Variant, load_manifest
 from kolite.model import DEFAULT_MAX_ITEMS, KoliteModel
 from kolite.normalization import NORMALIZATIONS
 from kolite.providers import DeviceSpec, cpu_device, resolve_device
@@ -27,7 +28,7 @@ from kolite.sources import ArtifactSource, resolve_source
 from kolite.token_classification import TokenClassifier
 from kolite.tokenization import TextEncoder
 
-__all__ = ["AUTO_PREFERENCE", "MAX_TOKENIZER_BYTES", "TASK_MODELS", "load", "select_variant"]
+__all__ = ["AUTO_PREFERENCE", "MAX_TOKENIZER_BYTES", "TASK_MODELS", "auto_candidates", "load", "select_variant"]
 
 logger = logging.getLogger("kolite")
 
@@ -37,8 +38,8 @@ TASK_MODELS: dict[str, type[KoliteModel]] = {
     "token-classification": TokenClassifier,
 }
 
-# What variant="auto" tries, in order, per device. int8 (dynamic) has ConvInteger/MatMulInteger ops the CUDA EP
-# does not run, so CUDA starts at fp16.
+# What variant="auto" tries, per device, for manifests written before variants carried a rank (schema 1.0).
+# Newer manifests rank their variants themselves (export's VariantSpec.rank) and name the providers each runs on.
 AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
     "cpu": ("int8", "int8-static", "fp32-opt", "fp32"),
     "cuda": ("fp16", "fp32-opt", "fp32"),
@@ -46,22 +47,30 @@ AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
 MAX_TOKENIZER_BYTES = 256 * 2**20  # real tokenizer.json files are 1-20 MB
 
 
+def auto_candidates(manifest: Manifest, device: DeviceSpec) -> list[Variant]:
+    """The passed variants ``auto`` may pick on ``device``, most preferred first: by the manifest's ranks among the
+    variants that run on the device's execution provider, or by the legacy table for unranked (1.0) manifests."""
+    passed = manifest.passed_variants
+    if passed and all(v.rank is not None for v in passed.values()):
+        provider = device.providers[0]
+        runnable = [v for v in passed.values() if provider in v.providers]
+        return sorted(runnable, key=lambda v: (v.rank, v.name))
+    return [passed[name] for name in AUTO_PREFERENCE[device.kind] if name in passed]
+
+
 def select_variant(manifest: Manifest, variant: str, device: DeviceSpec) -> Variant:
     """The variant to load: the named one, or for ``auto`` the device's first preference that passed validation."""
     if variant == "auto":
-        for name in AUTO_PREFERENCE[device.kind]:
-            candidate = manifest.variants.get(name)
-            if candidate is not None and candidate.passed:
-                return candidate
+        candidates = auto_candidates(manifest, device)
+        if candidates:  # the first this CPU runs exactly (an int8 recipe may assume VNNI), loudly
+            return first_safe_variant(manifest.name, candidates, _warn)
         raise UnknownVariantError(
-            f"{manifest.name}: no variant that passed validation suits device {device.kind!r} "
-            f"(tried {', '.join(AUTO_PREFERENCE[device.kind])}; artifact has "
+            f"{manifest.name}: no variant that passed validation suits device {device.kind!r} (artifact has "
             f"{', '.join(f'{n} ({v.status})' for n, v in manifest.variants.items())}); name one explicitly"
         )
     if variant not in manifest.variants:
-        known = "" if variant in VARIANT_NAMES else f" (variant names are {', '.join(VARIANT_NAMES)})"
         raise UnknownVariantError(
-            f"{manifest.name} has no variant {variant!r}{known}; valid: auto, {', '.join(manifest.variants)}"
+            f"{manifest.name} has no variant {variant!r}; valid: auto, {', '.join(manifest.variants)}"
         )
     chosen = manifest.variants[variant]
     if not chosen.passed:
@@ -69,6 +78,9 @@ def select_variant(manifest: Manifest, variant: str, device: DeviceSpec) -> Vari
             f"{manifest.name}: variant {variant!r} FAILED validation ({chosen.validation}); loading it only because "
             "it was named explicitly"
         )
+    missing = missing_features(chosen)
+    if missing:
+        _warn(unsafe_variant_message(manifest.name, chosen, missing) + "; loading it only because it was named")
     if device.is_cuda and chosen.precision == "int8":
         _warn(
             f"{manifest.name}: int8 variant {variant!r} on CUDA: its integer ops have no CUDA kernels and run on "
@@ -97,8 +109,9 @@ def load(
 ) -> TextClassifier | TokenClassifier:
     """Load an exported kolite artifact.
 
-    - ``variant``: ``auto`` (CPU: int8 → int8-static → fp32-opt → fp32; CUDA: fp16 → fp32-opt → fp32, first that
-      passed validation) or a variant name from the manifest (a failed variant loads only when named).
+    - ``variant``: ``auto`` (the best-ranked variant that passed validation and runs on the device, and whose int8
+      recipe this CPU runs exactly; ``kolite info`` shows the choice) or a variant name from the manifest (a
+      failed variant loads only when named).
     - ``device``: ``cpu``, ``cuda`` / ``cuda:N`` (raises ProviderUnavailableError without CUDAExecutionProvider),
       ``auto`` (CUDA if available, else CPU with a loud warning). The session decides: if CUDA cannot start, the
       variant and session options are chosen again for the CPU that actually runs.

@@ -64,7 +64,9 @@ def _register_plugins(subparsers: Any) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", default="auto", help="auto (default), int8, int8-static, fp32-opt, fp32, fp16")
+    parser.add_argument(
+        "--variant", default="auto", help="auto (default) or a variant of the artifact (`kolite info` lists them)"
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
 

@@ -93,11 +93,34 @@ def _size(num_bytes: int) -> str:
     return f"{num_bytes / 2**20:.1f} MiB"
 
 
+def _variant_facts(variant: Any) -> str:
+    """Gate numbers (agreement with its lower 95 % bound first), then how the graph differs from a plain one."""
+    numbers = dict(variant.validation)
+    facts = []
+    for key in ("label_agreement", "token_label_agreement"):
+        if key in numbers:
+            low = numbers.pop(f"{key}_low95", None)
+            bound = f" (lower 95% bound {low:.2%})" if isinstance(low, float) else ""
+            facts.append(f"{key}={numbers.pop(key):.2%}{bound}")
+    facts += [f"{k}={_short(v)}" for k, v in numbers.items()]
+    repair = variant.recipe.get("repair")
+    if repair:
+        facts.append(
+            f"float_nodes={len(repair['float_nodes'])} ({repair['float_weight_fraction']:.1%} of quantized weights)"
+        )
+    if variant.cpu_features:
+        facts.append(f"cpu_features={'+'.join(variant.cpu_features)}")
+    if variant.rank is not None:
+        facts.append(f"rank={variant.rank}")
+    return ", ".join(facts) or "-"
+
+
 def run_info(args: argparse.Namespace) -> int:
-    from kolite.api import AUTO_PREFERENCE
+    from kolite.api import auto_candidates
     from kolite.cpu_budget import cpu_budget
     from kolite.integrity import safe_member, verify_file
     from kolite.manifest import load_manifest
+    from kolite.providers import DEVICE_REGISTRY
     from kolite.sources import resolve_source
 
     source = resolve_source(args.artifact)
@@ -117,12 +140,12 @@ def run_info(args: argparse.Namespace) -> int:
         "variants:",
     ]
     for name, variant in manifest.variants.items():
-        gates = ", ".join(f"{k}={_short(v)}" for k, v in variant.validation.items()) or "-"
         size = _size(variant.size_bytes)
-        lines.append(f"  {name:<12} {variant.precision:<5} {size:>10}  {variant.status:<6}  {gates}")
-    for device, preference in AUTO_PREFERENCE.items():
-        chosen = next((n for n in preference if n in manifest.passed_variants), None)
-        lines.append(f"auto on {device}: {chosen or 'none (name a variant)'}")
+        lines.append(f"  {name:<12} {variant.precision:<5} {size:>10}  {variant.status:<6}  {_variant_facts(variant)}")
+    for kind, (_, device) in DEVICE_REGISTRY.items():
+        candidates = auto_candidates(manifest, device(0))
+        chosen = candidates[0].name if candidates else "none (name a variant)"
+        lines.append(f"auto on {kind}: {chosen}")
     for title, mapping in (("source", manifest.source), ("tools", manifest.tools)):
         if mapping:
             lines.append(f"{title}: " + ", ".join(f"{k}={v}" for k, v in mapping.items()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "CpuFeatureError",
     "IntegrityError",
     "InvalidInputError",
     "KoliteError",
@@ -44,3 +45,7 @@ class InvalidInputError(KoliteError, ValueError):
 
 class UnknownVariantError(KoliteError, ValueError):
     """The requested variant or device name is not one the artifact/runtime knows."""
+
+
+class CpuFeatureError(KoliteError):
+    """No variant of the artifact runs exactly on this CPU (its int8 recipes assume features, e.g. VNNI, it lacks)."""

@@ -7,14 +7,15 @@ An artifact is a folder::
     model.fp32.onnx      one file per variant, named in ``variants``
     model.int8.onnx ...
 
-The schema is versioned; the runtime refuses a manifest whose major version it does not know.
+The schema is versioned; the runtime reads any manifest of its major version (fields a newer minor version adds
+are ignored) and refuses another major version. 1.1 added per variant ``rank`` (auto preference) and
+``cpu_features`` (what an int8 recipe assumes of the serving CPU); a 1.0 manifest loads with neither.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from dataclasses import fields as dataclass_fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,18 @@ __all__ = [
     "PRECISIONS",
     "SCHEMA_VERSION",
     "TASKS",
-    "VARIANT_NAMES",
     "FileRef",
     "Manifest",
     "Variant",
     "load_manifest",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 MANIFEST_FILE = "manifest.json"
 MAX_MANIFEST_BYTES = 4 * 2**20  # a real manifest is a few KB; refuse to parse anything huge
 TASKS = ("text-classification", "token-classification")
+# What the runtime knows how to run (export validates every variant's precision against it).
 PRECISIONS = ("fp32", "fp16", "int8")
-# Canonical variant names, in the order "auto" prefers them on CPU.
-VARIANT_NAMES = ("int8", "int8-static", "fp32-opt", "fp32", "fp16")
 VARIANT_STATUSES = ("passed", "failed")
 
 
@@ -67,6 +66,11 @@ class Variant:
     validation: dict[str, Any] = field(default_factory=dict)
     # How the graph was produced (optimizer level, fusions, quantization recipe...).
     recipe: dict[str, Any] = field(default_factory=dict)
+    # Auto-selection preference (lower first) among the variants whose providers include the device's; None: the
+    # variant is loaded only when named (and manifests before 1.1, where the runtime's own order applies).
+    rank: int | None = None
+    # CPU features (kolite.cpu_features names) the graph's int8 kernels assume, e.g. ("vnni",) for full-range int8.
+    cpu_features: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -140,6 +144,7 @@ class Manifest:
         data["inputs"] = list(self.inputs)
         for variant in data["variants"].values():
             variant["providers"] = list(variant["providers"])
+            variant["cpu_features"] = list(variant["cpu_features"])
         return data
 
     def to_json(self) -> str:
@@ -157,18 +162,10 @@ class Manifest:
             for key in ("labels", "inputs"):
                 if not isinstance(data[key], list):
                     raise ManifestError(f"invalid manifest: {key} must be a list, got {type(data[key]).__name__}")
-            variants = {
-                name: Variant(
-                    **_known(Variant, v), providers=tuple(v.get("providers", ("CPUExecutionProvider",)))
-                )
-                for name, v in data["variants"].items()
-            }
-            # Fields a newer 1.x writer added are ignored: minor versions only add what older readers may skip.
-            fields = {
-                k: v for k, v in _known(cls, data).items() if k not in ("variants", "tokenizer", "labels", "inputs")
-            }
+            variants = {name: _variant_from_dict(v) for name, v in data["variants"].items()}
+            top = {k: v for k, v in _known(cls, data).items() if k not in ("variants", "tokenizer", "labels", "inputs")}
             return cls(
-                **fields,
+                **top,
                 labels=tuple(data["labels"]),
                 inputs=tuple(data["inputs"]),
                 tokenizer=FileRef(**data["tokenizer"]),
@@ -180,9 +177,20 @@ class Manifest:
             raise ManifestError(f"manifest does not follow schema {SCHEMA_VERSION}: {exc!r}") from exc
 
 
-def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclass_fields(kind)}
-    return {key: value for key, value in data.items() if key in names and key != "providers"}
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that are fields of ``cls``: a newer 1.x writer may add fields this reader ignores."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def _variant_from_dict(data: dict[str, Any]) -> Variant:
+    return Variant(
+        **{
+            **_known(Variant, data),
+            "providers": tuple(data.get("providers", ("CPUExecutionProvider",))),
+            "cpu_features": tuple(data.get("cpu_features", ())),
+        }
+    )
 
 
 def _is_int(value: Any) -> bool:

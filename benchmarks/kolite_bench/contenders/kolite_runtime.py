@@ -64,6 +64,9 @@ class KoliteContender(Contender):
             "file": variant.file,
             "recipe": variant.recipe,
             "gate": variant.status,
+            # Accuracy repair: the quantized nodes kept in float and their share of the int8 GEMM work.
+            "float_nodes": len(variant.recipe.get("repair", {}).get("float_nodes", [])),
+            "float_weight_fraction": variant.recipe.get("repair", {}).get("float_weight_fraction", 0.0),
             "batching": f"kolite length bucketing (sort by length, pad per batch) over chunks of {CHUNK_TEXTS} texts",
             "threads": self.spec.threads if self.thread_kwarg else "kolite default",
             "thread_kwarg": self.thread_kwarg,

@@ -11,20 +11,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from kolite_export.catalogue import SEEDS, data_path, get_seed
 from kolite_export.paths import cache_dir, shared_dir
 from kolite_export.standins.presets import SIZES, preset_for
 from kolite_export.standins.vocab import learn_wordpiece, read_nsmc_texts
-from kolite_export.zoo import SEEDS, get_seed
 
 __all__ = ["SIZES", "build_standin", "build_standins", "standin_corpus"]
 
 
 def standin_corpus(shared: str | os.PathLike[str] | None = None) -> Path:
     """The Korean text the stand-in vocabularies are learnt from."""
-    path = shared_dir(shared) / "data" / "nsmc" / "ratings_train.txt"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: set KOLITE_SHARED to the shared data folder")
-    return path
+    return data_path("nsmc-train", shared_dir(shared) / "data")
 
 
 def build_standin(

@@ -25,9 +25,9 @@ from transformers import (
     RobertaConfig,
 )
 
+from kolite_export.catalogue import SeedModel
 from kolite_export.sroberta import SentenceTypeClassifier
 from kolite_export.standins.presets import ArchPreset
-from kolite_export.zoo import SeedModel
 
 __all__ = ["WRITERS", "write_standin"]
 
@@ -49,17 +49,24 @@ def _sharpen_head(head: torch.nn.Linear, gain: float) -> None:
         head.weight.mul_(gain)
 
 
+def _encoder_fields(preset: ArchPreset, tok: Tokenizer) -> dict[str, int]:
+    """The config fields every stand-in encoder takes from its architecture preset and vocabulary."""
+    return {
+        "vocab_size": tok.get_vocab_size(),
+        "hidden_size": preset.hidden_size,
+        "num_hidden_layers": preset.num_hidden_layers,
+        "num_attention_heads": preset.num_attention_heads,
+        "intermediate_size": preset.intermediate_size,
+        "max_position_embeddings": preset.max_position_embeddings,
+        "type_vocab_size": preset.type_vocab_size,
+        "pad_token_id": tok.token_to_id("[PAD]"),
+    }
+
+
 def _electra_config(seed: SeedModel, preset: ArchPreset, tok: Tokenizer) -> ElectraConfig:
     return ElectraConfig(
-        vocab_size=tok.get_vocab_size(),
+        **_encoder_fields(preset, tok),
         embedding_size=preset.embedding_size,
-        hidden_size=preset.hidden_size,
-        num_hidden_layers=preset.num_hidden_layers,
-        num_attention_heads=preset.num_attention_heads,
-        intermediate_size=preset.intermediate_size,
-        max_position_embeddings=preset.max_position_embeddings,
-        type_vocab_size=preset.type_vocab_size,
-        pad_token_id=tok.token_to_id("[PAD]"),
         num_labels=len(seed.labels),
         id2label=dict(enumerate(seed.labels)),
         label2id={label: i for i, label in enumerate(seed.labels)},
@@ -157,14 +164,7 @@ def _write_sroberta(
 ) -> None:
     torch.manual_seed(torch_seed)
     encoder_config = RobertaConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=preset.hidden_size,
-        num_hidden_layers=preset.num_hidden_layers,
-        num_attention_heads=preset.num_attention_heads,
-        intermediate_size=preset.intermediate_size,
-        max_position_embeddings=preset.max_position_embeddings,
-        type_vocab_size=preset.type_vocab_size,
-        pad_token_id=tok.token_to_id("[PAD]"),
+        **_encoder_fields(preset, tok),
         bos_token_id=tok.token_to_id("[CLS]"),
         eos_token_id=tok.token_to_id("[SEP]"),
     )

@@ -38,17 +38,11 @@ KLUE_VOCAB = VocabSpec("klue", 32000, ("[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MAS
 
 
 def read_nsmc_texts(path: Path, limit: int | None = None) -> list[str]:
-    """The ``document`` column of an NSMC ``id<TAB>document<TAB>label`` file (header skipped)."""
-    texts = []
-    with path.open(encoding="utf-8") as handle:
-        next(handle)
-        for line in handle:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) >= 2 and parts[1]:
-                texts.append(parts[1])
-            if limit is not None and len(texts) >= limit:
-                break
-    return texts
+    """The non-empty ``document`` column of an NSMC file, in file order (the catalogue's NSMC reader)."""
+    from kolite_export.catalogue import read_nsmc
+
+    texts = [text for text in read_nsmc(path).texts if text]
+    return texts if limit is None else texts[:limit]
 
 
 # Bump when the vocabulary algorithm changes: it is part of the cache key, so old cached vocabularies are not reused.

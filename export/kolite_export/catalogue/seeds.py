@@ -1,7 +1,8 @@
-"""The model zoo: the five seed checkpoints kolite is built and tested against.
+"""The five seed checkpoints kolite is built, tested and benchmarked against.
 
-Each entry is a frozen dataclass naming the hub id, the task, the labels in id order, the checkpoint layout and
-where an offline stand-in lives (a trained one under ``$KOLITE_SHARED/standins`` or one this project builds).
+Each entry is a frozen dataclass naming the hub id, the task, the labels in id order, the checkpoint layout, the
+data set that validates and benchmarks it, and where an offline stand-in lives (a trained one under
+``$KOLITE_SHARED/standins`` or one this project builds).
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ class SeedModel:
     family: str  # architecture preset used by the stand-in builder (koelectra-small, koelectra-base, klue-roberta)
     # Folder name under $KOLITE_SHARED/standins holding a *trained* stand-in, or None (project-built stand-in).
     trained_standin: str | None = None
-    # Validation text set used by the accuracy gate (see kolite_export.validation_data).
-    validation_data: str = "nsmc"
+    # The data set (kolite_export.catalogue.datasets) the export gate validates on and the benchmark measures.
+    dataset: str = "nsmc"
 
     @property
     def artifact_name(self) -> str:
         return f"{self.seed_id}-{self.name}"
+
+    @property
+    def checkpoint_format(self) -> str:
+        """How the original loads in PyTorch: "hf" (transformers) or "sroberta" (best.pt + tokenizer/)."""
+        return "sroberta" if self.layout == "sroberta-mean-pooling" else "hf"
 
 
 SEEDS: dict[str, SeedModel] = {
@@ -49,7 +55,7 @@ SEEDS: dict[str, SeedModel] = {
             "electra-sequence-classification",
             "koelectra-small",
             trained_standin="koelectra-small-v3-nsmc",
-            validation_data="nsmc",
+            dataset="nsmc",
         ),
         SeedModel(
             "001",
@@ -59,7 +65,7 @@ SEEDS: dict[str, SeedModel] = {
             ("negative", "positive"),
             "electra-sequence-classification",
             "koelectra-base",
-            validation_data="nsmc",
+            dataset="nsmc",
         ),
         SeedModel(
             "002",
@@ -69,7 +75,7 @@ SEEDS: dict[str, SeedModel] = {
             ("angry", "anxious", "embarrassed", "happy", "heartache", "sad"),
             "electra-sequence-classification",
             "koelectra-base",
-            validation_data="kote",
+            dataset="kote",
         ),
         SeedModel(
             "003",
@@ -79,7 +85,7 @@ SEEDS: dict[str, SeedModel] = {
             SENTENCE_TYPE_LABELS,
             "sroberta-mean-pooling",
             "klue-roberta",
-            validation_data="kote",
+            dataset="kote",
         ),
         SeedModel(
             "004",
@@ -90,7 +96,7 @@ SEEDS: dict[str, SeedModel] = {
             "electra-token-classification",
             "koelectra-small",
             trained_standin="koelectra-small-v3-modu-ner",
-            validation_data="klue-ner",
+            dataset="klue-ner",
         ),
     )
 }

@@ -1,0 +1,66 @@
+"""int8: dynamic quantization (per-channel s8 weights, u8 activations scaled per call) of the fused graph built
+without the fusions that are slow on CPU; MatMul and Attention become integer ops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kolite_export.cpu import CpuFeatures
+from kolite_export.gates import Gate
+from kolite_export.recipes import DynamicQuantRecipe
+from kolite_export.variants.context import BuildContext
+from kolite_export.variants.spec import CPU, QuantizedScope, VariantSpec, register
+
+
+def _base_graph(ctx: BuildContext, recipe: DynamicQuantRecipe) -> tuple[Path, dict[str, Any]]:
+    if recipe.base_graph == "fp32":
+        return ctx.fp32_path, {}
+    path, optimized = ctx.optimized(cpu_kernels=recipe.base_graph == "fp32-opt-cpu")
+    return path, {"fused_ops": optimized["fused_ops"], "skipped_fusions": optimized["skipped_fusions"]}
+
+
+def build(ctx: BuildContext, target: Path, exclude_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    recipe = DynamicQuantRecipe.for_cpu(ctx.cpu, nodes_to_exclude=tuple(exclude_nodes))
+    base, fusions = _base_graph(ctx, recipe)
+    quantize_dynamic(
+        base,
+        target,
+        op_types_to_quantize=list(recipe.op_types),
+        per_channel=recipe.per_channel,
+        reduce_range=recipe.reduce_range,
+        weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(recipe.nodes_to_exclude) or None,
+        # Fused contrib ops defeat shape inference; their outputs are float.
+        extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+    )
+    return {**recipe.to_dict(), **fusions}
+
+
+def quantized_scope(ctx: BuildContext) -> QuantizedScope:
+    recipe = DynamicQuantRecipe.for_cpu(ctx.cpu)
+    return QuantizedScope(_base_graph(ctx, recipe)[0], recipe.op_types, gemm_as_matmul=True)
+
+
+def current_recipe(cpu: CpuFeatures) -> dict[str, Any]:
+    return DynamicQuantRecipe.for_cpu(cpu).chosen_for_cpu()
+
+
+SPEC = register(
+    VariantSpec(
+        name="int8",
+        precision="int8",
+        build=build,
+        gate=Gate(min_label_agreement=0.99, min_entity_agreement=0.95),
+        providers=CPU,
+        rank=20,
+        default=True,
+        summary="dynamic quantization of the fused graph, per-channel, MatMul + Attention; reduce_range only on "
+        "x86 without VNNI",
+        current_recipe=current_recipe,
+        quantized_scope=quantized_scope,
+    )
+)
