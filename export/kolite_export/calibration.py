@@ -1,25 +1,52 @@
-"""Feeds real texts to onnxruntime's static-quantization calibrator."""
+"""Calibration texts for static int8: real text of the validation data's kind, never the validation texts.
+
+NSMC calibrates on its training file, KOTE on its validation split (the gate reads test); KLUE-NER and custom
+files on the texts the validation selection leaves out. Only when the validation takes the whole file does
+calibration fall back to those same texts, and the source says so (it is recorded in the recipe).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from dataclasses import dataclass
 
-import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
+from kolite_export.validation_data import READERS, ValidationSet, load_validation_set
 
-from kolite_export.layouts.base import LoadedCheckpoint
+__all__ = ["CALIBRATION_FILES", "CalibrationSet", "calibration_texts"]
 
-__all__ = ["TextCalibrationReader"]
+# Validation data name → a file of the same kind that the gate never reads (same reader as the name's own file).
+CALIBRATION_FILES = {"nsmc": "data/nsmc/ratings_train.txt", "kote": "data/kote/val.tsv"}
 
 
-class TextCalibrationReader(CalibrationDataReader):
-    """Yields one padded batch of 8 texts at a time, encoded like the runtime encodes them."""
+@dataclass(frozen=True)
+class CalibrationSet:
+    source: str  # where the texts came from, as recorded in the recipe
+    texts: tuple[str, ...]
 
-    def __init__(self, checkpoint: LoadedCheckpoint, texts: tuple[str, ...], batch_size: int = 8) -> None:
-        from kolite_export.validation import encode_set
 
-        encoded = encode_set(checkpoint, texts, batch_size)
-        self._batches: Iterator[dict[str, np.ndarray]] = iter(encoded.batches)
+def _spread(texts: tuple[str, ...], count: int) -> tuple[str, ...]:
+    """``count`` non-empty texts spread evenly over ``texts`` (deterministic)."""
+    texts = tuple(t for t in texts if t.strip())
+    if len(texts) <= count:
+        return texts
+    step = len(texts) / count
+    return tuple(texts[int(i * step)] for i in range(count))
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._batches, None)
+
+def calibration_texts(
+    data_spec: str, validation_size: int | None, count: int, shared: str | os.PathLike[str] | None = None
+) -> CalibrationSet:
+    """Up to ``count`` calibration texts for a model validated on ``data_spec`` with ``validation_size`` texts."""
+    from kolite_export.paths import shared_dir
+
+    if data_spec in CALIBRATION_FILES:
+        path = shared_dir(shared) / CALIBRATION_FILES[data_spec]
+        if path.is_file():
+            full: ValidationSet = READERS[data_spec][1](path)
+            return CalibrationSet(f"{data_spec}:{path.name}", _spread(full.texts, count))
+    full = load_validation_set(data_spec, None, shared)
+    validation = set(load_validation_set(data_spec, validation_size, shared).texts)
+    rest = tuple(t for t in full.texts if t not in validation)
+    if rest:
+        return CalibrationSet(f"{full.name} (texts not in the validation selection)", _spread(rest, count))
+    return CalibrationSet(f"{full.name} (the validation texts: nothing else available)", _spread(full.texts, count))

@@ -115,10 +115,10 @@ def export(
 def _current_recipes() -> dict[str, dict[str, object]]:
     """The quantization recipes an export on this CPU would use now: an artifact made with others is rebuilt."""
     from kolite_export.cpu import detect_cpu
-    from kolite_export.recipes import DynamicQuantRecipe, StaticQuantRecipe
+    from kolite_export.recipes import DynamicQuantRecipe, StaticScaleRecipe
 
     cpu = detect_cpu()
-    return {"int8": DynamicQuantRecipe.for_cpu(cpu).to_dict(), "int8-static": StaticQuantRecipe.for_cpu(cpu).to_dict()}
+    return {"int8": DynamicQuantRecipe.for_cpu(cpu).to_dict(), "int8-static": StaticScaleRecipe.for_cpu(cpu).to_dict()}
 
 
 def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, progress: Progress) -> ExportResult:
@@ -147,7 +147,10 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
         started = time.perf_counter()
         reference = reference_outputs(checkpoint, encoded)
         progress(f"PyTorch reference done in {time.perf_counter() - started:.0f}s")
-        ctx = BuildContext(checkpoint, tmp, detect_cpu(), calibration_texts=_calibration_texts(data_spec, options))
+        calibration = _calibration_texts(data_spec, options)
+        ctx = BuildContext(
+            checkpoint, tmp, detect_cpu(), calibration_texts=calibration.texts, calibration_source=calibration.source
+        )
         for name in options.variants:
             started = time.perf_counter()
             variants[name] = _build_and_validate(VARIANTS[name], ctx, reference, encoded, data)
@@ -229,9 +232,11 @@ def _save_runtime_tokenizer(checkpoint: Any, path: Path) -> None:
     tok.save(str(path))
 
 
-def _calibration_texts(data_spec: str, options: ExportOptions) -> tuple[str, ...]:
+def _calibration_texts(data_spec: str, options: ExportOptions) -> Any:
     """Calibration texts for static int8: the same kind of data, but not the validation texts themselves."""
+    from kolite_export.calibration import CalibrationSet, calibration_texts
+    from kolite_export.recipes import StaticScaleRecipe
+
     if "int8-static" not in options.variants:
-        return ()
-    full = load_validation_set(data_spec, None, options.shared)
-    return full.texts[1::97][:128]
+        return CalibrationSet("", ())
+    return calibration_texts(data_spec, options.validation_size, StaticScaleRecipe.calibration_texts, options.shared)

@@ -10,7 +10,7 @@ from typing import Any
 
 from kolite_export.cpu import CpuFeatures
 from kolite_export.layouts.base import LoadedCheckpoint
-from kolite_export.recipes import CPU_SLOW_FUSIONS, DynamicQuantRecipe, StaticQuantRecipe
+from kolite_export.recipes import CPU_SLOW_FUSIONS, DynamicQuantRecipe
 
 __all__ = ["DEFAULT_VARIANTS", "VARIANTS", "BuildContext", "VariantSpec"]
 
@@ -23,6 +23,7 @@ class BuildContext:
     workdir: Path
     cpu: CpuFeatures
     calibration_texts: tuple[str, ...] = ()
+    calibration_source: str = ""
     dynamic_recipe: DynamicQuantRecipe | None = None
     _cache: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)
 
@@ -118,33 +119,6 @@ def build_int8(ctx: BuildContext, target: Path) -> dict[str, Any]:
     return {**recipe.to_dict(), **fusions}
 
 
-def build_int8_static(ctx: BuildContext, target: Path) -> dict[str, Any]:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    from kolite_export.calibration import TextCalibrationReader
-
-    recipe = StaticQuantRecipe.for_cpu(ctx.cpu)
-    texts = ctx.calibration_texts[: recipe.calibration_texts]
-    if not texts:
-        raise ValueError("int8-static needs calibration texts")
-    reader = TextCalibrationReader(ctx.checkpoint, texts)
-    # Calibrate the plain fp32 graph: QDQ around fused contrib ops is not supported by every provider.
-    quantize_static(
-        ctx.fp32_path,
-        target,
-        reader,
-        quant_format=QuantFormat.QDQ,
-        op_types_to_quantize=list(recipe.op_types),
-        per_channel=recipe.per_channel,
-        reduce_range=recipe.reduce_range,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        calibrate_method=getattr(CalibrationMethod, recipe.calibration_method),
-        extra_options={"MatMulConstBOnly": True},
-    )
-    return {**recipe.to_dict(), "calibration_texts": len(texts)}
-
-
 def build_fp16(ctx: BuildContext, target: Path) -> dict[str, Any]:
     import onnx
     from onnxruntime.transformers.onnx_model import OnnxModel
@@ -155,6 +129,12 @@ def build_fp16(ctx: BuildContext, target: Path) -> dict[str, Any]:
     model.convert_float_to_float16(keep_io_types=True)
     model.save_model_to_file(str(target))
     return {"converter": "onnxruntime.transformers float16", "keep_io_types": True, "base": opt_recipe}
+
+
+def _build_int8_static(ctx: BuildContext, target: Path) -> dict[str, Any]:
+    from kolite_export.static_int8 import build_int8_static  # batch-invariant int8: constant activation scales
+
+    return build_int8_static(ctx, target)
 
 
 @dataclass(frozen=True)
@@ -176,7 +156,7 @@ VARIANTS: dict[str, VariantSpec] = {
         VariantSpec("fp32", "fp32", _CPU_CUDA, build_fp32),
         VariantSpec("fp32-opt", "fp32", _CPU_CUDA, build_fp32_opt),
         VariantSpec("int8", "int8", ("CPUExecutionProvider",), build_int8),
-        VariantSpec("int8-static", "int8", ("CPUExecutionProvider",), build_int8_static),
+        VariantSpec("int8-static", "int8", ("CPUExecutionProvider",), _build_int8_static),
         VariantSpec("fp16", "fp16", ("CUDAExecutionProvider",), build_fp16),
     )
 }
