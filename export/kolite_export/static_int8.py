@@ -158,7 +158,13 @@ def build_int8_static(ctx: BuildContext, target: Path, exclude_nodes: tuple[str,
     texts = ctx.calibration_texts[: recipe.calibration_texts]
     if not texts:
         raise ValueError("int8-static needs calibration texts")
-    dynamic_recipe = DynamicQuantRecipe.for_cpu(ctx.cpu).with_changes(nodes_to_exclude=recipe.nodes_to_exclude)
+    dynamic_recipe = DynamicQuantRecipe.for_cpu(ctx.cpu).with_changes(
+        per_channel=recipe.per_channel,
+        reduce_range=recipe.reduce_range,
+        op_types=recipe.op_types,
+        base_graph=recipe.base_graph,
+        nodes_to_exclude=recipe.nodes_to_exclude,
+    )
     dynamic_path = ctx.workdir / "scratch.int8-static.dynamic.onnx"
     dynamic_info = build_int8(replace(ctx, dynamic_recipe=dynamic_recipe), dynamic_path)
     dynamic = onnx.load(str(dynamic_path))
