@@ -76,7 +76,7 @@ def test_static_variant_passes_its_gate_and_records_its_recipe(tiny_artifact, se
     recipe = variant.recipe
     assert recipe["method"] == "static-scales" and recipe["nodes_to_exclude"] == []
     expected_source = {"000": "nsmc:ratings_train.txt", "004": "texts not in the validation selection"}[seed]
-    assert recipe["calibration_texts"] > 0 and expected_source in recipe["calibration_source"]
+    assert recipe["calibration_texts_used"] > 0 and expected_source in recipe["calibration_source"]
     assert recipe["cpu_family"] == manifest.validation["cpu_family"] and recipe["assumes_cpu"]
     ops = [node.op_type for node in onnx.load(str(artifact / variant.file)).graph.node]
     assert "DynamicQuantizeLinear" not in ops and "DynamicQuantizeMatMul" not in ops
@@ -101,7 +101,8 @@ def test_excluded_nodes_stay_float_never_dynamic(standin_dir, tmp_path):
     excluded = (matmuls[0], matmuls[-1])
     recipe = build_int8_static(ctx, tmp_path / "static.onnx", exclude_nodes=excluded)
     nodes = onnx.load(str(tmp_path / "static.onnx")).graph.node
-    assert recipe["nodes_to_exclude"] == list(excluded) and recipe["calibration_texts"] == len(ctx.calibration_texts)
+    assert recipe["nodes_to_exclude"] == list(excluded)
+    assert recipe["calibration_texts_used"] == len(ctx.calibration_texts)
     assert {n.name for n in nodes if n.op_type == "MatMul"} == set(excluded)
     assert not any(n.op_type.startswith("Dynamic") for n in nodes)
 

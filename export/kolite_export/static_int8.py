@@ -2,8 +2,8 @@
 
 Dynamic quantization (``DynamicQuantizeLinear``) takes one scale per tensor over the whole padded batch, so a
 text's logits depend on the batch it rides in. Here every ``DynamicQuantizeLinear`` becomes a ``QuantizeLinear``
-with a scale and zero point calibrated on real texts, feeding the same fused integer kernels (MatMulInteger →
-MatMulIntegerToFloat and QAttention, chosen by onnxruntime at load). Integer GEMMs accumulate exactly and every
+with a scale and zero point calibrated on real texts, feeding the same integer kernels the dynamic graph runs
+(MatMulIntegerToFloat, built here, and QAttention). Integer GEMMs accumulate exactly and every
 other op works per token (attention adds exact zeros for padding), so a text's logits are bitwise the same alone
 or in any batch. Nodes that cannot take a static scale stay *float* (``exclude_nodes``), never dynamic: one
 dynamic node would bring the batch dependence back.
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from kolite_export.variants import BuildContext
 
-__all__ = ["build_int8_static", "dynamic_quantized_inputs", "with_static_scales"]
+__all__ = ["build_int8_static", "dynamic_quantized_inputs", "fuse_integer_matmuls", "with_static_scales"]
 
 
 def dynamic_quantized_inputs(model: onnx.ModelProto) -> list[str]:
@@ -169,14 +169,17 @@ def build_int8_static(ctx: BuildContext, target: Path, exclude_nodes: tuple[str,
     dynamic_info = build_int8(replace(ctx, dynamic_recipe=dynamic_recipe), dynamic_path)
     dynamic = onnx.load(str(dynamic_path))
     tensors = dynamic_quantized_inputs(dynamic)
-    base, _ = ctx.optimized(cpu_kernels=dynamic_recipe.base_graph == "fp32-opt-cpu")
+    if recipe.base_graph == "fp32":
+        base = ctx.fp32_path
+    else:
+        base, _ = ctx.optimized(cpu_kernels=recipe.base_graph == "fp32-opt-cpu")
     stats = collect_stats(base, tensors, calibration_batches(ctx, texts, recipe.calibration_batch_size))
     params = {n: uint8_params(*choose_range(stats[n], recipe.range_method, recipe.percentile)) for n in tensors}
     onnx.save(fuse_integer_matmuls(with_static_scales(dynamic, params)), str(target))
     dynamic_path.unlink()
     return {
         **recipe.to_dict(),
-        "calibration_texts": len(texts),
+        "calibration_texts_used": len(texts),
         "calibration_source": ctx.calibration_source or "given texts",
         "quantized_activations": len(tensors),
         "fused_ops": dynamic_info.get("fused_ops", {}),
