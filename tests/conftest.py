@@ -23,7 +23,7 @@ from kolite_export.paths import shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "test-artifacts"
-TINY_VARIANTS = ("fp32", "fp32-opt", "int8")
+TINY_VARIANTS = ("fp32", "fp32-opt", "int8", "int8-static")
 
 
 @pytest.fixture(scope="session")
@@ -103,5 +103,5 @@ def standin_dir() -> Callable[..., Path]:
 
 @pytest.fixture(scope="session")
 def tiny_artifact() -> Callable[[str], Path]:
-    """Factory: ``tiny_artifact(seed) -> Path`` of an exported tiny artifact (variants fp32, fp32-opt, int8)."""
+    """Factory: ``tiny_artifact(seed) -> Path`` of an exported tiny artifact (TINY_VARIANTS)."""
     return build_tiny_artifact

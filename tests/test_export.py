@@ -89,7 +89,7 @@ def test_manifest_records_source_tools_and_recipes(exported):
     int8 = manifest.variants["int8"].recipe
     assert int8["method"] == "dynamic" and int8["cpu_family"] == manifest.validation["cpu_family"]
     assert manifest.variants["fp16"].providers == ("CUDAExecutionProvider",)
-    assert manifest.variants["int8-static"].recipe["method"] == "static-qdq"
+    assert manifest.variants["int8-static"].recipe["method"] == "static-scales"
     assert manifest.variants["int8"].validation["accuracy_reference"] is not None  # NSMC has labels
 
 

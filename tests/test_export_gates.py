@@ -126,7 +126,8 @@ def test_default_validation_sizes_follow_the_task():
 def test_export_and_bench_read_the_same_records(shared_data):
     """One reader per data set: export validates on the bench's texts minus the empty ones."""
     from kolite_bench.datasets import load_dataset
-    from kolite_export.validation_data import calibration_texts, load_validation_set
+    from kolite_export.calibration import calibration_texts
+    from kolite_export.validation_data import load_validation_set
 
     for name, size, non_empty in (("nsmc", 50_000, 49_997), ("kote", 5_000, 5_000), ("klue-ner", 5_000, 5_000)):
         bench = load_dataset(name, shared_data / "data")
@@ -135,5 +136,6 @@ def test_export_and_bench_read_the_same_records(shared_data):
         assert list(whole.texts) == [t for t in bench.texts if t.strip()]
     sample = load_validation_set("nsmc", 2000, shared_data)
     assert len(sample.texts) == 2000 and sample.labels is not None
-    calibration = calibration_texts("nsmc", sample, shared=shared_data)
-    assert len(calibration) == 128 and not set(calibration) & set(sample.texts)
+    calibration = calibration_texts("nsmc", sample, 512, shared=shared_data)
+    assert len(calibration.texts) == 512 and not set(calibration.texts) & set(sample.texts)
+    assert calibration.source == "nsmc-train:ratings_train.txt"

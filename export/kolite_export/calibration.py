@@ -1,25 +1,57 @@
-"""Feeds real texts to onnxruntime's static-quantization calibrator."""
+"""Calibration texts for static int8: real text of the validation data's kind, never a validation text.
+
+NSMC calibrates on its training file, KOTE on its validation split (the gate reads test); KLUE-NER and custom
+files on the texts the validation selection leaves out (compared by text: a review posted twice is still a
+validation text). Only when the validation takes the whole file does calibration fall back to those same texts,
+and the source says so (it is recorded in the recipe).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-from onnxruntime.quantization import CalibrationDataReader
+from kolite_export.catalogue import read_dataset
+from kolite_export.validation_data import ValidationSet, load_validation_set
 
-from kolite_export.layouts.base import LoadedCheckpoint
+__all__ = ["CALIBRATION_SETS", "CalibrationSet", "calibration_texts"]
 
-__all__ = ["TextCalibrationReader"]
+# Validation data name → a catalogue set of the same kind that the gate never reads.
+CALIBRATION_SETS = {"nsmc": "nsmc-train", "kote": "kote-val"}
 
 
-class TextCalibrationReader(CalibrationDataReader):
-    """Yields one padded batch of 8 texts at a time, encoded like the runtime encodes them."""
+@dataclass(frozen=True)
+class CalibrationSet:
+    source: str  # where the texts came from, as recorded in the recipe
+    texts: tuple[str, ...]
 
-    def __init__(self, checkpoint: LoadedCheckpoint, texts: tuple[str, ...], batch_size: int = 8) -> None:
-        from kolite_export.validation import encode_set
 
-        encoded = encode_set(checkpoint, texts, batch_size)
-        self._batches: Iterator[dict[str, np.ndarray]] = iter(encoded.batches)
+def _spread(texts: tuple[str, ...], count: int) -> tuple[str, ...]:
+    """``count`` non-empty texts spread evenly over ``texts`` (deterministic)."""
+    texts = tuple(t for t in texts if t.strip())
+    if len(texts) <= count:
+        return texts
+    step = len(texts) / count
+    return tuple(texts[int(i * step)] for i in range(count))
 
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._batches, None)
+
+def calibration_texts(
+    data_spec: str, validation: ValidationSet, count: int, shared: str | os.PathLike[str] | None = None
+) -> CalibrationSet:
+    """Up to ``count`` calibration texts for a model validated on ``validation`` (drawn from ``data_spec``)."""
+    taken = set(validation.texts)
+    if data_spec in CALIBRATION_SETS:
+        key = CALIBRATION_SETS[data_spec]
+        try:
+            data = read_dataset(key, Path(shared) / "data" if shared is not None else None)
+        except FileNotFoundError:
+            data = None
+        if data is not None:
+            return CalibrationSet(f"{key}:{data.path.name}", _spread(tuple(t for t in data.texts if t not in taken),
+                                                                      count))
+    full = load_validation_set(data_spec, None, shared)
+    rest = tuple(t for t in full.texts if t not in taken)
+    if rest:
+        return CalibrationSet(f"{full.name} (texts not in the validation selection)", _spread(rest, count))
+    return CalibrationSet(f"{full.name} (the validation texts: nothing else available)", _spread(full.texts, count))

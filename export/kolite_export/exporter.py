@@ -16,7 +16,7 @@ from kolite.manifest import Manifest, Variant
 from kolite_export.artifact import file_ref, reusable_manifest, staging_dir
 from kolite_export.gates import DEFAULT_VALIDATION_SIZES
 from kolite_export.sources import Source, fingerprint_folder, resolve_source
-from kolite_export.validation_data import ValidationSet, calibration_texts, load_validation_set
+from kolite_export.validation_data import ValidationSet, load_validation_set
 
 __all__ = ["ExportOptions", "ExportResult", "default_validation_data", "export"]
 
@@ -176,8 +176,10 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
         started = time.perf_counter()
         reference = reference_outputs(checkpoint, encoded)
         progress(f"PyTorch reference done in {time.perf_counter() - started:.0f}s")
-        calibration = calibration_texts(data_spec, data, shared=options.shared)
-        ctx = BuildContext(checkpoint, tmp, detect_cpu(), calibration_texts=calibration)
+        calibration = _calibration(data_spec, data, options)
+        ctx = BuildContext(
+            checkpoint, tmp, detect_cpu(), calibration_texts=calibration.texts, calibration_source=calibration.source
+        )
         variants, failures = _build_variants(Validator(ctx, reference, encoded, data), options, progress)
         for scratch in tmp.glob("scratch.*"):
             scratch.unlink()
@@ -239,3 +241,15 @@ def _save_runtime_tokenizer(checkpoint: Any, path: Path) -> None:
     tok.no_padding()
     tok.no_truncation()
     tok.save(str(path))
+
+
+def _calibration(data_spec: str, data: ValidationSet, options: ExportOptions) -> Any:
+    """Calibration texts for the variants that calibrate (static int8): the same kind of data, never the
+    validation texts themselves."""
+    from kolite_export.calibration import CalibrationSet, calibration_texts
+    from kolite_export.variants import VARIANTS
+
+    count = max(VARIANTS[name].calibration_texts for name in options.variant_names)
+    if not count:
+        return CalibrationSet("", ())
+    return calibration_texts(data_spec, data, count, options.shared)

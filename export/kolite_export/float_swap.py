@@ -32,6 +32,10 @@ class GraphSplicer:
         self._float_initializers = {init.name: init for init in graph.initializer}
         self._float_tensors = {t for node in graph.node for t in node.output}
         self._float_tensors |= {i.name for i in graph.input} | set(self._float_initializers)
+        self._float_readers: dict[str, list[Any]] = {}
+        for node in graph.node:
+            for t in node.input:
+                self._float_readers.setdefault(t, []).append(node)
         self._producers = {t: i for i, node in enumerate(quantized.graph.node) for t in node.output}
         self._consumers: dict[str, set[int]] = {}
         for i, node in enumerate(quantized.graph.node):
@@ -64,16 +68,30 @@ class GraphSplicer:
             node = gemm if gemm is not None and gemm.op_type == "Gemm" else None
         return node
 
-    def _part(self, node: Any) -> set[int] | None:
-        """Indices of the quantized nodes that stand for float ``node``; None if they cannot be cut out cleanly."""
-        if not all(t in self._producers for t in node.output):
+    def _float_unit(self, name: str) -> list[Any] | None:
+        """The float nodes one quantized subgraph stands for: the node, plus its bias Add when the quantized graph
+        carries that bias inside the integer GEMM (int8-static's MatMulIntegerToFloat); None if there is none."""
+        node = self._float_node(name)
+        if node is None:
             return None
+        if all(t in self._producers for t in node.output):
+            return [node]
+        readers = self._float_readers.get(node.output[0], []) if len(node.output) == 1 else []
+        bias = readers[0] if len(readers) == 1 and readers[0].op_type == "Add" else None
+        constant = bias is not None and any(t in self._float_initializers for t in bias.input)
+        if constant and all(t in self._producers for t in bias.output):
+            return [node, bias]
+        return None
+
+    def _part(self, unit: list[Any]) -> set[int] | None:
+        """Indices of the quantized nodes that stand for the float ``unit``; None if they cannot be cut out cleanly."""
+        own = {t for node in unit for t in node.output}
         part: set[int] = set()
-        stack = list(node.output)
+        stack = list(unit[-1].output)
         while stack:
             tensor = stack.pop()
-            if tensor in self._float_tensors and tensor not in node.output:
-                continue  # a float input of the node: the subgraph starts after it
+            if tensor in self._float_tensors and tensor not in own:
+                continue  # a float input of the unit: the subgraph starts after it
             index = self._producers.get(tensor)
             if index is None or index in part:
                 continue  # a quantized weight (initializer) or already seen
@@ -98,23 +116,27 @@ class GraphSplicer:
 
     def with_float(self, names: Iterable[str]) -> Path | bytes | None:
         """The quantized graph with the nodes ``names`` back in float, serialized; None if one cannot be swapped."""
-        float_nodes = [self._float_node(name) for name in names]
-        parts = [self._part(node) if node is not None else None for node in float_nodes]
+        units = [self._float_unit(name) for name in names]
+        parts = [self._part(unit) if unit is not None else None for unit in units]
         if not all(parts):
             return None
+        float_nodes = [node for unit in units for node in unit]  # type: ignore[union-attr]
         outputs = {t for node in float_nodes for t in node.output}
         removed = self._removable(outputs, set().union(*parts))  # type: ignore[arg-type]
-        swaps = {self._producers[node.output[0]]: node for node in float_nodes}  # the quantized node it replaces
+        swaps = {self._producers[unit[-1].output[0]]: unit for unit in units}  # type: ignore[index]
         if not set(swaps) <= removed:
             return None
         inputs = {t for node in float_nodes for t in node.input if t in self._float_tensors}
         dead_pairs, renamed = self._dead_pairs(outputs | inputs, removed)
         removed |= dead_pairs
         source = self._quantized.graph
-        nodes = [
-            self._renamed(swaps.get(i, n), renamed) for i, n in enumerate(source.node) if i not in removed or i in swaps
-        ]
-        extra = [self._float_initializers[t] for n in swaps.values() for t in n.input if t in self._float_initializers]
+        nodes = []
+        for i, n in enumerate(source.node):
+            if i in swaps:  # the quantized node that produced the unit's output: the float unit takes its place
+                nodes.extend(self._renamed(node, renamed) for node in swaps[i])
+            elif i not in removed:
+                nodes.append(self._renamed(n, renamed))
+        extra = [self._float_initializers[t] for n in float_nodes for t in n.input if t in self._float_initializers]
         return self._serialize(self._quantized, nodes, list(source.initializer), extra)
 
     def _dead_pairs(self, tensors: set[str], removed: set[int]) -> tuple[set[int], dict[str, str]]:
@@ -150,14 +172,16 @@ class GraphSplicer:
 
     def quantized_alone(self, name: str) -> Path | bytes | None:
         """The float graph with only node ``name`` quantized, serialized; None if that cannot be done here."""
-        node = self._float_node(name)
-        part = self._part(node) if node is not None else None
-        if not part:
+        unit = self._float_unit(name)
+        part = self._part(unit) if unit is not None else None
+        if not part or unit is None:
             return None
         quantized = self._quantized.graph
-        at = next(i for i, n in enumerate(self._float.graph.node) if n is node)
+        float_nodes = list(self._float.graph.node)
+        at = next(i for i, n in enumerate(float_nodes) if n is unit[0])
         inserted = [quantized.node[i] for i in sorted(part)]
-        nodes = [*self._float.graph.node[:at], *inserted, *self._float.graph.node[at + 1 :]]
+        kept = [n for n in float_nodes if not any(n is u for u in unit)]
+        nodes = [*kept[:at], *inserted, *kept[at:]]
         extra = [init for init in quantized.initializer if init.name not in self._float_initializers]
         return self._serialize(self._float, nodes, list(self._float.graph.initializer), extra)
 

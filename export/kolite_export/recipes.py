@@ -12,7 +12,7 @@ from typing import Any
 
 from kolite_export.cpu import CpuFeatures
 
-__all__ = ["CPU_SLOW_FUSIONS", "DynamicQuantRecipe", "StaticQuantRecipe", "assumed_cpu_features", "full_range_on"]
+__all__ = ["CPU_SLOW_FUSIONS", "DynamicQuantRecipe", "StaticScaleRecipe", "assumed_cpu_features", "full_range_on"]
 
 # Fusions whose onnxruntime CPU kernels are slower than the plain ops they replace (ORT 1.31, per call at batch 32 on
 # the 000 model: SkipLayerNormalization ≈ 1.1 ms vs Add + LayerNormalization ≈ 0.27 ms; BiasGelu ≈ 1.0 ms vs Gelu
@@ -84,20 +84,40 @@ class DynamicQuantRecipe(_RecipeRecord):
 
 
 @dataclass(frozen=True)
-class StaticQuantRecipe(_RecipeRecord):
-    method = "static-qdq"
+class StaticScaleRecipe(_RecipeRecord):
+    """int8 with calibrated constant activation scales in the dynamic variant's fused integer kernels
+    (``kolite_export.static_int8``): batch-invariant logits. Weights as the dynamic recipe quantizes them."""
+
+    method = "static-scales"
     per_channel: bool = True
     reduce_range: bool = False
-    op_types: tuple[str, ...] = ("MatMul",)
-    calibration_method: str = "MinMax"
-    calibration_texts: int = 128
+    op_types: tuple[str, ...] = ("MatMul", "Attention")
+    base_graph: str = "fp32-opt-cpu"
+    # Activation ranges: method (activation_ranges.RANGE_METHODS) over the real tokens of calibration texts
+    # that are never validation texts (kolite_export.calibration.calibration_texts).
+    range_method: str = "percentile"
+    percentile: float = 99.999
+    calibration_texts: int = 512
+    calibration_batch_size: int = 32
+    smoothing: str = "none"
     cpu_family: str = "generic"
     nodes_to_exclude: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.base_graph not in _BASE_GRAPHS:
+            raise ValueError(f"base_graph {self.base_graph!r} must be one of {', '.join(_BASE_GRAPHS)}")
+
     @classmethod
-    def for_cpu(cls, cpu: CpuFeatures, nodes_to_exclude: tuple[str, ...] = ()) -> StaticQuantRecipe:
-        return cls(
-            reduce_range=not full_range_on(cpu),
-            cpu_family=cpu.family,
-            nodes_to_exclude=nodes_to_exclude,
+    def for_cpu(cls, cpu: CpuFeatures, nodes_to_exclude: tuple[str, ...] = ()) -> StaticScaleRecipe:
+        return cls(reduce_range=not full_range_on(cpu), cpu_family=cpu.family, nodes_to_exclude=nodes_to_exclude)
+
+    def dynamic(self) -> DynamicQuantRecipe:
+        """The dynamic recipe whose graph this one gives constant scales (same weights, same excluded nodes)."""
+        return DynamicQuantRecipe(
+            per_channel=self.per_channel,
+            reduce_range=self.reduce_range,
+            op_types=self.op_types,
+            base_graph=self.base_graph,
+            cpu_family=self.cpu_family,
+            nodes_to_exclude=self.nodes_to_exclude,
         )

@@ -1,5 +1,5 @@
 """The texts the export gates compare ONNX with PyTorch on: a catalogue data set (nsmc, kote, klue-ner) or a file,
-spread evenly over the set, and the calibration texts static quantization learns from (never validation texts)."""
+spread evenly over the set (the calibration texts are ``kolite_export.calibration``'s)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kolite_export.catalogue import DataSet, read_dataset, read_nsmc
 
-__all__ = ["ValidationSet", "calibration_texts", "load_validation_set"]
+__all__ = ["ValidationSet", "load_validation_set"]
 
 VALIDATION_SETS = ("nsmc", "kote", "klue-ner")
 
@@ -52,15 +52,6 @@ def load_validation_set(
         rows = [int(i * step) for i in range(size)]
     picked = data.select(rows)
     return ValidationSet(name, picked.texts, picked.labels)
-
-
-def calibration_texts(
-    spec: str, validation: ValidationSet, count: int = 128, shared: str | os.PathLike[str] | None = None
-) -> tuple[str, ...]:
-    """``count`` texts of the same kind of data, spread over the set, none of them a validation text."""
-    _, data = _whole_set(spec, shared)
-    taken = set(validation.texts)  # by text: a review posted twice is still a validation text
-    return tuple(text for text in data.texts[1::97] if text not in taken)[:count]
 
 
 def _read_plain(path: Path) -> DataSet:

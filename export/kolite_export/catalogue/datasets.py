@@ -133,6 +133,7 @@ DATASETS: dict[str, DataSource] = {
     "nsmc": DataSource("nsmc/ratings_test.txt", read_nsmc),
     "nsmc-train": DataSource("nsmc/ratings_train.txt", read_nsmc),
     "kote": DataSource("kote/test.tsv", read_kote),
+    "kote-val": DataSource("kote/val.tsv", read_kote),
     "klue-ner": DataSource("klue-ner/klue-ner-v1.1_dev.tsv", read_klue_ner),
 }
 
@@ -148,6 +149,7 @@ def data_path(key: str, data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def read_dataset(key: str, data_dir: str | os.PathLike[str] | None = None) -> DataSet:
-    """Read set ``key`` (nsmc, nsmc-train, kote, klue-ner) from ``data_dir`` (default ``<shared folder>/data``)."""
+    """Read set ``key`` (nsmc, nsmc-train, kote, kote-val, klue-ner) from ``data_dir`` (default: the shared
+    folder's ``data``)."""
     path = data_path(key, data_dir)
     return DATASETS[key].reader(path)

@@ -28,6 +28,7 @@ class BuildContext:
     workdir: Path
     cpu: CpuFeatures
     calibration_texts: tuple[str, ...] = ()
+    calibration_source: str = ""  # where the calibration texts came from (recorded in static recipes)
     _cache: dict[str, tuple[Path, dict[str, Any]]] = field(default_factory=dict)
 
     @property

@@ -21,10 +21,14 @@ def _base_graph(ctx: BuildContext, recipe: DynamicQuantRecipe) -> tuple[Path, di
 
 
 def build(ctx: BuildContext, target: Path, exclude_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
+    return quantize(ctx, target, DynamicQuantRecipe.for_cpu(ctx.cpu, nodes_to_exclude=tuple(exclude_nodes)))
+
+
+def quantize(ctx: BuildContext, target: Path, recipe: DynamicQuantRecipe) -> dict[str, Any]:
+    """The dynamic int8 graph of ``recipe`` (also the starting point of int8-static's constant scales)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    recipe = DynamicQuantRecipe.for_cpu(ctx.cpu, nodes_to_exclude=tuple(exclude_nodes))
     base, fusions = _base_graph(ctx, recipe)
     quantize_dynamic(
         base,

@@ -84,6 +84,8 @@ class VariantSpec:
     # Quantizing variants: the float graph the builder quantizes and the op types it quantizes there. Present =
     # accuracy repair may keep some of those nodes in float (``exclude_nodes``).
     quantized_scope: Callable[[BuildContext], QuantizedScope] | None = None
+    # Real texts the builder calibrates on (BuildContext.calibration_texts; never validation texts); 0: none.
+    calibration_texts: int = 0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:

@@ -1,0 +1,44 @@
+"""kolite.parallel: N one-thread sessions give exactly the logits of one session, batch for batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from kolite.batching import pad_batch
+from kolite.manifest import load_manifest
+from kolite.parallel import ParallelSessions
+from kolite.session import CPU_DISABLED_OPTIMIZERS, build_session_options
+
+TEXTS = ["영화 정말 재미있었다", "별로", "", "배우들 연기가 최고였고 음악도 좋았다", "ㅋㅋ", "다시 보고 싶다"] * 7
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8-static"])
+def test_parallel_sessions_match_one_session_bitwise(tiny_artifact, variant):
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    artifact = tiny_artifact("000")
+    manifest = load_manifest(artifact)
+    tokenizer = Tokenizer.from_file(str(artifact / "tokenizer.json"))
+    ids = [e.ids for e in tokenizer.encode_batch(TEXTS)]
+    batches = []
+    for start in range(0, len(ids), 4):  # file order: every batch padded differently
+        feeds = pad_batch(ids[start : start + 4], manifest.pad_token_id)
+        feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
+        batches.append({name: feeds[name] for name in manifest.inputs})
+    path = artifact / manifest.variants[variant].file
+    single = ort.InferenceSession(str(path), build_session_options(1), providers=["CPUExecutionProvider"])
+    expected = [single.run(["logits"], feeds)[0] for feeds in batches]
+    parallel = ParallelSessions(path, 3, build_session_options, disabled_optimizers=CPU_DISABLED_OPTIMIZERS)
+    got = parallel.run(batches)
+    assert len(got) == len(expected)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
+
+
+def test_parallel_sessions_surface_a_failing_batch(tiny_artifact):
+    artifact = tiny_artifact("000")
+    manifest = load_manifest(artifact)
+    parallel = ParallelSessions(artifact / manifest.variants["fp32"].file, 2, build_session_options)
+    bad = {"input_ids": np.zeros((1, 3), dtype=np.int32)}  # wrong dtype, missing inputs
+    with pytest.raises(Exception, match=r"(?i)input"):
+        parallel.run([bad, bad, bad])
