@@ -165,7 +165,7 @@ def test_batches_pad_to_their_longest_item_with_the_manifest_pad_id():
         return feeds["input_ids"][:, :1].astype(np.float32)
 
     sequences = [[5] * n for n in (3, 9, 1, 8, 2)]
-    out = run_planned(sequences, run, pad_token_id=7, max_items=2)
+    out = run_planned(sequences, lambda batches: [run(feeds) for feeds in batches], pad_token_id=7, max_items=2)
     assert [feeds["input_ids"].shape[1] for feeds in seen] == [9, 3, 1]  # longest first, never max_length
     assert all((f["input_ids"][f["attention_mask"] == 0] == 7).all() for f in seen)
     assert [float(o[0]) for o in out] == [5.0] * 5

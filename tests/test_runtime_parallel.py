@@ -42,3 +42,32 @@ def test_parallel_sessions_surface_a_failing_batch(tiny_artifact):
     bad = {"input_ids": np.zeros((1, 3), dtype=np.int32)}  # wrong dtype, missing inputs
     with pytest.raises(Exception, match=r"(?i)input"):
         parallel.run([bad, bad, bad])
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8-static"])
+def test_throughput_mode_gives_the_latency_mode_answers(tiny_artifact, variant):
+    import kolite
+
+    texts = [f"{i}번째 리뷰 " + "재밌다 " * (i % 9) for i in range(70)]
+    with kolite.load(tiny_artifact("000"), variant=variant, threads=2, parallel=3) as wide:
+        assert wide.session.parallel == 3
+        fast = wide.logits(texts, batch_size=4)  # 18 calls spread over 3 one-thread sessions
+        one = wide.logits(texts[:3], batch_size=4)  # one call: the 2-thread session
+    with kolite.load(tiny_artifact("000"), variant=variant, threads=1, parallel=0) as plain:
+        assert plain.session.parallel == 0
+        expected = plain.logits(texts, batch_size=4)
+    assert fast.tobytes() == expected.tobytes() and one.tobytes() == expected[:3].tobytes()
+
+
+def test_throughput_mode_defaults(tiny_artifact):
+    import kolite
+    from kolite.errors import KoliteError
+
+    with kolite.load(tiny_artifact("000"), variant="fp32", threads=2) as model:
+        assert model.session.parallel == 2 and model.session._workers is None  # made on first multi-call run
+        model.logits(["하나", "둘", "셋"], batch_size=1)
+        assert model.session._workers is not None
+    with kolite.load(tiny_artifact("000"), variant="fp32", threads=1) as model:
+        assert model.session.parallel == 1
+    with pytest.raises(KoliteError, match="parallel"):
+        kolite.load(tiny_artifact("000"), variant="fp32", parallel=-1)

@@ -137,8 +137,8 @@ def test_cuda_that_cannot_start_reselects_the_variant_for_the_cpu(tiny_artifact,
     monkeypatch.setattr(providers, "available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     with pytest.warns(RuntimeWarning, match="could not initialise CUDAExecutionProvider"):
         model = kolite.load(tiny_artifact("000"), device="auto")
-    # auto on CUDA would pick fp32-opt (no fp16 here); the CPU that really runs prefers int8.
-    assert model.device == "cpu" and model.variant.name == "int8"
+    # auto on CUDA would pick fp32-opt (no fp16 here); the CPU that really runs prefers batch-invariant int8.
+    assert model.device == "cpu" and model.variant.name == "int8-static"
     assert model.session.providers == ["CPUExecutionProvider"]
     with pytest.raises(kolite.ProviderUnavailableError):
         kolite.load(tiny_artifact("000"), device="cuda")

@@ -211,3 +211,23 @@ def test_cli_exits_1_when_a_model_cannot_load(artifact, tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 1
     assert "failed to load" in result.stderr and "1 labels" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("seed", ["000", "004"])
+def test_concurrent_clients_get_exactly_the_bytes_a_lone_client_gets(tiny_artifact, seed):
+    """The default CPU variant is batch-invariant int8: whoever shares a batch, an answer is the same bytes."""
+    artifact = tiny_artifact(seed)
+    probe = {"000": "이 영화 정말 최고였어요 배우의 연기가 대단함", "004": "홍길동은 서울에서 삼성전자에 다닌다"}[seed]
+    others = [f"{i}번째 다른 리뷰 " + "아주 긴 문장 " * (i % 11) for i in range(11)]
+    # A long wait and a big batch: the eleven partners of very different lengths share the probe's batch.
+    with serve_subprocess([artifact], "--max-wait-ms", "800", "--max-batch-items", "256") as running:
+        with running.client() as client:
+            (info,) = client.get("/models").json()["models"]
+            assert info["variant"] == "int8-static"
+            alone = client.post("/predict", json={"inputs": probe}).content
+        bodies = [{"inputs": text} for text in [*others[:6], probe, *others[6:]]]
+        responses = post_concurrently(running.url, "/predict", bodies)
+        batches = histogram(running.metrics(), "kolite_batch_size_items", artifact.name)
+    assert all(r.status_code == 200 for r in responses)
+    assert responses[6].content == alone
+    assert batches["count"] < 1 + len(responses)  # the concurrent requests did share batches

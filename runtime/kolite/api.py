@@ -11,6 +11,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,7 @@ def load(
     verify: bool = True,
     normalization: str | None = None,
     max_length: int | None = None,
+    parallel: int | None = None,
 ) -> TextClassifier | TokenClassifier:
     """Load an exported kolite artifact.
 
@@ -119,6 +121,9 @@ def load(
       or a mapping of its attributes overriding kolite's defaults.
     - ``verify``: check sha256 of tokenizer.json and the variant's .onnx before anything reads them.
     - ``normalization``: ``NFC`` or ``none``; default: the manifest's (NFC).
+    - ``parallel``: throughput mode. A call whose texts fill several batches runs them side by side on this many
+      one-thread sessions (default: one per thread of the main session, on CPU; 0 or 1: off); a single batch
+      (batch-1 latency) always runs on the main session's threads.
     - ``max_length``: a shorter window than the manifest's (e.g. 128, what many Korean fine-tunes were trained
       with): texts are truncated, or windowed, at that many tokens.
     """
@@ -141,7 +146,8 @@ def load(
         manifest.truncation_side,
         normalization or manifest.normalization,
     )
-    chosen, session = _open_session(source, manifest, variant, spec, threads, session_options, verify, device)
+    settings = _SessionSettings(threads, session_options, verify, parallel)
+    chosen, session = _open_session(source, manifest, variant, spec, settings, device)
     try:
         _check_outputs(session, manifest, chosen, encoder)
     except ManifestError:
@@ -168,43 +174,39 @@ def _read_tokenizer(source: ArtifactSource, manifest: Manifest, verify: bool) ->
         raise ManifestError(f"{path} is not UTF-8 JSON: {exc}") from exc
 
 
+@dataclass(frozen=True)
+class _SessionSettings:
+    threads: int | None
+    session_options: Any
+    verify: bool
+    parallel: int | None
+
+
 def _open_session(
-    source: ArtifactSource,
-    manifest: Manifest,
-    variant: str,
-    spec: DeviceSpec,
-    threads: int | None,
-    session_options: Any,
-    verify: bool,
-    device: str,
+    source: ArtifactSource, manifest: Manifest, variant: str, spec: DeviceSpec, settings: _SessionSettings, device: str
 ) -> tuple[Variant, OnnxModel]:
     """Create the session first, then trust what it runs on: when CUDA could not start (``device="auto"``), the
     variant and options are chosen again for the CPU instead of running a GPU choice there."""
     chosen = select_variant(manifest, variant, spec)
-    session = _session(source, chosen, spec, threads, session_options, verify, strict=device != "auto")
+    session = _session(source, chosen, spec, settings, strict=device != "auto")
     if session.device.kind == spec.kind:
         return chosen, session
     session.close()
     cpu = cpu_device()
     chosen = select_variant(manifest, variant, cpu)
-    return chosen, _session(source, chosen, cpu, threads, session_options, verify, strict=True)
+    return chosen, _session(source, chosen, cpu, settings, strict=True)
 
 
 def _session(
-    source: ArtifactSource,
-    chosen: Variant,
-    spec: DeviceSpec,
-    threads: int | None,
-    session_options: Any,
-    verify: bool,
-    strict: bool,
+    source: ArtifactSource, chosen: Variant, spec: DeviceSpec, settings: _SessionSettings, strict: bool
 ) -> OnnxModel:
     model_path = safe_member(source.directory, chosen.file)
     source.ensure(chosen.file)
-    if verify:
+    if settings.verify:
         verify_file(model_path, chosen.sha256, chosen.size_bytes)
-    options = dict(session_options) if isinstance(session_options, Mapping) else session_options
-    return OnnxModel(model_path, spec, "logits", threads, options, strict_device=strict)
+    options = settings.session_options
+    options = dict(options) if isinstance(options, Mapping) else options
+    return OnnxModel(model_path, spec, "logits", settings.threads, options, strict, settings.parallel)
 
 
 def _check_outputs(session: OnnxModel, manifest: Manifest, chosen: Variant, encoder: TextEncoder) -> None:

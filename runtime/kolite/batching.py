@@ -2,8 +2,9 @@
 
 One planner serves every front end (API, labeller, server): sequences are sorted by token count, longest first,
 and cut into calls of at most ``max_items`` sequences and, when ``max_tokens`` is set, at most that many padded
-tokens (items × the call's longest). Results always come back in input order. With a batch-invariant variant
-(static int8, fp32) the plan changes how fast an answer comes, never the answer.
+tokens (items × the call's longest). The calls of one plan may run side by side (``OnnxModel.run_many``); results
+always come back in input order. With a batch-invariant variant (int8-static, fp32) neither the plan nor who runs
+which call changes an answer, only how fast it comes.
 """
 
 from __future__ import annotations
@@ -61,20 +62,21 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_token_id: int) -> dict[str
 
 def run_planned(
     sequences: Sequence[Sequence[int]],
-    run: Callable[[dict[str, np.ndarray]], np.ndarray],
+    run_many: Callable[[list[dict[str, np.ndarray]]], list[np.ndarray]],
     pad_token_id: int,
     max_items: int,
     max_tokens: int | None = None,
 ) -> list[np.ndarray]:
-    """Run ``run`` over the planned, padded calls; returns one output per sequence, in input order, with
-    padding positions cut off for per-token outputs ([seq, labels]) and kept whole for per-text ones ([labels])."""
+    """Run the planned, padded calls through ``run_many`` (which may run them side by side); returns one output per
+    sequence, in input order, with padding positions cut off for per-token outputs ([seq, labels]) and kept whole
+    for per-text ones ([labels])."""
     if len(sequences) == 1:
-        return [run(pad_batch(sequences, pad_token_id))[0]]
-    results: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(sequences)
+        return [run_many([pad_batch(sequences, pad_token_id)])[0][0]]
     lengths = [len(s) for s in sequences]
-    for indices in plan_batches(lengths, max_items, max_tokens):
-        batch = [sequences[i] for i in indices]
-        output = run(pad_batch(batch, pad_token_id))
+    calls = plan_batches(lengths, max_items, max_tokens)
+    outputs = run_many([pad_batch([sequences[i] for i in indices], pad_token_id) for indices in calls])
+    results: list[np.ndarray] = [np.empty(0, dtype=np.float32)] * len(sequences)
+    for indices, output in zip(calls, outputs, strict=True):
         per_token = output.ndim == 3
         for row, index in enumerate(indices):
             results[index] = output[row, : lengths[index]] if per_token else output[row]

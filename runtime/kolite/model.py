@@ -121,7 +121,9 @@ class KoliteModel:
         ``max_tokens`` padded tokens.
         """
         batch_size = check_positive_int("batch_size", batch_size)
-        return run_planned(encoded.sequences, self.session.run, self.manifest.pad_token_id, batch_size, max_tokens)
+        return run_planned(
+            encoded.sequences, self.session.run_many, self.manifest.pad_token_id, batch_size, max_tokens
+        )
 
     def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[Any]]:
         """The task's results, one list per text of ``encoded``."""

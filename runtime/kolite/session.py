@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,13 @@ def build_session_options(threads: int | None = None, overrides: Any = None) -> 
 
 
 class OnnxModel:
-    """An onnxruntime session that maps ``{input: int64 array}`` → float32 output array."""
+    """An onnxruntime session that maps ``{input: int64 array}`` → float32 output array.
+
+    Throughput mode: the calls of one plan (``run_many``) run side by side on ``parallel`` one-thread sessions
+    (``kolite.parallel``) instead of one after another on the session's N intra-op threads. Every op of a small
+    encoder is too short to split well across threads (each split ends at a barrier); whole batches share nothing.
+    A single call (batch-1 latency) keeps the N-thread session. The extra sessions are made on first use.
+    """
 
     def __init__(
         self,
@@ -75,6 +82,7 @@ class OnnxModel:
         threads: int | None = None,
         session_options: Any = None,
         strict_device: bool = True,
+        parallel: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -91,6 +99,11 @@ class OnnxModel:
             raise KoliteError(f"onnxruntime could not load {path}: {exc}") from exc
         self.device = check_session_providers(device, self.session.get_providers(), strict_device)
         self.threads = int(options.intra_op_num_threads)
+        self.path = Path(path)
+        self.parallel = _parallel_sessions(parallel, self.threads, self.device, session_options)
+        self._overrides = session_options
+        self._workers: Any = None
+        self._workers_lock = threading.Lock()
         self.output = output
         self._outputs = [output]
         self.input_names = tuple(i.name for i in self.session.get_inputs())
@@ -100,17 +113,45 @@ class OnnxModel:
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> np.ndarray:
         """Run one batch. Feeds not in the graph are dropped; graph inputs not fed are zero-filled (token_type_ids)."""
+        session = self._open_session()
+        inputs = self._inputs(feeds)
+        if self.device.is_cuda:
+            return self._run_cuda(inputs)
+        return _float32(session.run(self._outputs, inputs)[0])
+
+    def run_many(self, batches: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
+        """Run several batches (one plan's calls), side by side on the one-thread sessions when there are several."""
+        if self.parallel < 2 or len(batches) < 2:
+            return [self.run(feeds) for feeds in batches]
+        workers = self._parallel_sessions()
+        return [_float32(output) for output in workers.run([self._inputs(f) for f in batches], self.output)]
+
+    def _open_session(self) -> Any:
         session = self.__dict__.get("session")
         if session is None:
             raise KoliteError("this model was closed; load it again with kolite.load")
+        return session
+
+    def _inputs(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         inputs = {}
         for name in self.input_names:
             value = feeds.get(name)
             inputs[name] = np.zeros_like(feeds["input_ids"]) if value is None else value
-        if self.device.is_cuda:
-            return self._run_cuda(inputs)
-        output = session.run(self._outputs, inputs)[0]
-        return output if output.dtype == np.float32 else output.astype(np.float32)
+        return inputs
+
+    def _parallel_sessions(self) -> Any:
+        self._open_session()
+        with self._workers_lock:
+            if self._workers is None:
+                from kolite.parallel import ParallelSessions
+
+                self._workers = ParallelSessions(
+                    self.path,
+                    self.parallel,
+                    lambda threads: build_session_options(threads, self._overrides),
+                    disabled_optimizers=CPU_DISABLED_OPTIMIZERS,
+                )
+            return self._workers
 
     def _run_cuda(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         import onnxruntime as ort
@@ -135,3 +176,21 @@ class OnnxModel:
 
     def close(self) -> None:
         self.__dict__.pop("session", None)
+        self._workers = None
+
+
+def _float32(output: np.ndarray) -> np.ndarray:
+    return output if output.dtype == np.float32 else output.astype(np.float32)
+
+
+def _parallel_sessions(requested: int | None, threads: int, device: DeviceSpec, overrides: Any) -> int:
+    """How many one-thread sessions run a plan's calls side by side: by default one per intra-op thread of the
+    main session, on CPU, unless the caller passed a ready ``SessionOptions`` object (it cannot be copied for
+    one-thread sessions); 0 or 1 turns throughput mode off."""
+    if requested is not None:
+        if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
+            raise KoliteError(f"parallel must be a non-negative int (0 or 1: off), got {requested!r}")
+        return requested if not device.is_cuda else 1
+    if device.is_cuda or (overrides is not None and not isinstance(overrides, Mapping)):
+        return 1
+    return threads
