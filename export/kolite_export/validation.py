@@ -201,13 +201,12 @@ def evaluate_gate(
 def check_tokenizer_parity(
     tokenizer_json: Path, checkpoint: LoadedCheckpoint, texts: tuple[str, ...]
 ) -> dict[str, Any]:
-    """``tokenizers.Tokenizer.from_file`` (what the runtime uses) must give the HF tokenizer's ids on every text."""
-    from tokenizers import Tokenizer
+    """The runtime's own encoder (``kolite.tokenization.TextEncoder`` on tokenizer.json, normalisation included)
+    must give the HF tokenizer's ids on every text."""
+    from kolite.tokenization import TextEncoder
 
-    runtime_tok = Tokenizer.from_file(str(tokenizer_json))
-    runtime_tok.no_padding()
-    runtime_tok.enable_truncation(checkpoint.max_length)
-    runtime_ids = [e.ids for e in runtime_tok.encode_batch(list(texts))]
+    encoder = TextEncoder(tokenizer_json.read_text(encoding="utf-8"), checkpoint.max_length)
+    runtime_ids = encoder.encode(list(texts)).sequences
     hf_ids = checkpoint.tokenizer(list(texts), truncation=True, max_length=checkpoint.max_length)["input_ids"]
     mismatched = [i for i, (a, b) in enumerate(zip(runtime_ids, hf_ids, strict=True)) if list(a) != list(b)]
     numbers = {"texts": len(texts), "mismatched": len(mismatched)}

@@ -4,6 +4,7 @@ spread evenly over the set (the calibration texts are ``kolite_export.calibratio
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def load_validation_set(
         step = len(data.texts) / size
         rows = [int(i * step) for i in range(size)]
     picked = data.select(rows)
-    return ValidationSet(name, picked.texts, picked.labels)
+    # NFC, as the runtime feeds every text (kolite.normalization): PyTorch's reference then sees the same tokens.
+    texts = tuple(unicodedata.normalize("NFC", text) for text in picked.texts)
+    return ValidationSet(name, texts, picked.labels)
 
 
 def _read_plain(path: Path) -> DataSet:
