@@ -68,19 +68,25 @@ def test_unknown_and_duplicate_registrations_are_refused(throwaway):
         VariantSpec("int4", "int4", _build_copy, Gate(), ("CPUExecutionProvider",))
 
 
-def test_manifest_ranks_order_auto_like_the_runtime_fallback(tiny_artifact):
-    """The ranks export writes reproduce the runtime's built-in preference on each device."""
+def test_manifest_ranks_order_auto_per_device(tiny_artifact):
+    """The ranks export writes order auto on each device: batch-invariant int8 first on CPU, fp16 on CUDA; the
+    runtime's own table only serves 1.0 manifests, which carry no ranks."""
     import kolite
-    from kolite.api import AUTO_PREFERENCE
+    from kolite.api import auto_candidates
+    from kolite.providers import cpu_device, resolve_device
     from kolite_export.variants import VARIANTS
 
-    for device, preference in AUTO_PREFERENCE.items():
-        provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
+    expected = {"CPUExecutionProvider": ["int8-static", "int8", "fp32-opt", "fp32"],
+                "CUDAExecutionProvider": ["fp16", "fp32-opt", "fp32"]}
+    for provider, order in expected.items():
         by_rank = [n for n in sorted(VARIANTS, key=lambda n: VARIANTS[n].rank) if provider in VARIANTS[n].providers]
-        assert by_rank == list(preference) + [n for n in by_rank if n not in preference]
+        assert by_rank[: len(order)] == order
     manifest = kolite.load_manifest(tiny_artifact("000"))
     assert manifest.schema_version == "1.1"
     assert {name: v.rank for name, v in manifest.variants.items()} == {n: VARIANTS[n].rank for n in manifest.variants}
+    assert [v.name for v in auto_candidates(manifest, cpu_device())] == ["int8-static", "int8", "fp32-opt", "fp32"]
+    cuda = resolve_device("cuda", available=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert [v.name for v in auto_candidates(manifest, cuda)] == ["fp32-opt", "fp32"]  # no fp16 in the tiny artifact
 
 
 def test_a_1_0_manifest_still_loads(tiny_artifact, tmp_path):
