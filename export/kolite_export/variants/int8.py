@@ -3,6 +3,9 @@ without the fusions that are slow on CPU; MatMul and Attention become integer op
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +33,34 @@ def quantize(ctx: BuildContext, target: Path, recipe: DynamicQuantRecipe) -> dic
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     base, fusions = _base_graph(ctx, recipe)
-    quantize_dynamic(
-        base,
-        target,
-        op_types_to_quantize=list(recipe.op_types),
-        per_channel=recipe.per_channel,
-        reduce_range=recipe.reduce_range,
-        weight_type=QuantType.QInt8,
-        nodes_to_exclude=list(recipe.nodes_to_exclude) or None,
-        # Fused contrib ops defeat shape inference; their outputs are float.
-        extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
-    )
+    with _without_preprocessing_advice():
+        quantize_dynamic(
+            base,
+            target,
+            op_types_to_quantize=list(recipe.op_types),
+            per_channel=recipe.per_channel,
+            reduce_range=recipe.reduce_range,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(recipe.nodes_to_exclude) or None,
+            # Fused contrib ops defeat shape inference; their outputs are float.
+            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     return {**recipe.to_dict(), **fusions}
+
+
+@contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """onnxruntime's quantizer advises, on the root logger and on every call, to pre-process the graph first; kolite
+    quantizes a graph onnxruntime's transformer optimizer has already rewritten (and gates the result), so the line
+    is only noise in ``kolite export``'s output."""
+    advice = logging.Filter()
+    advice.filter = lambda record: "pre-processing before quantization" not in record.getMessage()  # type: ignore[method-assign]
+    root = logging.getLogger()
+    root.addFilter(advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(advice)
 
 
 def quantized_scope(ctx: BuildContext) -> QuantizedScope:
