@@ -101,11 +101,6 @@ def _notes(results: dict[str, Any]) -> list[str]:
             keys = ("padding", "batching", "quantization", "variant", "hint", "plugin", "parallel_kwarg")
             what = "; ".join(f"{k}: {v}" for k, v in d.items() if k in keys)
             lines.append(f"- `{name}`: {d.get('stack', '')}; {what}")
-    loads = [f"{n} {r['load_average']['before'][0]}→{r['load_average']['after'][0]}"
-             for n, r in results["contenders"].items() if r.get("load_average", {}).get("before")]
-    if loads:
-        lines.append("- 1-min load average before→after each contender (2 cores; >2 means other work competed): "
-                     + ", ".join(loads))
     reference = results.get("reference")
     lines.append(f"- Agreement is measured against `{reference}` (the PyTorch original's predictions)."
                  if reference else "- No PyTorch original ran: agreement not measured.")
@@ -113,9 +108,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
     if limits:
         lines.append(f"- Whole-set pass capped for: {limits} (accuracy and throughput of those rows use their first"
                      " N texts; agreement is over the overlap)")
-    lines.append("- Whole-set pass: every text once at the benchmark batch size, each contender batching its own way"
-                 " (kolite: length-sorted multi-batch calls; the others: file order), the predictions every score"
-                 " uses. Cold start: fresh process start → first result (median). Peak RSS: the whole-set worker.")
+    lines.append("- Whole-set pass: every text once at the benchmark batch size, each contender batching its own"
+                 " way (kolite: length-sorted multi-batch calls; the others: file order), the predictions every"
+                 " score uses; it runs in each contender's first-round process after that round's timed work."
+                 " Cold start: fresh process start → first result (median). Peak RSS: that first-round process.")
     return lines
 
 

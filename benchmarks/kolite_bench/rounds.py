@@ -55,9 +55,9 @@ def plan_passes(indices: list[int], lengths: Sequence[int], batch_size: int, rou
 def run_rounds(
     names: list[str], jobs: dict[str, dict[str, Any]], rounds: int, texts: dict[str, Any], workdir: Path
 ) -> dict[str, list[dict[str, Any]]]:
-    """Run ``rounds`` rounds of ``names``; ``jobs[name]`` is the worker job without its passes. ``texts`` holds
-    ``n``, ``group_size``, ``batch_size`` and ``lengths``. A round already on disk (``--resume``) is reused; a
-    contender that fails leaves the later rounds with its error."""
+    """Run ``rounds`` rounds of ``names``; ``jobs[name]`` is the worker job without its passes (its ``score`` part
+    runs in the first round only). ``texts`` holds ``n``, ``group_size``, ``batch_size`` and ``lengths``. A round
+    already on disk (``--resume``) is reused; a contender that fails leaves the later rounds with its error."""
     from kolite_bench.env import load_average
     from kolite_bench.subprocesses import WorkerError, run_worker
 
@@ -72,12 +72,13 @@ def run_rounds(
             if saved.is_file():
                 results[name].append(json.loads(saved.read_text(encoding="utf-8")))
                 continue
+            extra = ", then the sweep and the whole-set pass" if r == 0 and "score" in jobs[name] else ""
             print(f"[kolite bench] round {r + 1}/{rounds}: {name} (bs1, then {passes[0]['kind']} and"
-                  f" {passes[1]['kind']} batches of {len(indices)} texts)", file=sys.stderr, flush=True)
+                  f" {passes[1]['kind']} batches of {len(indices)} texts{extra})", file=sys.stderr, flush=True)
             before = load_average()
             try:
-                result = run_worker(workdir, f"{name}.round{r}", {**jobs[name], "passes": passes},
-                                    jobs[name]["spec"]["threads"])
+                job = {key: value for key, value in jobs[name].items() if key != "score" or r == 0}
+                result = run_worker(workdir, f"{name}.round{r}", {**job, "passes": passes}, job["spec"]["threads"])
             except (WorkerError, OSError) as exc:
                 failed[name] = str(exc)
                 continue

@@ -96,41 +96,43 @@ def _prepare(config: BenchConfig, names: list[str], workdir: Path) -> dict[str, 
     return failed
 
 
-def _score_pass(config: BenchConfig, name: str, texts_file: Path, workdir: Path, n_texts: int) -> dict[str, Any]:
-    """Batch-size sweep and the whole-set pass (the predictions every score uses), then cold starts."""
-    spec = _spec(config, name)
-    final = workdir / f"{name}.final.json"
-    if final.is_file():  # --resume: this contender finished in an earlier, interrupted run
-        _log(f"{name}: reusing {final}")
-        return json.loads(final.read_text(encoding="utf-8"))
-    job = {
-        "mode": "score", "spec": spec.to_dict(), "texts_file": str(texts_file),
-        "sweep": {"batch_sizes": list(config.sweep_batch_sizes), "n": min(config.sweep_texts, n_texts)},
-        "throughput": {"batch_size": config.batch_size, "limit": config.contender_limits.get(name)},
-    }
-    load_before = load_average()
-    _log(f"{name}: batch sweep, whole-set pass")
-    result = run_worker(workdir, name, job, config.threads)
+def _cold_start(config: BenchConfig, name: str, texts_file: Path, workdir: Path) -> dict[str, Any]:
+    saved = workdir / f"{name}.cold.json"
+    if saved.is_file():  # --resume
+        return json.loads(saved.read_text(encoding="utf-8"))
     _log(f"{name}: cold start x{config.cold_start_repeats}")
-    result["cold_start"] = cold_start(workdir, spec, texts_file, config.cold_start_repeats)
-    result["load_average"] = {"before": load_before, "after": load_average()}
-    final.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    result = cold_start(workdir, _spec(config, name), texts_file, config.cold_start_repeats)
+    saved.write_text(json.dumps(result), encoding="utf-8")
     return result
 
 
-def _speed_rounds(config: BenchConfig, names: list[str], texts_file: Path, workdir: Path,
-                  lengths: list[int]) -> dict[str, dict[str, Any]]:
+def _rounds(config: BenchConfig, names: list[str], texts_file: Path, workdir: Path,
+            lengths: list[int]) -> dict[str, dict[str, Any]]:
+    """Every contender's rounds (the first also runs its sweep and whole-set pass), summarized, or its error."""
     from kolite_bench.rounds import run_rounds, summarize_rounds
 
     latency = {"indices": _latency_indices(len(lengths), config.latency_texts), "warmup": config.warmup,
                "repeats": config.latency_repeats}
     jobs = {name: {"mode": "round", "spec": _spec(config, name).to_dict(), "texts_file": str(texts_file),
-                   "latency": latency} for name in names}
+                   "latency": latency,
+                   "score": {"sweep": {"batch_sizes": list(config.sweep_batch_sizes),
+                                       "n": min(config.sweep_texts, len(lengths))},
+                             "throughput": {"batch_size": config.batch_size,
+                                            "limit": config.contender_limits.get(name)}}} for name in names}
     texts = {"n": len(lengths), "group_size": config.throughput_texts, "batch_size": config.batch_size,
              "lengths": lengths}
-    raw = run_rounds(names, jobs, config.rounds, texts, workdir)
-    return {name: rounds[0] if "error" in rounds[0] else {**summarize_rounds(rounds), "rounds_raw": [
-        {k: v for k, v in r.items() if k != "latency_bs1"} for r in rounds]} for name, rounds in raw.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for name, rounds in run_rounds(names, jobs, config.rounds, texts, workdir).items():
+        if "error" in rounds[0]:
+            out[name] = rounds[0]
+            continue
+        first = rounds[0]
+        out[name] = {**{k: first[k] for k in ("load_s", "describe", "model_bytes", "sweep", "throughput",
+                                              "predictions", "rss_peak_mb")},
+                     **summarize_rounds(rounds),
+                     "rounds_raw": [{k: v for k, v in r.items() if k not in ("latency_bs1", "predictions")}
+                                    for r in rounds]}
+    return out
 
 
 def _score(config: BenchConfig, data: BenchDataset, results: dict[str, dict[str, Any]]) -> str | None:
@@ -167,14 +169,13 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {n: {"error": e} for n, e in _prepare(config, contenders, workdir).items()}
     ready = [name for name in contenders if name not in results]
     lengths = token_lengths(config.artifact, data.texts)
-    speed = _speed_rounds(config, ready, texts_file, workdir, lengths)
-    for name in ready:
-        if "error" in speed[name]:
-            _log(f"{name} FAILED: {speed[name]['error']}")
-            results[name] = speed[name]
+    for name, result in _rounds(config, ready, texts_file, workdir, lengths).items():
+        if "error" in result:
+            _log(f"{name} FAILED: {result['error']}")
+            results[name] = result
             continue
         try:
-            results[name] = {**_score_pass(config, name, texts_file, workdir, len(data.texts)), **speed[name]}
+            results[name] = {**result, "cold_start": _cold_start(config, name, texts_file, workdir)}
         except (WorkerError, OSError) as exc:
             _log(f"{name} FAILED: {exc}")
             results[name] = {"error": str(exc)}
@@ -192,8 +193,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "kolite": runtime_venv_size(REPO_ROOT, cache, build=config.install_size),
         "torch": closure_size(["torch", "transformers"]),
         "optimum": closure_size(["optimum", "optimum-onnx[onnxruntime]"]),
-        # What serving the OpenVINO model needs: the runtime and the tokenizer (NNCF only quantizes, once).
-        "openvino": closure_size(["openvino", "transformers"]),
+        # What serving the OpenVINO model needs: the runtime and tokenizers (NNCF only quantizes, once).
+        "openvino": closure_size(["openvino", "tokenizers"]),
     }
     environment["load_average_end"] = load_average()
     return {

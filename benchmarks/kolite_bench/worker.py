@@ -1,9 +1,9 @@
 """Worker subprocess: builds ONE contender and measures it, so its imports and peak RSS are its own.
 
 ``python -m kolite_bench.worker JOB.json`` where the job's ``mode`` is
-``prepare`` (one-off, cached work), ``cold`` (import + load + first result, then exit), ``round`` (one round of the
-speed comparison: bs1 latency first, in this fresh process, then the timed batch passes the harness planned) or
-``score`` (batch-size sweep, then the whole-set pass whose predictions are scored).
+``prepare`` (one-off, cached work), ``cold`` (import + load + first result, then exit) or ``round`` (one round of
+the speed comparison: bs1 latency first, in this fresh process, then the timed batch passes the harness planned;
+the first round's job adds ``score``: the batch-size sweep and the whole-set pass whose predictions are scored).
 """
 
 from __future__ import annotations
@@ -126,19 +126,17 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         return {"load_s": load_s, "first_result_s": time.perf_counter() - start, "rss_peak_mb": peak_rss_mb()}
     result: dict[str, Any] = {"load_s": load_s, "describe": contender.describe(),
                               "model_bytes": contender.model_bytes()}
-    if mode == "round":
-        latency = job["latency"]
-        result["latency_bs1"] = measure_latency(contender, [texts[i] for i in latency["indices"]],
-                                                latency["warmup"], latency["repeats"])
-        result["passes"] = measure_passes(contender, texts, job["passes"])
-        result["rss_peak_mb"] = peak_rss_mb()
-        return result
-    sweep_texts = texts[: job["sweep"]["n"]]
-    result["sweep"] = measure_sweep(contender, sweep_texts, job["sweep"]["batch_sizes"])
-    limit = job["throughput"].get("limit")
-    pass_texts = texts if limit is None else texts[:limit]
-    result["throughput"], outputs = measure_throughput(contender, pass_texts, job["throughput"]["batch_size"])
-    result["predictions"] = _jsonable(outputs)
+    latency = job["latency"]
+    result["latency_bs1"] = measure_latency(contender, [texts[i] for i in latency["indices"]], latency["warmup"],
+                                            latency["repeats"])
+    result["passes"] = measure_passes(contender, texts, job["passes"])
+    if "score" in job:  # the first round also gives the predictions every score uses
+        score = job["score"]
+        result["sweep"] = measure_sweep(contender, texts[: score["sweep"]["n"]], score["sweep"]["batch_sizes"])
+        limit = score["throughput"].get("limit")
+        pass_texts = texts if limit is None else texts[:limit]
+        result["throughput"], outputs = measure_throughput(contender, pass_texts, score["throughput"]["batch_size"])
+        result["predictions"] = _jsonable(outputs)
     result["rss_peak_mb"] = peak_rss_mb()
     return result
 
