@@ -14,8 +14,8 @@ from kolite_bench.config import REPO_ROOT, SEEDS, BenchConfig, SeedModel, all_co
 
 __all__ = ["register", "resolve_source", "run_command"]
 
-QUICK = {"limit": 300, "latency_texts": 40, "latency_repeats": 2, "warmup": 3, "sweep_texts": 64,
-         "sweep_batch_sizes": (1, 8, 32), "cold_start_repeats": 1}
+QUICK = {"limit": 300, "latency_texts": 40, "latency_repeats": 2, "warmup": 1, "sweep_texts": 64,
+         "sweep_batch_sizes": (1, 8, 32), "cold_start_repeats": 1, "throughput_texts": 128}
 
 
 def _hub_reachable() -> bool:
@@ -85,6 +85,12 @@ def build_config(args: argparse.Namespace) -> BenchConfig:
         extra["latency_texts"] = args.latency_texts
     if args.sweep_texts is not None:
         extra["sweep_texts"] = args.sweep_texts
+    if args.throughput_texts is not None:
+        extra["throughput_texts"] = args.throughput_texts
+    if args.rounds is not None:
+        if args.rounds < 1:
+            raise SystemExit("kolite bench: --rounds must be at least 1")
+        extra["rounds"] = args.rounds
     return BenchConfig(seed=seed, artifact=artifact, source=source, source_kind=kind,
                        contenders=tuple(args.contenders), out_dir=Path(args.out), threads=args.threads,
                        batch_size=args.batch_size, limit=limit, contender_limits=_parse_limits(args.contender_limit),
@@ -132,9 +138,11 @@ def write_outputs(results: dict[str, Any], out: Path) -> int:
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
-        "bench", help="accuracy and speed of kolite's variants against the PyTorch original and optimum",
+        "bench", help="accuracy and speed of kolite's variants against the PyTorch original, optimum and OpenVINO",
         description="Run every contender on the same texts: PyTorch original (seed-card recipe and padding to"
-        " longest), transformers pipeline, optimum int8, and kolite's variants. Writes JSON, markdown and plots.")
+        " longest), transformers pipeline, optimum int8, OpenVINO NNCF int8 (latency and throughput hints), and"
+        " kolite's variants. Speed is measured in rotated rounds, each contender alone in a fresh process."
+        " Writes JSON, markdown and plots.")
     parser.add_argument("--model", choices=sorted(SEEDS), default="000", help="seed model id (default 000)")
     parser.add_argument("--artifact", help="kolite artifact folder (default artifacts/<seed name>)")
     parser.add_argument("--source", help="the PyTorch original: local folder or hub id (default: hub if reachable,"
@@ -148,6 +156,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                         help="cap one contender's whole-set pass at N texts (e.g. torch=5000 for the slow recipe)")
     parser.add_argument("--latency-texts", type=int, help="texts timed at batch 1 (default 300)")
     parser.add_argument("--sweep-texts", type=int, help="texts of the throughput-vs-batch-size sweep (default 384)")
+    parser.add_argument("--rounds", type=int, help="speed rounds, contender order rotated each round (default 3)")
+    parser.add_argument("--throughput-texts", type=int, help="texts per round of the sorted and file-order batch"
+                        " passes (default 1024; each round takes the next group)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every contender (default 2)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size of the whole-set pass (default 32)")
     parser.add_argument("--data-dir", help="data folder (default $KOLITE_SHARED/data)")

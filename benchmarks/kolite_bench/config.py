@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 REPO_ROOT = repo_root()
-PEERS = ("optimum-int8", "pipeline", "torch-longest", "torch")
+PEERS = ("openvino-int8-latency", "openvino-int8-throughput", "optimum-int8", "pipeline", "torch-longest", "torch")
 
 
 def kolite_contenders() -> tuple[str, ...]:
@@ -62,7 +62,11 @@ class BenchConfig:
     contender_limits: dict[str, int] = field(default_factory=dict)
     latency_texts: int = 300
     latency_repeats: int = 3
-    warmup: int = 10
+    warmup: int = 1  # untimed passes over the latency texts before timing (every input shape seen once)
+    # Speed rounds: each round every contender runs alone in a fresh process (rotated order): bs1 over the latency
+    # texts, then length-sorted and file-order batch passes over that round's group of texts.
+    rounds: int = 3
+    throughput_texts: int = 1024
     sweep_batch_sizes: tuple[int, ...] = (1, 8, 32, 64)
     sweep_texts: int = 384
     cold_start_repeats: int = 3

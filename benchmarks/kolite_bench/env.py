@@ -9,10 +9,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect_environment", "cpu_flags", "cpu_model", "load_average"]
+__all__ = ["collect_environment", "cpu_family", "cpu_flags", "cpu_model", "cpu_vendor", "load_average",
+           "nominal_clock_ghz", "physical_cores"]
 
 _VERSIONED = ("kolite", "onnxruntime", "onnxruntime-gpu", "torch", "transformers", "optimum", "optimum-onnx",
-              "tokenizers", "numpy", "onnx")
+              "tokenizers", "numpy", "onnx", "openvino", "nncf")
 _FLAGS_OF_INTEREST = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16",
                       "amx_int8", "amx_bf16", "fma", "f16c")
 
@@ -38,11 +39,38 @@ def cpu_flags() -> set[str]:
     return set(cpuinfo.get_cpu_info().get("flags", []))
 
 
-def cpu_model() -> str:
+def _cpuinfo_field(name: str) -> str | None:
     for line in _cpuinfo_text().splitlines():
-        if line.startswith("model name"):
+        if line.split(":", 1)[0].strip() == name:
             return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_vendor() -> str:
+    return _cpuinfo_field("vendor_id") or platform.processor() or ""
+
+
+def cpu_family() -> int | None:
+    family = _cpuinfo_field("cpu family")
+    return int(family) if family and family.isdigit() else None
+
+
+def nominal_clock_ghz() -> tuple[float | None, str]:
+    """The clock the OS reports (max frequency where cpufreq exists, else /proc/cpuinfo's, the TSC clock in a VM)."""
+    max_freq = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq")
+    try:
+        return int(max_freq.read_text().strip()) / 1e6, "cpufreq cpuinfo_max_freq"
+    except (OSError, ValueError):
+        pass
+    mhz = _cpuinfo_field("cpu MHz")
+    try:
+        return (float(mhz) / 1000, "/proc/cpuinfo cpu MHz") if mhz else (None, "not reported")
+    except ValueError:
+        return None, "not reported"
 
 
 def load_average() -> list[float]:
@@ -60,7 +88,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _physical_cores() -> int | None:
+def physical_cores() -> int | None:
     try:
         import psutil
     except ImportError:
@@ -90,7 +118,9 @@ def collect_environment(threads: int) -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "machine": platform.machine(),
         "logical_cores": os.cpu_count(),
-        "physical_cores": _physical_cores(),
+        "physical_cores": physical_cores(),
+        "cpu_vendor": cpu_vendor(),
+        "cpu_family": cpu_family(),
         "memory_gb": _memory_gb(),
         "threads": threads,
         "cpu_flags": sorted(f for f in _FLAGS_OF_INTEREST if f in flags),

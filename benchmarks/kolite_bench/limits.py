@@ -1,8 +1,11 @@
-"""The physical limit: how many texts/s an int8 runtime could label if every int8 GEMM ran at the measured peak.
+"""The physical limit: how many texts/s an int8 runtime could label if every int8 GEMM ran at a peak.
 
-limit (texts/s) = GEMM peak (op/s) / (int8 ops per token × tokens per text), with tokens counted by the model's
-own tokenizer without padding (special tokens included, truncated to max_length). Attention score products
-(fp32, quadratic in length), layer norms and softmax are left out, so the limit is optimistic: a true ceiling.
+limit (texts/s) = GEMM peak (op/s) / (int8 ops per token × tokens per text), with tokens counted by kolite's own
+encoder without padding (special tokens included, truncated to max_length). Attention score products (quadratic
+in length), layer norms and softmax are left out, so the limit is optimistic: a true ceiling. Three peaks: the
+measured one (the GEMM micro-benchmark, ``kolite_bench.gemm``, on 1 and on the bench's threads) and the CPU's
+theoretical AVX-512 VNNI and AMX peaks (``kolite_bench.cpu_peak``). A pass's GEMM rate is its useful GEMM work
+(real tokens only: padding is waste) over its seconds; its fraction of a peak is what the report shows.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["count_tokens", "encoder_gemm_shapes", "int8_ops_per_token", "physical_limit"]
+__all__ = ["count_tokens", "encoder_gemm_shapes", "gemm_fraction", "int8_ops_per_token", "measure_physical_limit",
+           "physical_limit", "token_lengths"]
 
 # Fused attention ops (com.microsoft QAttention / Attention) hold the packed Q|K|V weight as input 1.
 _INT8_GEMMS = {"MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul", "MatMulIntegerToFloat", "QAttention"}
@@ -59,17 +63,33 @@ def encoder_gemm_shapes(onnx_path: str | Path) -> list[tuple[int, int]]:
     return sorted(kn for kn, c in counts.items() if c > 1)
 
 
+def token_lengths(artifact: str | Path, texts: list[str]) -> list[int]:
+    """Tokens kolite feeds the model for each text (its own encoder: normalization, truncation, special tokens)."""
+    from kolite.manifest import load_manifest
+    from kolite.tokenization import TextEncoder
+
+    manifest = load_manifest(artifact)
+    tokenizer_json = (Path(artifact) / manifest.tokenizer.file).read_text(encoding="utf-8")
+    encoder = TextEncoder(tokenizer_json, manifest.max_length, manifest.truncation_side, manifest.normalization)
+    lengths: list[int] = []
+    for start in range(0, len(texts), 4096):
+        lengths += encoder.encode(texts[start : start + 4096]).lengths.tolist()
+    return lengths
+
+
 def count_tokens(tokenizer_json: str | Path, texts: list[str], max_length: int) -> int:
     """Tokens the model actually sees (no padding), special tokens included, truncated at ``max_length``."""
-    from tokenizers import Tokenizer
+    from kolite.tokenization import TextEncoder
 
-    tokenizer = Tokenizer.from_file(str(tokenizer_json))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length)
-    total = 0
-    for start in range(0, len(texts), 4096):
-        total += sum(len(e.ids) for e in tokenizer.encode_batch(texts[start : start + 4096]))
-    return total
+    encoder = TextEncoder(Path(tokenizer_json).read_text(encoding="utf-8"), max_length)
+    return sum(int(encoder.encode(texts[start : start + 4096]).lengths.sum()) for start in range(0, len(texts), 4096))
+
+
+def gemm_fraction(ops_per_token: int, tokens: int, seconds: float, peak_gops: float | None) -> float | None:
+    """The share of ``peak_gops`` a pass used on useful GEMM work (``tokens`` real tokens in ``seconds``)."""
+    if not peak_gops or seconds <= 0:
+        return None
+    return ops_per_token * tokens / seconds / (peak_gops * 1e9)
 
 
 def physical_limit(peak_gops: float, ops_per_token: int, total_tokens: int, n_texts: int) -> dict[str, Any]:
@@ -83,3 +103,41 @@ def physical_limit(peak_gops: float, ops_per_token: int, total_tokens: int, n_te
         "seconds_at_peak": seconds,
         "texts_per_s": n_texts / seconds if seconds else 0.0,
     }
+
+
+def measure_physical_limit(
+    artifact: Path, threads: int, total_tokens: int, n_texts: int, seconds_per_shape: float = 0.3
+) -> dict[str, Any]:
+    """The GEMM micro-benchmark on 1 and ``threads`` threads at the model's shapes, the CPU's theoretical peaks, and
+    the limit in texts/s of each for this data (``total_tokens`` over ``n_texts``)."""
+    import os
+
+    from kolite.manifest import load_manifest
+
+    from kolite_bench.cpu_peak import int8_ops_per_cycle, measure_clock_ghz, theoretical_peaks
+    from kolite_bench.env import cpu_family, cpu_flags, cpu_vendor, nominal_clock_ghz, physical_cores
+    from kolite_bench.gemm import TOKEN_COUNTS, default_shapes, run_gemm_benchmark
+
+    manifest = load_manifest(artifact)
+    graph = next((manifest.variants[v] for v in ("int8", "fp32") if v in manifest.variants), None)
+    ops = int8_ops_per_token(artifact / graph.file) if graph else {"int8_ops_per_token": 0}
+    # Every weight GEMM of the encoder counts, as if all ran at the int8 peak (GEMMs a recipe leaves in fp32 too).
+    ops_per_token = ops["int8_ops_per_token"] + ops.get("fp32_gemm_ops_per_token", 0)
+    layer_shapes = encoder_gemm_shapes(artifact / graph.file) if graph else []
+    shapes = [(m, k, n) for m in TOKEN_COUNTS for k, n in layer_shapes] or default_shapes()
+    by_threads = {str(t): run_gemm_benchmark(t, shapes, seconds_per_shape) for t in sorted({1, threads})}
+    measured_ghz = measure_clock_ghz()
+    nominal_ghz, nominal_source = nominal_clock_ghz()
+    cores = min(threads, physical_cores() or os.cpu_count() or threads)
+    core_peak = int8_ops_per_cycle(cpu_vendor(), cpu_family(), cpu_flags())
+    theoretical = {**theoretical_peaks(cores, measured_ghz or nominal_ghz, core_peak), "measured_ghz": measured_ghz,
+                   "nominal_ghz": nominal_ghz, "nominal_source": nominal_source,
+                   "clock_used": "measured (scalar imul chain)" if measured_ghz else f"nominal ({nominal_source})"}
+    gemm = by_threads[str(threads)]
+
+    def limit(peak: float | None) -> dict[str, Any] | None:
+        return physical_limit(peak, ops_per_token, total_tokens, n_texts) if peak else None
+
+    return {"gemm": gemm, "gemm_by_threads": by_threads, "ops": ops, "theoretical": theoretical,
+            "limit": limit(gemm["int8_peak_gops"]), "limit_vnni": limit(theoretical["vnni_peak_gops"]),
+            "limit_amx": limit(theoretical["amx_peak_gops"])}

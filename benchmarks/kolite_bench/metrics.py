@@ -74,4 +74,9 @@ def ner_scores(
             np.mean([p == r for p, r in zip(predicted[:m], ref, strict=False)]) if m else 0.0
         )
         scores["agreement_n"] = m
+        if gold is not None and m:
+            # Entity-F1 change against the original on the same texts (percentage points).
+            gold_m = [list(g) for g in gold[:m]]
+            delta = entity_scores(gold_m, predicted[:m])["entity_f1"] - entity_scores(gold_m, ref)["entity_f1"]
+            scores["delta_entity_f1_pt"] = float(delta * 100)
     return scores

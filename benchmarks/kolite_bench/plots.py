@@ -1,4 +1,5 @@
-"""PNG plots of one results file: latency distributions, throughput vs batch size, accuracy vs size."""
+"""PNG plots of one results file: latency distributions per round, batch-32 throughput per pass (median and spread
+over rounds), throughput vs batch size, accuracy vs size."""
 
 from __future__ import annotations
 
@@ -21,14 +22,41 @@ def _title(results: dict[str, Any], what: str) -> str:
 def _latency(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    ok = _ok(results)
+    ok = {n: r for n, r in _ok(results).items() if "latency_bs1" in r}
     fig, ax = plt.subplots(figsize=(9, 0.6 * len(ok) + 2))
     names = list(ok)
-    ax.boxplot([ok[n]["latency_bs1"]["samples_ms"] for n in names], vert=False, tick_labels=names, whis=(1, 99),
-               showfliers=False)
+    pooled = [[x for round_samples in ok[n]["latency_bs1"]["samples_ms"] for x in round_samples] for n in names]
+    ax.boxplot(pooled, vert=False, tick_labels=names, whis=(1, 99), showfliers=False)
+    for row, name in enumerate(names, start=1):  # one dot per round: a runtime that flips state shows as a gap
+        per_round = ok[name]["latency_bs1"]["spread"]["p50"]["rounds"]
+        ax.scatter(per_round, [row] * len(per_round), marker="|", s=200, color="tab:red", zorder=3)
     ax.set_xscale("log")
-    ax.set_xlabel("batch-1 latency per text, ms (log; whiskers p1–p99)")
+    ax.set_xlabel("batch-1 latency per call, ms (log; box: all rounds, whiskers p1–p99; red: each round's p50)")
     ax.set_title(_title(results, "latency distribution"))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _rounds(results: dict[str, Any], path: Path) -> None:
+    """Batch-32 texts/s, sorted and file order: median over rounds, whiskers min–max."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ok = {n: r for n, r in _ok(results).items() if r.get("throughput_rounds")}
+    names = list(ok)
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(ok) + 2))
+    rows = np.arange(len(names))
+    for offset, kind in ((-0.2, "sorted"), (0.2, "file_order")):
+        runs = [ok[n]["throughput_rounds"].get(kind) for n in names]
+        medians = [run["median"] if run else 0 for run in runs]
+        errors = [[run["median"] - run["min"] if run else 0 for run in runs],
+                  [run["max"] - run["median"] if run else 0 for run in runs]]
+        ax.barh(rows + offset, medians, height=0.4, xerr=errors, label=kind.replace("_", " "), capsize=3)
+    ax.set_yticks(rows, names)
+    ax.set_xlabel("texts/s at batch 32 (median over rounds; whiskers: slowest and fastest round)")
+    ax.set_title(_title(results, "batch-32 throughput"))
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -84,9 +112,10 @@ def write_plots(results: dict[str, Any], out_dir: Path, stem: str) -> list[Path]
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"latency": out_dir / f"{stem}-latency.png", "throughput": out_dir / f"{stem}-throughput.png",
-             "accuracy": out_dir / f"{stem}-accuracy-size.png"}
+             "rounds": out_dir / f"{stem}-bs32.png", "accuracy": out_dir / f"{stem}-accuracy-size.png"}
     if _ok(results):
         _latency(results, paths["latency"])
         _sweep(results, paths["throughput"])
+        _rounds(results, paths["rounds"])
         _accuracy(results, paths["accuracy"])
     return [p for p in paths.values() if p.is_file()]

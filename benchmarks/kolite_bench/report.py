@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kolite_bench.report_speed import render_limit, render_speed, render_targets
+
 __all__ = ["render_markdown", "target_ratios"]
 
 _MB = 2**20
@@ -16,7 +18,7 @@ def _f(value: Any, digits: int = 1, scale: float = 1.0, suffix: str = "") -> str
 
 
 def _install_mb(results: dict[str, Any], name: str) -> float | None:
-    kind = "kolite" if name.startswith("kolite") else "optimum" if name.startswith("optimum") else "torch"
+    kind = next((k for k in ("kolite", "optimum", "openvino") if name.startswith(k)), "torch")
     size = results["install_size"].get(kind) or {}
     return size.get("bytes") / _MB if size.get("bytes") else None
 
@@ -45,7 +47,8 @@ def _header(results: dict[str, Any]) -> list[str]:
         f"- Machine: {env['cpu_model']}, {env['logical_cores']} logical cores, {env['memory_gb']} GB;"
         f" AVX-512 {'yes' if env['avx512'] else 'no'}, VNNI {'yes' if env['vnni'] else 'no'}"
         f" (flags: {' '.join(env['cpu_flags'])}); {env['execution_provider']}",
-        f"- Threads: {env['threads']} (torch.set_num_threads / ORT intra_op_num_threads); batch size"
+        f"- Threads: {env['threads']} (torch.set_num_threads / ORT intra_op_num_threads / OpenVINO"
+        f" INFERENCE_NUM_THREADS); batch size"
         f" {results['settings']['batch_size']}; load average at start {env['load_average_start']},"
         f" end {env.get('load_average_end')} (cores shared with other work)",
         f"- Versions: {versions}",
@@ -53,34 +56,35 @@ def _header(results: dict[str, Any]) -> list[str]:
 
 
 def _contender_rows(results: dict[str, Any]) -> list[str]:
+    """Accuracy and footprint; the whole-set pass is each contender's own batching (kolite: sorted chunks)."""
     contenders = results["contenders"]
     labelled = results["dataset"]["labelled"]
     ner = results["model"]["task"] == "token-classification"
     seed_p50 = (contenders.get("torch") or {}).get("latency_bs1", {}).get("ms", {}).get("p50")
     pipe_tps = (contenders.get("pipeline") or {}).get("throughput", {}).get("texts_per_s")
-    limit = ((results.get("physical_limit") or {}).get("limit") or {}).get("texts_per_s")
     acc_name = "entity F1" if ner else "accuracy"
     agree_name = "entity agreement F1" if ner else "agreement"
+    delta_key, delta_name = ("delta_entity_f1_pt", "ΔF1 pt") if ner else ("delta_accuracy_pt", "Δacc pt")
     rows = [
-        f"| contender | {acc_name} | {'' if ner else 'macro-F1 | '}{agree_name} | texts | bs1 p50 ms | p95 | p99 |"
-        " × seed recipe (p50) | bs32 texts/s | × pipeline | % of limit | cold start s | peak RSS MB |"
-        " model MB | install MB |",
-        "|---|" + "---:|" * (14 if ner else 15),
+        f"| contender | {acc_name} | {'' if ner else 'macro-F1 | '}{agree_name} | {delta_name} | texts |"
+        " whole-set texts/s | × pipeline | bs1 p50 × seed recipe | cold start s | peak RSS MB | model MB |"
+        " install MB |",
+        "|---|" + "---:|" * (11 if ner else 12),
     ]
     for name, r in contenders.items():
         if "error" in r:
-            rows.append(f"| {name} | failed: {r['error'].splitlines()[0][:80]} |" + " |" * (13 if ner else 14))
+            rows.append(f"| {name} | failed: {r['error'].splitlines()[0][:80]} |" + " |" * (10 if ner else 11))
             continue
-        s, lat, tp = r["scores"], r["latency_bs1"]["ms"], r["throughput"]["texts_per_s"]
+        s, tp = r["scores"], r["throughput"]["texts_per_s"]
         quality = s.get("entity_f1") if ner else s.get("accuracy")
         gate_failed = r.get("describe", {}).get("gate") == "failed"
         cells = [f"{name} (gate failed)" if gate_failed else name, _f(quality, 4) if labelled else "n/a (unlabelled)"]
         if not ner:
             cells.append(_f(s.get("macro_f1"), 4) if labelled else "n/a")
         cells += [
-            _f(s.get("agreement"), 2, 100, "%"), f"{s['n_scored']:,}", _f(lat["p50"], 2), _f(lat["p95"], 2),
-            _f(lat["p99"], 2), _ratio(seed_p50, lat["p50"]), _f(tp, 1), _ratio(tp, pipe_tps),
-            _f(tp / limit if limit else None, 1, 100, "%"), _f(r["cold_start"]["seconds"], 2),
+            _f(s.get("agreement"), 2, 100, "%"), _f(s.get(delta_key), 2, 1, "") if labelled else "n/a",
+            f"{s['n_scored']:,}", _f(tp, 1), _ratio(tp, pipe_tps),
+            _ratio(seed_p50, r["latency_bs1"]["ms"]["p50"]), _f(r["cold_start"]["seconds"], 2),
             _f(r["rss_peak_mb"], 0), _f(r["model_bytes"] / _MB, 1), _f(_install_mb(results, name), 0),
         ]
         rows.append("| " + " | ".join(cells) + " |")
@@ -94,14 +98,9 @@ def _notes(results: dict[str, Any]) -> list[str]:
     for name, r in results["contenders"].items():
         if "describe" in r:
             d = r["describe"]
-            keys = ("padding", "batching", "quantization", "variant")
+            keys = ("padding", "batching", "quantization", "variant", "hint", "plugin", "parallel_kwarg")
             what = "; ".join(f"{k}: {v}" for k, v in d.items() if k in keys)
             lines.append(f"- `{name}`: {d.get('stack', '')}; {what}")
-    loads = [f"{n} {r['load_average']['before'][0]}→{r['load_average']['after'][0]}"
-             for n, r in results["contenders"].items() if r.get("load_average", {}).get("before")]
-    if loads:
-        lines.append("- 1-min load average before→after each contender (2 cores; >2 means other work competed): "
-                     + ", ".join(loads))
     reference = results.get("reference")
     lines.append(f"- Agreement is measured against `{reference}` (the PyTorch original's predictions)."
                  if reference else "- No PyTorch original ran: agreement not measured.")
@@ -109,39 +108,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
     if limits:
         lines.append(f"- Whole-set pass capped for: {limits} (accuracy and throughput of those rows use their first"
                      " N texts; agreement is over the overlap)")
-    by_n: dict[int, list[str]] = {}
-    for name, r in results["contenders"].items():
-        if "latency_bs1" in r:
-            by_n.setdefault(r["latency_bs1"]["n_texts"], []).append(name)
-    spread = "; ".join(f"{n} texts ({', '.join(names)})" for n, names in by_n.items())
-    lines.append(f"- bs1 latency: median over repeats per text, percentiles over texts spread evenly over the set:"
-                 f" {spread}. Throughput: one timed pass after warm-up, file order. Cold start: fresh process"
-                 " start → first result (median). Peak RSS: the benchmark worker process (load + all passes).")
-    return lines
-
-
-def _limit_section(results: dict[str, Any]) -> list[str]:
-    pl = results.get("physical_limit")
-    if not pl:
-        return []
-    g, lim = pl["gemm"], pl["limit"]
-    lines = [
-        "", "#### Physical limit (int8 GEMM roofline)", "",
-        f"- GEMM micro-benchmark ({g['op']}), {g['threads']} threads: peak **{g['int8_peak_gops']:.0f} GOP/s** at"
-        f" M×K×N {g['int8_peak_shape']} (median over shapes {g['int8_median_gops']:.0f}); fused"
-        f" DynamicQuantizeMatMul peak {g['dq_int8_peak_gops']:.0f} GOP/s; fp32 MatMul peak"
-        f" {g['fp32_peak_gflops']:.0f} GFLOP/s.",
-        f"- Model: {lim['ops_per_token'] / 1e6:.1f} M GEMM ops per token ({pl['ops']['int8_ops_per_token'] / 1e6:.1f} M"
-        f" in int8 GEMMs of {pl['ops']['graph']}, the rest left in fp32 by the recipe); data:"
-        f" {lim['total_tokens']:,} tokens ({lim['tokens_per_text']:.1f} per text, no padding)"
-        f" → {lim['total_int8_ops'] / 1e12:.2f} T ops.",
-        f"- Limit: {lim['seconds_at_peak']:.1f} s for the set at peak = **{lim['texts_per_s']:,.0f} texts/s**"
-        " (GEMMs only: attention products, layer norms, softmax and tokenization excluded — a true ceiling).",
-        "", "| M | K | N | int8 GOP/s | DQ-int8 GOP/s | fp32 GFLOP/s |", "|---:|---:|---:|---:|---:|---:|",
-    ]
-    for s in g["shapes"]:
-        lines.append(f"| {s['m']} | {s['k']} | {s['n']} | {s['int8_gops']:.0f} | {s['dq_int8_gops']:.0f} |"
-                     f" {s.get('fp32_gflops', 0):.0f} |")
+    lines.append("- Whole-set pass: every text once at the benchmark batch size, each contender batching its own"
+                 " way (kolite: length-sorted multi-batch calls; the others: file order), the predictions every"
+                 " score uses; it runs in each contender's first-round process after that round's timed work."
+                 " Cold start: fresh process start → first result (median). Peak RSS: that first-round process.")
     return lines
 
 
@@ -203,8 +173,10 @@ def _targets_section(results: dict[str, Any], name: str = "kolite-int8") -> list
 
 
 def render_markdown(results: dict[str, Any]) -> str:
-    lines = [*_header(results), "", *_contender_rows(results), *_notes(results), *_targets_section(results),
-             *_limit_section(results)]
+    kolite_int8 = [n for n in results["contenders"] if n.startswith("kolite-int8")]
+    lines = [*_header(results), *render_speed(results), "", "#### Accuracy, whole-set pass and footprint", "",
+             *_contender_rows(results), *_notes(results), *_targets_section(results),
+             *[line for name in kolite_int8 for line in render_targets(results, name)], *render_limit(results)]
     install = results["install_size"]
     lines += ["", "#### Install size", ""]
     for kind, size in install.items():

@@ -15,12 +15,13 @@ from kolite_bench.config import FALLBACK_REFERENCE, REFERENCE, REPO_ROOT, BenchC
 from kolite_bench.contenders.base import ContenderSpec
 from kolite_bench.datasets import BenchDataset, load_dataset
 from kolite_bench.env import collect_environment, load_average
+from kolite_bench.limits import measure_physical_limit, token_lengths
 from kolite_bench.metrics import classification_scores, ner_scores
 from kolite_bench.subprocesses import WorkerError, cold_start, run_worker
 
 __all__ = ["RESULTS_SCHEMA", "plan_contenders", "run_bench"]
 
-RESULTS_SCHEMA = "kolite-bench/1"
+RESULTS_SCHEMA = "kolite-bench/2"  # 2: speed in rotated rounds (bs1 + sorted/file-order passes), OpenVINO
 _TORCH_ONLY_FORMATS = {"sroberta"}  # no transformers pipeline / ORTModel class exists for the custom head
 
 
@@ -31,6 +32,8 @@ def _log(message: str) -> None:
 def plan_contenders(config: BenchConfig) -> tuple[list[str], dict[str, str]]:
     """Contenders that run, and the reason each requested one does not."""
     from kolite.manifest import load_manifest
+
+    from kolite_bench.contenders.openvino_peer import openvino_missing
 
     manifest = load_manifest(config.artifact)
     variants = manifest.variants if config.include_failed else manifest.passed_variants
@@ -48,6 +51,8 @@ def plan_contenders(config: BenchConfig) -> tuple[list[str], dict[str, str]]:
                 run.append(name)
         elif name in ("pipeline", "optimum-int8") and config.seed.checkpoint_format in _TORCH_ONLY_FORMATS:
             skipped[name] = "not applicable: custom checkpoint (mean pooling + linear head) has no HF task class"
+        elif name.startswith("openvino-") and (missing := openvino_missing()):
+            skipped[name] = missing
         else:
             run.append(name)
     return run, skipped
@@ -61,6 +66,8 @@ def _spec(config: BenchConfig, name: str) -> ContenderSpec:
         options["padding"] = "longest"
     elif name == "torch":
         options["padding"] = "max_length"
+    elif name.startswith("openvino-"):
+        options["calibration"] = {"dataset": config.seed.dataset, "data_dir": str(config.data_dir)}
     return ContenderSpec(name=name, task=config.seed.task, source=config.source, artifact=str(config.artifact),
                          layout=config.seed.checkpoint_format, threads=config.threads, max_length=config.max_length,
                          batch_size=config.batch_size, cache_dir=str(REPO_ROOT / ".cache" / "bench"), options=options)
@@ -72,30 +79,60 @@ def _latency_indices(n_texts: int, count: int) -> list[int]:
     return sorted({int(i) for i in np.linspace(0, n_texts - 1, count)})
 
 
-def _measure(config: BenchConfig, name: str, texts_file: Path, workdir: Path, n_texts: int) -> dict[str, Any]:
-    spec = _spec(config, name)
-    final = workdir / f"{name}.final.json"
-    if final.is_file():  # --resume: this contender finished in an earlier, interrupted run
-        _log(f"{name}: reusing {final}")
-        return json.loads(final.read_text(encoding="utf-8"))
-    if name.startswith("optimum"):
-        _log(f"{name}: export + {spec.options.get('preset') or 'default'} quantization (cached)")
-        run_worker(workdir, f"{name}.prepare", {"mode": "prepare", "spec": spec.to_dict()}, config.threads)
-    job = {
-        "mode": "bench", "spec": spec.to_dict(), "texts_file": str(texts_file),
-        "latency": {"indices": _latency_indices(n_texts, config.latency_texts), "warmup": config.warmup,
-                    "repeats": config.latency_repeats},
-        "sweep": {"batch_sizes": list(config.sweep_batch_sizes), "n": min(config.sweep_texts, n_texts)},
-        "throughput": {"batch_size": config.batch_size, "limit": config.contender_limits.get(name)},
-    }
-    load_before = load_average()
-    _log(f"{name}: latency, batch sweep, whole-set pass")
-    result = run_worker(workdir, name, job, config.threads)
+def _prepare(config: BenchConfig, names: list[str], workdir: Path) -> dict[str, str]:
+    """One-off, cached work (optimum's and OpenVINO's export + quantization); the contenders it failed for."""
+    failed, done = {}, set()
+    for name in names:
+        kind = name.rsplit("-", 1)[0] if name.startswith("openvino-") else name
+        if not name.startswith(("optimum", "openvino")) or kind in done:
+            continue
+        done.add(kind)  # both OpenVINO modes share one quantized model
+        _log(f"{name}: export + int8 quantization (cached)")
+        try:
+            run_worker(workdir, f"{name}.prepare", {"mode": "prepare", "spec": _spec(config, name).to_dict()},
+                       config.threads)
+        except (WorkerError, OSError) as exc:
+            failed.update({n: str(exc) for n in names if n == name or n.rsplit("-", 1)[0] == kind})
+    return failed
+
+
+def _cold_start(config: BenchConfig, name: str, texts_file: Path, workdir: Path) -> dict[str, Any]:
+    saved = workdir / f"{name}.cold.json"
+    if saved.is_file():  # --resume
+        return json.loads(saved.read_text(encoding="utf-8"))
     _log(f"{name}: cold start x{config.cold_start_repeats}")
-    result["cold_start"] = cold_start(workdir, spec, texts_file, config.cold_start_repeats)
-    result["load_average"] = {"before": load_before, "after": load_average()}
-    final.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    result = cold_start(workdir, _spec(config, name), texts_file, config.cold_start_repeats)
+    saved.write_text(json.dumps(result), encoding="utf-8")
     return result
+
+
+def _rounds(config: BenchConfig, names: list[str], texts_file: Path, workdir: Path,
+            lengths: list[int]) -> dict[str, dict[str, Any]]:
+    """Every contender's rounds (the first also runs its sweep and whole-set pass), summarized, or its error."""
+    from kolite_bench.rounds import run_rounds, summarize_rounds
+
+    latency = {"indices": _latency_indices(len(lengths), config.latency_texts), "warmup": config.warmup,
+               "repeats": config.latency_repeats}
+    jobs = {name: {"mode": "round", "spec": _spec(config, name).to_dict(), "texts_file": str(texts_file),
+                   "latency": latency,
+                   "score": {"sweep": {"batch_sizes": list(config.sweep_batch_sizes),
+                                       "n": min(config.sweep_texts, len(lengths))},
+                             "throughput": {"batch_size": config.batch_size,
+                                            "limit": config.contender_limits.get(name)}}} for name in names}
+    texts = {"n": len(lengths), "group_size": config.throughput_texts, "batch_size": config.batch_size,
+             "lengths": lengths}
+    out: dict[str, dict[str, Any]] = {}
+    for name, rounds in run_rounds(names, jobs, config.rounds, texts, workdir).items():
+        if "error" in rounds[0]:
+            out[name] = rounds[0]
+            continue
+        first = rounds[0]
+        out[name] = {**{k: first[k] for k in ("load_s", "describe", "model_bytes", "sweep", "throughput",
+                                              "predictions", "rss_peak_mb")},
+                     **summarize_rounds(rounds),
+                     "rounds_raw": [{k: v for k, v in r.items() if k not in ("latency_bs1", "predictions")}
+                                    for r in rounds]}
+    return out
 
 
 def _score(config: BenchConfig, data: BenchDataset, results: dict[str, dict[str, Any]]) -> str | None:
@@ -117,26 +154,6 @@ def _score(config: BenchConfig, data: BenchDataset, results: dict[str, dict[str,
     return reference
 
 
-def _physical_limit(config: BenchConfig, data: BenchDataset) -> dict[str, Any]:
-    from kolite.manifest import load_manifest
-
-    from kolite_bench.gemm import TOKEN_COUNTS, default_shapes, run_gemm_benchmark
-    from kolite_bench.limits import count_tokens, encoder_gemm_shapes, int8_ops_per_token, physical_limit
-
-    manifest = load_manifest(config.artifact)
-    graph = next((manifest.variants[v] for v in ("int8", "fp32") if v in manifest.variants), None)
-    ops = int8_ops_per_token(config.artifact / graph.file) if graph else {"int8_ops_per_token": 0}
-    # Every weight GEMM of the encoder counts, as if all ran at the int8 peak (GEMMs a recipe leaves in fp32 too).
-    ops_per_token = ops["int8_ops_per_token"] + ops.get("fp32_gemm_ops_per_token", 0)
-    layer_shapes = encoder_gemm_shapes(config.artifact / graph.file) if graph else []
-    shapes = [(m, k, n) for m in TOKEN_COUNTS for k, n in layer_shapes]
-    _log("GEMM micro-benchmark (int8 MatMulInteger at the model's shapes)")
-    gemm = run_gemm_benchmark(config.threads, shapes or default_shapes(), 0.1 if config.quick else 0.3)
-    tokens = count_tokens(config.artifact / manifest.tokenizer.file, data.texts, manifest.max_length)
-    return {"gemm": gemm, "ops": ops, "limit": physical_limit(gemm["int8_peak_gops"], ops_per_token, tokens,
-                                                              len(data.texts))}
-
-
 def run_bench(config: BenchConfig) -> dict[str, Any]:
     started = time.time()
     data = load_dataset(config.seed.dataset, config.data_dir, config.limit)
@@ -149,15 +166,26 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     environment = collect_environment(config.threads)
     contenders, skipped = plan_contenders(config)
     _log(f"{run_id}: {len(data.texts)} texts of {data.name}, contenders {contenders}, skipped {sorted(skipped)}")
-    results: dict[str, dict[str, Any]] = {}
-    for name in contenders:
+    results: dict[str, dict[str, Any]] = {n: {"error": e} for n, e in _prepare(config, contenders, workdir).items()}
+    ready = [name for name in contenders if name not in results]
+    lengths = token_lengths(config.artifact, data.texts)
+    for name, result in _rounds(config, ready, texts_file, workdir, lengths).items():
+        if "error" in result:
+            _log(f"{name} FAILED: {result['error']}")
+            results[name] = result
+            continue
         try:
-            results[name] = _measure(config, name, texts_file, workdir, len(data.texts))
+            results[name] = {**result, "cold_start": _cold_start(config, name, texts_file, workdir)}
         except (WorkerError, OSError) as exc:
             _log(f"{name} FAILED: {exc}")
             results[name] = {"error": str(exc)}
+    results = {name: results[name] for name in contenders}  # the requested order
     reference = _score(config, data, results)
-    limit = _physical_limit(config, data) if config.gemm else None
+    limit = None
+    if config.gemm:
+        _log("GEMM micro-benchmark (int8 MatMulInteger at the model's shapes, 1 and N threads) and CPU peaks")
+        limit = measure_physical_limit(config.artifact, config.threads, sum(lengths), len(data.texts),
+                                       0.1 if config.quick else 0.3)
     from kolite_bench.sizes import closure_size, runtime_venv_size
 
     cache = REPO_ROOT / ".cache" / "bench"
@@ -165,6 +193,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "kolite": runtime_venv_size(REPO_ROOT, cache, build=config.install_size),
         "torch": closure_size(["torch", "transformers"]),
         "optimum": closure_size(["optimum", "optimum-onnx[onnxruntime]"]),
+        # What serving the OpenVINO model needs: the runtime and tokenizers (NNCF only quantizes, once).
+        "openvino": closure_size(["openvino", "tokenizers"]),
     }
     environment["load_average_end"] = load_average()
     return {
@@ -178,7 +208,8 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
                      "latency_texts": config.latency_texts, "latency_repeats": config.latency_repeats,
                      "warmup": config.warmup, "sweep_batch_sizes": list(config.sweep_batch_sizes),
                      "sweep_texts": config.sweep_texts, "cold_start_repeats": config.cold_start_repeats,
-                     "contender_limits": config.contender_limits, "max_length": config.max_length},
+                     "contender_limits": config.contender_limits, "max_length": config.max_length,
+                     "rounds": config.rounds, "throughput_texts": config.throughput_texts},
         "environment": environment, "reference": reference, "contenders": results, "skipped": skipped,
         "physical_limit": limit, "install_size": install,
     }

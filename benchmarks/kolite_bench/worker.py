@@ -1,8 +1,9 @@
 """Worker subprocess: builds ONE contender and measures it, so its imports and peak RSS are its own.
 
 ``python -m kolite_bench.worker JOB.json`` where the job's ``mode`` is
-``prepare`` (one-off, cached work), ``cold`` (import + load + first result, then exit) or ``bench``
-(bs1 latency, batch-size sweep, whole-set pass at the benchmark batch size).
+``prepare`` (one-off, cached work), ``cold`` (import + load + first result, then exit) or ``round`` (one round of
+the speed comparison: bs1 latency first, in this fresh process, then the timed batch passes the harness planned;
+the first round's job adds ``score``: the batch-size sweep and the whole-set pass whose predictions are scored).
 """
 
 from __future__ import annotations
@@ -42,18 +43,38 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 
 
 def measure_latency(contender: Contender, texts: list[str], warmup: int, repeats: int) -> dict[str, Any]:
-    """Batch-1 latency per text: median over ``repeats`` passes, then percentiles over the texts."""
-    for text in texts[:warmup]:
-        contender.predict([text])
-    runs = np.zeros((repeats, len(texts)))
-    for r in range(repeats):
-        for i, text in enumerate(texts):
+    """Batch-1 latency: ``warmup`` untimed passes over the texts (every input shape seen, as in a long-running
+    service), then every call of ``repeats`` timed passes is a sample (no median per text, so a slow state of the
+    runtime shows in p99 instead of being voted away)."""
+    for _ in range(warmup):
+        for text in texts:
+            contender.predict([text])
+    samples = []
+    for _ in range(repeats):
+        for text in texts:
             start = time.perf_counter()
             contender.predict([text])
-            runs[r, i] = (time.perf_counter() - start) * 1000
-    per_text = np.median(runs, axis=0).tolist()
-    return {"n_texts": len(texts), "repeats": repeats, "warmup": warmup, "ms": percentiles(per_text),
-            "samples_ms": [round(x, 4) for x in per_text]}
+            samples.append((time.perf_counter() - start) * 1000)
+    return {"n_texts": len(texts), "repeats": repeats, "warmup": warmup, "ms": percentiles(samples),
+            "samples_ms": [round(x, 4) for x in samples]}
+
+
+def measure_passes(contender: Contender, texts: list[str], passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Time each planned pass (its batches are index lists into ``texts``) after one untimed run of the same pass:
+    every batch shape has been seen once, as in a long labelling job (OpenVINO and onnxruntime both pay extra for
+    a shape's first run)."""
+    results = {}
+    for plan in passes:
+        batches = [[texts[i] for i in batch] for batch in plan["batches"]]
+        is_sorted = plan["kind"] == "sorted"
+        contender.run_pass(batches, is_sorted)
+        start = time.perf_counter()
+        contender.run_pass(batches, is_sorted)
+        seconds = time.perf_counter() - start
+        n_texts = sum(len(b) for b in batches)
+        results[plan["kind"]] = {"n_texts": n_texts, "batches": len(batches), "seconds": seconds,
+                                 "texts_per_s": n_texts / seconds}
+    return results
 
 
 def measure_sweep(contender: Contender, texts: list[str], batch_sizes: list[int]) -> list[dict[str, Any]]:
@@ -105,15 +126,17 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         return {"load_s": load_s, "first_result_s": time.perf_counter() - start, "rss_peak_mb": peak_rss_mb()}
     result: dict[str, Any] = {"load_s": load_s, "describe": contender.describe(),
                               "model_bytes": contender.model_bytes()}
-    latency_texts = [texts[i] for i in job["latency"]["indices"]]
-    result["latency_bs1"] = measure_latency(contender, latency_texts, job["latency"]["warmup"],
-                                            job["latency"]["repeats"])
-    sweep_texts = texts[: job["sweep"]["n"]]
-    result["sweep"] = measure_sweep(contender, sweep_texts, job["sweep"]["batch_sizes"])
-    limit = job["throughput"].get("limit")
-    pass_texts = texts if limit is None else texts[:limit]
-    result["throughput"], outputs = measure_throughput(contender, pass_texts, job["throughput"]["batch_size"])
-    result["predictions"] = _jsonable(outputs)
+    latency = job["latency"]
+    result["latency_bs1"] = measure_latency(contender, [texts[i] for i in latency["indices"]], latency["warmup"],
+                                            latency["repeats"])
+    result["passes"] = measure_passes(contender, texts, job["passes"])
+    if "score" in job:  # the first round also gives the predictions every score uses
+        score = job["score"]
+        result["sweep"] = measure_sweep(contender, texts[: score["sweep"]["n"]], score["sweep"]["batch_sizes"])
+        limit = score["throughput"].get("limit")
+        pass_texts = texts if limit is None else texts[:limit]
+        result["throughput"], outputs = measure_throughput(contender, pass_texts, score["throughput"]["batch_size"])
+        result["predictions"] = _jsonable(outputs)
     result["rss_peak_mb"] = peak_rss_mb()
     return result
 

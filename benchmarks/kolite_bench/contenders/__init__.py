@@ -27,6 +27,12 @@ def _optimum(spec: ContenderSpec) -> Contender:
     return OptimumContender(spec)
 
 
+def _openvino(spec: ContenderSpec) -> Contender:
+    from kolite_bench.contenders.openvino_peer import OpenVINOContender
+
+    return OpenVINOContender(spec)
+
+
 def _kolite(spec: ContenderSpec) -> Contender:
     from kolite_bench.contenders.kolite_runtime import KoliteContender
 
@@ -37,12 +43,13 @@ _FACTORIES: dict[str, Callable[[ContenderSpec], Contender]] = {
     "torch": _torch,
     "pipeline": _pipeline,
     "optimum": _optimum,
+    "openvino": _openvino,
     "kolite": _kolite,
 }
 
 
 def contender_kind(name: str) -> str:
-    """``kolite-int8`` → ``kolite``, ``torch-longest`` → ``torch``, ``optimum-int8`` → ``optimum``."""
+    """``kolite-int8`` → ``kolite``, ``torch-longest`` → ``torch``, ``openvino-int8-latency`` → ``openvino``."""
     return name.split("-", 1)[0]
 
 

@@ -6,14 +6,16 @@ module imports its heavy stack (torch, transformers, optimum, kolite) inside ``l
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Contender", "ContenderSpec", "Outputs"]
+__all__ = ["Contender", "ContenderSpec", "Outputs", "concat_outputs", "source_key"]
 
 # text-classification: np.ndarray[int64] of predicted label ids; token-classification: list of (start, end, type).
 Outputs = Any
@@ -79,16 +81,36 @@ class Contender(ABC):
             for row, offs in zip(ids, offsets, strict=False)
         ]
 
+    def predict_batches(self, batches: list[list[str]], progress: Callable[[int], None] | None = None) -> Outputs:
+        """Outputs of every batch, in order; a contender with its own concurrency (OpenVINO's streams) overlaps them."""
+        parts = []
+        for batch in batches:
+            parts.append(self.predict(batch))
+            if progress is not None:
+                progress(len(batch))
+        return concat_outputs(parts, self.spec.task)
+
+    def run_pass(self, batches: list[list[str]], sorted_by_length: bool) -> Outputs:
+        """One timed throughput pass over the harness's batches (the same for every contender). kolite overrides it
+        to hand a sorted pass to its public API, whose own planner forms these same batches."""
+        return self.predict_batches(batches)
+
     def predict_all(
         self, texts: list[str], batch_size: int, progress: Callable[[int], None] | None = None
     ) -> Outputs:
         """Whole-set pass: batches of ``batch_size`` in file order, each padded to its own longest text."""
-        parts = []
-        for start in range(0, len(texts), batch_size):
-            parts.append(self.predict(texts[start : start + batch_size]))
-            if progress is not None:
-                progress(len(texts[start : start + batch_size]))
-        return concat_outputs(parts, self.spec.task)
+        batches = [texts[start : start + batch_size] for start in range(0, len(texts), batch_size)]
+        return self.predict_batches(batches, progress)
+
+
+def source_key(source: str) -> str:
+    """A short key of a checkpoint (its path or hub id, plus its files' names, sizes and times): one-off exports
+    cached under it are rebuilt when the checkpoint changes."""
+    path = Path(source)
+    parts = [source]
+    if path.is_dir():
+        parts += [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(path.iterdir()) if f.is_file()]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def concat_outputs(parts: list[Outputs], task: str) -> Outputs:

@@ -1,4 +1,10 @@
-"""kolite itself: ``kolite.load(artifact, variant=...)`` — the torch-free runtime with its own length bucketing."""
+"""kolite itself: ``kolite.load(artifact, variant=...)`` — the torch-free runtime with its own length bucketing.
+
+Every pass goes through the public API as a user's code would: ``model.logits`` / ``model.tag`` with
+``batch_size`` = the bench's. The bench's threads reach kolite through whichever keywords ``kolite.load`` accepts
+(read from its signature): the intra-op threads, and the size of a data-parallel mode (N one-thread sessions over
+whole batches) where kolite has one, so kolite never uses more cores than the other contenders.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ __all__ = ["KoliteContender"]
 # The whole-set pass hands kolite this many texts per call; kolite sorts them by length and pads per batch.
 CHUNK_TEXTS = 4096
 _THREAD_KWARGS = ("threads", "intra_op_num_threads", "num_threads")
+_PARALLEL_KWARGS = ("parallel", "sessions", "parallel_sessions", "workers")
 
 
 class KoliteContender(Contender):
@@ -30,6 +37,11 @@ class KoliteContender(Contender):
         self.thread_kwarg = next((k for k in _THREAD_KWARGS if k in accepted), None)
         if self.thread_kwarg is not None:
             kwargs[self.thread_kwarg] = self.spec.threads
+        self.parallel_kwarg = next((k for k in _PARALLEL_KWARGS if k in accepted), None)
+        if self.parallel_kwarg is not None:
+            # An on/off switch gets "on" (kolite sizes it from the threads above); a count gets the bench's threads.
+            flag = isinstance(accepted[self.parallel_kwarg].default, bool)
+            kwargs[self.parallel_kwarg] = True if flag else self.spec.threads
         self.model = kolite.load(self.spec.artifact, **kwargs)
 
     def predict(self, texts: list[str]) -> Outputs:
@@ -40,9 +52,11 @@ class KoliteContender(Contender):
     def predict_all(
         self, texts: list[str], batch_size: int, progress: Callable[[int], None] | None = None
     ) -> Outputs:
+        """Multi-batch calls of up to CHUNK_TEXTS texts: kolite sorts each by length and pads per batch."""
+        chunk_texts = max(batch_size, CHUNK_TEXTS // batch_size * batch_size)
         parts = []
-        for start in range(0, len(texts), CHUNK_TEXTS):
-            chunk = texts[start : start + CHUNK_TEXTS]
+        for start in range(0, len(texts), chunk_texts):
+            chunk = texts[start : start + chunk_texts]
             if self.spec.task == "token-classification":
                 ents = self.model.tag(chunk, aggregation="simple", batch_size=batch_size)
                 parts.append([[(e.start, e.end, e.label) for e in row] for row in ents])
@@ -51,6 +65,14 @@ class KoliteContender(Contender):
             if progress is not None:
                 progress(len(chunk))
         return concat_outputs(parts, self.spec.task)
+
+    def run_pass(self, batches: list[list[str]], sorted_by_length: bool) -> Outputs:
+        """Sorted: the batches' texts in one multi-batch call (kolite's planner re-forms exactly these batches, and a
+        data-parallel mode can spread them); file order: one call per batch, so kolite pads the same batches as
+        everyone else."""
+        if not sorted_by_length:
+            return self.predict_batches(batches)
+        return self.predict_all([text for batch in batches for text in batch], len(batches[0]))
 
     def model_bytes(self) -> int:
         return int(self.model.variant.size_bytes)
@@ -70,5 +92,6 @@ class KoliteContender(Contender):
             "batching": f"kolite length bucketing (sort by length, pad per batch) over chunks of {CHUNK_TEXTS} texts",
             "threads": self.spec.threads if self.thread_kwarg else "kolite default",
             "thread_kwarg": self.thread_kwarg,
+            "parallel_kwarg": self.parallel_kwarg,
             "provider": "CPUExecutionProvider",
         }

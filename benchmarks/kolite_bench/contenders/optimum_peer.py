@@ -7,13 +7,12 @@ Export and quantization are one-off work, cached under ``.cache/bench/optimum/``
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kolite_bench.contenders.base import Contender, Outputs
+from kolite_bench.contenders.base import Contender, Outputs, source_key
 from kolite_bench.env import cpu_flags
 
 __all__ = ["OptimumContender", "quantization_preset"]
@@ -33,14 +32,6 @@ def quantization_preset(flags: set[str] | None = None) -> str:
     return "arm64"
 
 
-def _source_key(source: str) -> str:
-    path = Path(source)
-    parts = [source]
-    if path.is_dir():
-        parts += [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in sorted(path.iterdir()) if f.is_file()]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
-
-
 class OptimumContender(Contender):
     @property
     def ner(self) -> bool:
@@ -52,7 +43,7 @@ class OptimumContender(Contender):
 
     @property
     def folder(self) -> Path:
-        return Path(self.spec.cache_dir) / "optimum" / f"{_source_key(self.spec.source)}-{self.preset}"
+        return Path(self.spec.cache_dir) / "optimum" / f"{source_key(self.spec.source)}-{self.preset}"
 
     def _model_class(self) -> Any:
         from optimum.onnxruntime import ORTModelForSequenceClassification, ORTModelForTokenClassification
