@@ -73,10 +73,10 @@ def _check_openvino(results: dict) -> None:
         if name not in results["contenders"]:
             continue
         described = results["contenders"][name]["describe"]
-        assert described["hint"] == hint and described["plugin"]["INFERENCE_NUM_THREADS"] == "2"
+        assert described["hint"] == hint and described["plugin"]["INFERENCE_NUM_THREADS"] == 2
         assert "300 calibration texts" in described["quantization"]
         if hint == "LATENCY":
-            assert described["plugin"]["NUM_STREAMS"] == "1"
+            assert described["plugin"]["NUM_STREAMS"] == 1
 
 
 def test_quick_bench_sentiment_every_contender(tmp_path, tiny_artifact, standin_dir):

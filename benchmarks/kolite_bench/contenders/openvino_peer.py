@@ -183,9 +183,11 @@ class OpenVINOContender(Contender):
         for key in ("NUM_STREAMS", "INFERENCE_NUM_THREADS", "OPTIMAL_NUMBER_OF_INFER_REQUESTS",
                     "INFERENCE_PRECISION_HINT", "ENABLE_CPU_PINNING"):
             try:
-                chosen[key] = str(self.compiled.get_property(key))
+                value = str(self.compiled.get_property(key))
             except RuntimeError:
-                chosen[key] = "unknown"
+                value = "unknown"
+            # counts as numbers (streams and threads come back as str-like objects)
+            chosen[key] = int(value) if value.isdigit() else value
         return {
             "stack": f"OpenVINO {self.info['openvino']} runtime + tokenizers (the checkpoint's tokenizer.json)",
             "quantization": f"NNCF {self.info['nncf']} nncf.quantize(model_type=TRANSFORMER) defaults (SmoothQuant,"
