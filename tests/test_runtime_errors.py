@@ -176,6 +176,44 @@ def test_batches_pad_to_their_longest_item_with_the_manifest_pad_id():
     assert batch["input_ids"].tolist() == [[1, 2], [3, 1]] and batch["attention_mask"].tolist() == [[1, 1], [1, 0]]
 
 
+def test_a_call_of_mixed_lengths_is_cut_into_the_cheapest_length_groups():
+    import itertools
+
+    from kolite.batching import split_by_length
+
+    def cost(groups, lengths, overhead):
+        return sum(len(g) * int(lengths[g[0]]) + overhead for g in groups)
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        lengths = rng.integers(1, 130, size=int(rng.integers(2, 9)))
+        call = np.argsort(-lengths, kind="stable")
+        groups = split_by_length(call, lengths, overhead=20)
+        assert np.concatenate(groups).tolist() == call.tolist()  # every index once, order kept
+        # against every possible cut of the sorted call
+        cheapest = min(
+            cost(np.split(call, list(cuts)), lengths, 20)
+            for k in range(len(call))
+            for cuts in itertools.combinations(range(1, len(call)), k)
+        )
+        assert cost(groups, lengths, 20) == cheapest
+    # similar lengths (a sorted plan's call) stay one call; a file-order batch of short texts and one long is cut
+    assert len(split_by_length(np.arange(32), np.full(32, 20))) == 1
+    mixed = np.array([120] + [10] * 31)
+    assert [g.tolist() for g in split_by_length(np.arange(32), mixed)] == [[0], list(range(1, 32))]
+    # and the outputs still come back whole and in input order
+    seen = []
+
+    def run(feeds):
+        seen.append(feeds["input_ids"].shape)
+        return feeds["input_ids"][:, :1].astype(np.float32) + feeds["attention_mask"].sum(1, keepdims=True)
+
+    sequences = [[5] * int(n) for n in mixed]
+    out = run_planned(sequences, lambda batches: [run(feeds) for feeds in batches], pad_token_id=0, max_items=32)
+    assert seen == [(1, 120), (31, 10)]
+    assert [float(o[0]) for o in out] == [5.0 + len(s) for s in sequences]
+
+
 def test_hub_id_downloads_only_manifest_tokenizer_and_the_chosen_variant(tiny_artifact, tmp_path, monkeypatch):
     import huggingface_hub
 

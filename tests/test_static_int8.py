@@ -24,6 +24,15 @@ TEXTS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _padded_calls_stay_whole(monkeypatch):
+    """The runtime cuts a call of very different lengths into length groups (less padding); here every call must
+    stay whole so that texts really share a padded batch with their partners."""
+    from kolite.batching import CALL_OVERHEAD_TOKENS
+
+    monkeypatch.setitem(CALL_OVERHEAD_TOKENS, "cpu", 10**9)
+
+
 def _batchings(run, texts: list[str]) -> dict[str, list[np.ndarray]]:
     """The same texts, each run alone (the single-text fast path), in one length-bucketed call, in file-order
     chunks of 3 and next to a long padding partner."""

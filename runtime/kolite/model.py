@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from kolite.batching import run_planned
+from kolite.batching import CALL_OVERHEAD_TOKENS, run_planned
 from kolite.errors import InvalidInputError
 from kolite.manifest import Manifest, Variant
 from kolite.session import OnnxModel
@@ -121,8 +121,9 @@ class KoliteModel:
         ``max_tokens`` padded tokens.
         """
         batch_size = check_positive_int("batch_size", batch_size)
+        overhead = CALL_OVERHEAD_TOKENS["cuda" if self.device == "cuda" else "cpu"]
         return run_planned(
-            encoded.sequences, self.session.run_many, self.manifest.pad_token_id, batch_size, max_tokens
+            encoded.sequences, self.session.run_many, self.manifest.pad_token_id, batch_size, max_tokens, overhead
         )
 
     def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[Any]]:
