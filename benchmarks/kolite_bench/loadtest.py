@@ -91,13 +91,15 @@ def _server_cpu_s(pid: int) -> float | None:
 
 
 async def run_level(port: int, texts: list[str], concurrency: int, duration_s: float, max_requests: int,
-                    client: str = "raw") -> dict[str, Any]:
-    """``concurrency`` closed-loop clients until ``duration_s`` passes or ``max_requests`` were sent."""
+                    client: str = "raw", bodies: list[bytes] | None = None) -> dict[str, Any]:
+    """``concurrency`` closed-loop clients until ``duration_s`` passes or ``max_requests`` were sent; one text per
+    request unless ready-made request ``bodies`` are given."""
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     sent = 0
     deadline = time.perf_counter() + duration_s
-    bodies = [json.dumps({"inputs": text}, ensure_ascii=False).encode() for text in texts]
+    if bodies is None:
+        bodies = [json.dumps({"inputs": text}, ensure_ascii=False).encode() for text in texts]
 
     async def one_client(offset: int) -> None:
         nonlocal sent

@@ -111,9 +111,10 @@ async def soak(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(timeout=60.0, trust_env=False) as client:
             await _wait_healthy(client, f"http://127.0.0.1:{port}", server)
-        capacity = await run_level(port, texts, 32, args.capacity_s, 1_000_000)
+        # capacity in the soak's own requests (1-8 mixed-length texts), not in one-text requests
+        capacity = await run_level(port, texts, 32, args.capacity_s, 1_000_000, bodies=bodies)
         rate = max(1.0, capacity["throughput_rps"] * args.load)
-        print(f"capacity {capacity['throughput_rps']} req/s (one text each); soaking at {rate:.0f} req/s of 1-8 texts",
+        print(f"capacity {capacity['throughput_rps']} req/s of 1-8 mixed texts; soaking at {rate:.0f} req/s",
               flush=True)
         for minute in range(1, args.minutes + 1):
             row = await open_loop(port, bodies, rate, 60.0)
@@ -134,7 +135,7 @@ async def soak(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
 def render(result: dict[str, Any], title: str) -> str:
     growth = result["rss_growth"]
     lines = [f"### {title}", "",
-             f"Capacity {result['capacity_rps']} req/s (one text, closed loop, 32 clients); soak at "
+             f"Capacity {result['capacity_rps']} req/s (the soak's requests, closed loop, 32 clients); soak at "
              f"{result['rate_rps']:.0f} req/s of 1-8 mixed-length texts, open loop. RSS after warm-up "
              f"{result['rss_after_warmup_mb']:.0f} MB, at the end {result['rss_end_mb']:.0f} MB "
              f"(growth {growth:+.1%}; goal <= 10 %), peak {result['rss_max_mb']:.0f} MB.", "",
