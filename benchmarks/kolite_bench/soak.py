@@ -67,10 +67,21 @@ async def open_loop(port: int, bodies: list[bytes], rate: float, seconds: float,
 
     async def one(body: bytes) -> None:
         nonlocal open_count
-        connection = idle.pop() if idle else RawConnection(port)
+        reused = bool(idle)
+        connection = idle.pop() if reused else RawConnection(port)
         started = time.perf_counter()
         try:
-            key = str(await connection.post("/predict", body))
+            try:
+                key = str(await connection.post("/predict", body))
+            except (OSError, asyncio.IncompleteReadError):
+                if not reused:
+                    raise
+                # The server closed this pooled connection after its keep-alive timeout while it sat idle; every
+                # HTTP client (urllib3, httpx) then retries once on a new connection, and so does this one.
+                await connection.close()
+                statuses["stale keep-alive, retried"] = statuses.get("stale keep-alive, retried", 0) + 1
+                connection = RawConnection(port)
+                key = str(await connection.post("/predict", body))
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             key = type(exc).__name__
             await connection.close()
@@ -141,7 +152,7 @@ def render(result: dict[str, Any], title: str) -> str:
              f"(growth {growth:+.1%}; goal <= 10 %), peak {result['rss_max_mb']:.0f} MB.", "",
              "| minute | req/s | p50 ms | p99 ms | RSS MB | non-200 | load |", "|---:|---:|---:|---:|---:|---|---:|"]
     for m in result["minutes"]:
-        other = {k: v for k, v in m["statuses"].items() if k != "200"}
+        other = {k: v for k, v in m["statuses"].items() if k not in ("200", "stale keep-alive, retried")}
         lines.append(f"| {m['minute']} | {m['rps']} | {m['p50_ms']} | {m['p99_ms']} | {m['rss_mb']:.0f} | "
                      f"{other or '-'} | {m['load_avg_1m']} |")
     return "\n".join(lines) + "\n"
