@@ -72,16 +72,16 @@ def _encoded(artifact: Path, count: int) -> tuple[list[list[int]], Any]:
     model = kolite.load(artifact, variant="fp32")
     texts = list(load_validation_set(default_validation_data(model.manifest.task, model.manifest.labels)).texts)
     picks = random.Random(1).sample(range(len(texts)), min(count, len(texts)))
-    ids = [e.ids for e in model.encoder.encode([texts[i] for i in picks])]
+    ids = model.encoder.encode([texts[i] for i in picks]).sequences
     model.close()
     return ids, model.manifest
 
 
 def _batches(ids: list[list[int]], manifest: Any, size: int, by_length: bool) -> list[tuple[np.ndarray, dict]]:
-    from kolite.batching import bucketed_batches, pad_batch
+    from kolite.batching import pad_batch, plan_batches
 
     groups = (
-        bucketed_batches([len(s) for s in ids], size)
+        plan_batches([len(s) for s in ids], size)
         if by_length
         else [np.arange(i, min(i + size, len(ids))) for i in range(0, len(ids), size)]
     )
