@@ -22,6 +22,7 @@ from test_label import make_texts, write_tsv
 pytestmark = pytest.mark.ray
 ray = pytest.importorskip("ray")
 
+# Joins only the head node this test started itself (its 127.0.0.1 address is passed in argv), never an ambient one.
 JOBS_OF = """
 import json, sys, ray
 ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
