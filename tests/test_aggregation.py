@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from kolite.aggregation import (
     AGGREGATIONS,
+    LabelScheme,
     PreToken,
     RawEntity,
     aggregate,
@@ -13,6 +14,7 @@ from kolite.aggregation import (
     check_aggregation,
     gather_pre_tokens,
     merge_overlapping,
+    token_entities,
 )
 from kolite.classification import softmax
 from kolite.errors import InvalidInputError
@@ -140,3 +142,46 @@ def test_bio_spans_are_the_spans_simple_aggregation_returns():
         expected = [(e.start, e.end, e.label) for e in entities]
         spans = [(tokens[start].start, tokens[end - 1].end, kind) for start, end, kind in bio_spans(tags)]
         assert spans == expected
+
+
+def _as_bits(entities: list[RawEntity]) -> list[tuple]:
+    return [(e.label, np.float32(e.score).view(np.uint32).item(), e.start, e.end, e.index) for e in entities]
+
+
+@pytest.mark.parametrize("strategy", ["none", "simple"])
+def test_token_entities_equal_aggregate_bit_for_bit(strategy):
+    """The array path the tagger runs for none/simple gives aggregate's entities and scores to the last bit: runs of
+    1 to 300 tokens (numpy's pairwise float32 sum changes shape at 8 and 128), odd label names, ignored labels."""
+    labels = ("O", "B-PS", "I-PS", "B-LC", "I-LC", "QT", "x-y")
+    scheme = LabelScheme.of(labels)
+    rng = np.random.default_rng(11)
+    for trial in range(120):
+        count = int(rng.integers(1, 300))
+        tokens = random_pre_tokens(rng, count, len(labels))
+        if trial % 3 == 0:  # long runs of one label: every token's best label is I-PS
+            for token in tokens:
+                token.scores[2] = 2.0
+        probabilities = np.stack([token.scores for token in tokens])
+        offsets = np.array([(token.start, token.end) for token in tokens], dtype=np.int64)
+        positions = np.array([token.index for token in tokens], dtype=np.int64)
+        for ignore in (set(), {"O"}, {"O", "PS", "y"}):
+            expected = [e for e in aggregate(tokens, strategy, labels) if e.label not in ignore]
+            got = token_entities(probabilities, offsets, positions, strategy, labels, scheme, ignore)
+            assert _as_bits(got) == _as_bits(expected)
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")  # the pipeline's nanmean warns the same way
+def test_token_entities_score_a_nan_like_the_pipeline():
+    labels = ("O", "B-PS", "I-PS")
+    probabilities = np.array([[0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [np.nan, 0.1, 0.9]], dtype=np.float32)
+    tokens = [PreToken(row, i, i + 1, i + 1, False) for i, row in enumerate(probabilities)]
+    offsets, positions = np.array([(i, i + 1) for i in range(3)]), np.arange(1, 4)
+    expected = aggregate(tokens, "simple", labels)
+    got = token_entities(probabilities, offsets, positions, "simple", labels, LabelScheme.of(labels))
+    assert _as_bits(got) == _as_bits(expected)
+
+
+def test_token_entities_refuses_word_strategies():
+    with pytest.raises(InvalidInputError, match="needs words"):
+        scheme = LabelScheme.of(["O"])
+        token_entities(np.ones((1, 1), np.float32), np.zeros((1, 2)), np.zeros(1), "first", ("O",), scheme)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from kolite.aggregation import RawEntity, aggregate, check_aggregation, gather_pre_tokens, merge_overlapping
+from kolite.aggregation import (
+    LabelScheme,
+    RawEntity,
+    aggregate,
+    check_aggregation,
+    gather_pre_tokens,
+    merge_overlapping,
+    token_entities,
+)
 from kolite.classification import softmax
 from kolite.errors import InvalidInputError
 from kolite.model import DEFAULT_BATCH_SIZE, KoliteModel, pick_options, validate_texts
@@ -49,6 +58,10 @@ class TokenClassifier(KoliteModel):
             stride=self.default_stride() if stride is None else self.check_stride(stride),
             ignore_labels=tuple(ignore),
         )
+
+    @functools.cached_property
+    def label_scheme(self) -> LabelScheme:
+        return LabelScheme.of(self.labels)
 
     def _stride(self, options: TagOptions) -> int:
         return self.default_stride() if options.stride is None else options.stride
@@ -99,17 +112,26 @@ class TokenClassifier(KoliteModel):
         step = self.encoder.window_capacity - stride
         entities: list[RawEntity] = []
         for number, (window, window_logits) in enumerate(zip(windows, logits, strict=True)):
+            probabilities = softmax(window_logits.astype(np.float32, copy=False))
+            index_offset = number * step  # token index in the whole text: each window advances by capacity - stride
+            if strategy in ("none", "simple"):  # no words needed: one numpy pass over the window
+                kept = np.flatnonzero(np.asarray(window.special_tokens_mask) == 0)
+                offsets = np.asarray(window.offsets, dtype=np.int64).reshape(-1, 2)[kept]
+                found = token_entities(
+                    probabilities[kept], offsets, kept + index_offset, strategy, self.labels, self.label_scheme, ignore
+                )
+                entities.extend(found)
+                continue
             pre_tokens = gather_pre_tokens(
                 text,
                 window.tokens,
                 window.ids,
                 window.offsets,
                 window.special_tokens_mask,
-                softmax(window_logits.astype(np.float32, copy=False)),
+                probabilities,
                 self.encoder.subword_prefix,
                 self.encoder.unk_token_id,
-                # token index in the whole text's tokenization: each window advances by capacity - stride
-                index_offset=number * step,
+                index_offset=index_offset,
             )
             entities.extend(e for e in aggregate(pre_tokens, strategy, self.labels) if e.label not in ignore)
         return merge_overlapping(entities) if len(windows) > 1 else entities
