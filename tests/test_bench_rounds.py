@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from kolite.batching import plan_batches
 from kolite_bench.cpu_peak import int8_ops_per_cycle, measure_clock_ghz, theoretical_peaks
-from kolite_bench.limits import gemm_fraction, physical_limit
+from kolite_bench.limits import gemm_fraction, gemm_mix_ceiling, physical_limit
 from kolite_bench.report_speed import openvino_best, speed_ratios
 from kolite_bench.rounds import group_indices, plan_passes, rotated, summarize_rounds
 
@@ -114,6 +114,17 @@ def test_theoretical_peak_arithmetic():
     assert theoretical_peaks(2, None, intel)["vnni_peak_gops"] is None
     assert gemm_fraction(100, 1000, 0.5, 0.4) == pytest.approx(100 * 1000 / 0.5 / 0.4e9)
     assert gemm_fraction(100, 1000, 0.5, None) is None
+
+
+def test_gemm_mix_ceiling_is_the_time_weighted_speed_of_one_of_each_shape():
+    """Two shapes of 1 and 3 G ops at 100 and 300 GOP/s take 10 + 10 ms: the mix runs 4 G ops in 20 ms = 200 GOP/s."""
+    gemm = {"shapes": [
+        {"m": 1000, "k": 500, "n": 1000, "int8_gops": 100.0},  # 2·1000·500·1000 = 1 G ops
+        {"m": 1000, "k": 1500, "n": 1000, "int8_gops": 300.0},  # 3 G ops
+        {"m": 10, "k": 10, "n": 10, "int8_gops": 0.0},  # not measured: left out
+    ]}
+    assert gemm_mix_ceiling(gemm) == {1000: pytest.approx(200.0)}
+    assert gemm_mix_ceiling({"shapes": []}) == {}
 
 
 def test_clock_probe_reads_a_plausible_frequency():

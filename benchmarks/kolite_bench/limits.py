@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["count_tokens", "encoder_gemm_shapes", "gemm_fraction", "int8_ops_per_token", "measure_physical_limit",
-           "physical_limit", "token_lengths"]
+__all__ = ["count_tokens", "encoder_gemm_shapes", "gemm_fraction", "gemm_mix_ceiling", "int8_ops_per_token",
+           "measure_physical_limit", "physical_limit", "token_lengths"]
 
 # Fused attention ops (com.microsoft QAttention / Attention) hold the packed Q|K|V weight as input 1.
 _INT8_GEMMS = {"MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul", "MatMulIntegerToFloat", "QAttention"}
@@ -90,6 +90,22 @@ def gemm_fraction(ops_per_token: int, tokens: int, seconds: float, peak_gops: fl
     if not peak_gops or seconds <= 0:
         return None
     return ops_per_token * tokens / seconds / (peak_gops * 1e9)
+
+
+def gemm_mix_ceiling(gemm: dict[str, Any]) -> dict[int, float]:
+    """GOP/s of the encoder's own GEMM mix at each benchmarked token count M: one GEMM of every measured (K, N) per
+    layer, each at its measured speed, so the time is the sum of ops/speed. What the GEMMs alone reach if nothing
+    else in the model took time: the best share of the peak any runtime of these kernels could show at these shapes.
+    """
+    ops: dict[int, float] = {}
+    seconds: dict[int, float] = {}
+    for shape in gemm.get("shapes", []):
+        if not shape.get("int8_gops"):
+            continue
+        work = 2.0 * shape["m"] * shape["k"] * shape["n"]
+        ops[shape["m"]] = ops.get(shape["m"], 0.0) + work
+        seconds[shape["m"]] = seconds.get(shape["m"], 0.0) + work / (shape["int8_gops"] * 1e9)
+    return {m: ops[m] / seconds[m] / 1e9 for m in sorted(ops)}
 
 
 def physical_limit(peak_gops: float, ops_per_token: int, total_tokens: int, n_texts: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from kolite_bench.limits import gemm_fraction
+from kolite_bench.limits import gemm_fraction, gemm_mix_ceiling
 
 __all__ = ["OPENVINO", "gemm_fractions", "openvino_best", "render_limit", "render_speed", "speed_ratios"]
 
@@ -181,6 +181,13 @@ def render_limit(results: dict[str, Any]) -> list[str]:
     if one_thread and vnni_core and one_thread > vnni_core:
         lines.append(f"- One thread measures {one_thread:,.0f} GOP/s, above one core's VNNI ceiling"
                      f" ({vnni_core:,.0f}): on this CPU ONNX Runtime's MLAS runs these u8×s8 GEMMs on AMX.")
+    mix = gemm_mix_ceiling(g)
+    if mix and g.get("int8_peak_gops"):
+        shares = ", ".join(f"{gops:,.0f} GOP/s at M={m} ({gops / g['int8_peak_gops'] * 100:.0f} %)"
+                           for m, gops in mix.items())
+        lines.append(f"- The model's own GEMMs, one of each shape per layer, each at its measured speed: {shares} of"
+                     " the peak. Even if every other op were free, a pass could not use a larger share of the peak"
+                     " with these kernels at these shapes.")
     lines += [
         f"- Model: {lim['ops_per_token'] / 1e6:.1f} M GEMM ops per token ({pl['ops']['int8_ops_per_token'] / 1e6:.1f} M"
         f" in int8 GEMMs of {pl['ops']['graph']}, the rest left in fp32 by the recipe); data:"
