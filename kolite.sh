@@ -47,13 +47,15 @@ install_runtime() {
     local py="$1"
     # Both locks are complete; --no-deps keeps hf-xet out, as in the shipped runtime (see requirements/runtime.txt).
     "$py" -m pip install -q --no-deps -r requirements/runtime.txt -r requirements/runtime-extras.txt >&2
-    "$py" -m pip install -q --no-deps . >&2
 }
 
 dev_venv() { make_venv .venv "$(stamp_of requirements/dev.txt)" install_dev; }
 runtime_venv() {
     make_venv .venv-runtime "$(stamp_of requirements/runtime.txt requirements/runtime-extras.txt requirements/serve.txt)" \
         install_runtime
+    # kolite itself goes in as a user gets it (not editable), so a reused venv would keep an old copy of the code:
+    # it is (re)installed on every run; the locked dependencies stay.
+    .venv-runtime/bin/python -m pip install -q --no-deps --force-reinstall . >&2
 }
 
 cmd_demo() {
