@@ -14,7 +14,9 @@ from kolite.aggregation import (
     check_aggregation,
     gather_pre_tokens,
     merge_overlapping,
+    subword_flags,
     token_entities,
+    word_entities,
 )
 from kolite.classification import softmax
 from kolite.errors import InvalidInputError
@@ -179,6 +181,51 @@ def test_token_entities_score_a_nan_like_the_pipeline():
     expected = aggregate(tokens, "simple", labels)
     got = token_entities(probabilities, offsets, positions, "simple", labels, LabelScheme.of(labels))
     assert _as_bits(got) == _as_bits(expected)
+
+
+@pytest.mark.parametrize("strategy", ["first", "average", "max"])
+def test_word_entities_equal_aggregate_bit_for_bit(strategy):
+    """The array path for the word strategies: words of 1 to 12 tokens, long runs of one label, ties in ``max``."""
+    labels = ("O", "B-PS", "I-PS", "B-LC", "I-LC", "QT", "x-y")
+    scheme = LabelScheme.of(labels)
+    rng = np.random.default_rng(12)
+    for trial in range(120):
+        tokens = random_pre_tokens(rng, int(rng.integers(1, 200)), len(labels))
+        if trial % 3 == 0:
+            for token in tokens:
+                token.scores[2] = 2.0  # one label everywhere, and every token of a word ties on its best score
+        if trial % 4 == 1:  # long words: most tokens continue the one before
+            tokens = [PreToken(t.scores, t.start, t.end, t.index, bool(i and rng.random() < 0.85))
+                      for i, t in enumerate(tokens)]
+        probabilities = np.stack([token.scores for token in tokens])
+        offsets = np.array([(token.start, token.end) for token in tokens], dtype=np.int64)
+        is_subword = np.array([token.is_subword for token in tokens])
+        for ignore in (set(), {"O"}, {"O", "PS", "y"}):
+            expected = [e for e in aggregate(tokens, strategy, labels) if e.label not in ignore]
+            got = word_entities(probabilities, offsets, is_subword, strategy, labels, scheme, ignore)
+            assert _as_bits(got) == _as_bits(expected)
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")
+def test_word_entities_take_the_reference_path_for_a_nan():
+    labels = ("O", "B-PS", "I-PS")
+    probabilities = np.array([[0.1, 0.8, 0.1], [np.nan, 0.1, 0.8], [0.2, 0.1, 0.7]], dtype=np.float32)
+    tokens = [PreToken(row, i, i + 1, 0, i == 1) for i, row in enumerate(probabilities)]
+    offsets, is_subword = np.array([(i, i + 1) for i in range(3)]), np.array([False, True, False])
+    for strategy in ("first", "average", "max"):
+        got = word_entities(probabilities, offsets, is_subword, strategy, labels, LabelScheme.of(labels))
+        assert _as_bits(got) == _as_bits(aggregate(tokens, strategy, labels))
+
+
+def test_subword_flags_follow_both_of_the_pipelines_rules():
+    # WordPiece: "##" tokens are longer than their surface; an unknown token always opens a word.
+    text = "홍길동은 서울"
+    tokens, offsets = ["홍길동", "##은", "[UNK]", "서울"], [(0, 3), (3, 4), (3, 4), (5, 7)]
+    assert subword_flags(text, tokens, [5, 6, 1, 7], offsets, "##", None).tolist() == [False, True, True, False]
+    assert subword_flags(text, tokens, [5, 6, 1, 7], offsets, "##", 1).tolist() == [False, True, False, False]
+    # No prefix (SentencePiece/BPE): a token continues a word when no space touches its start.
+    pieces, piece_offsets = ["▁홍길동", "은", "▁서울"], [(0, 3), (3, 4), (5, 7)]
+    assert subword_flags(text, pieces, [1, 2, 3], piece_offsets, None, None).tolist() == [False, True, False]
 
 
 def test_token_entities_refuses_word_strategies():

@@ -1,7 +1,7 @@
-"""NER decoding cost, interleaved A/B on the same model outputs: the array path ``tag`` runs for ``none``/``simple``
-(``kolite.aggregation.token_entities``, one numpy pass per window) against the per-token objects path it replaced
-(``gather_pre_tokens`` + ``aggregate``, still the route of the word strategies and the reference the tests hold the
-array path to, bit for bit).
+"""NER decoding cost, interleaved A/B on the same model outputs: the array paths ``tag`` runs
+(``kolite.aggregation.token_entities`` for none/simple, ``word_entities`` for first/average/max: numpy passes per
+window) against the per-token objects path they replaced (``gather_pre_tokens`` + ``aggregate``, kept as the
+reference the tests hold the array paths to, bit for bit).
 
     python -m kolite_bench.ner_decode [--texts 1024] [--rounds 5] [--json benchmarks/results/ner-decode-004.json]
 
@@ -33,35 +33,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--artifact", default=ARTIFACT)
     parser.add_argument("--texts", type=int, default=1024, help="KLUE-NER dev sentences (file order)")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--aggregations", nargs="+", default=["simple", "first", "average"])
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
 
     texts = list(read_dataset("klue-ner").texts[: args.texts])
     model = kolite.load(args.artifact, variant="int8-static", device="cpu", threads=1)
-    options = model.options(aggregation="simple")
-    encoded = model.encode(texts, options)
+    encoded = model.encode(texts)
     outputs = model.run(encoded, 32)
     encoder = model.encoder
 
-    def objects_path() -> None:
+    def objects_path(strategy: str) -> None:
         for text, windows, logits in zip(encoded.texts, encoded.windows, encoded.per_text(outputs), strict=True):
             for window, window_logits in zip(windows, logits, strict=True):
                 pre_tokens = gather_pre_tokens(text, window.tokens, window.ids, window.offsets,
                                                window.special_tokens_mask, softmax(window_logits.astype(np.float32)),
                                                encoder.subword_prefix, encoder.unk_token_id)
-                [e for e in aggregate(pre_tokens, "simple", model.labels) if e.label != "O"]
+                [e for e in aggregate(pre_tokens, strategy, model.labels) if e.label != "O"]
 
-    times: dict[str, list[float]] = {"objects": [], "array": []}
-    for _ in range(args.rounds):
-        for name, run in (("objects", objects_path), ("array", lambda: model.decode(outputs, encoded, options))):
-            start = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - start)
-    medians = {name: float(np.median(values)) for name, values in times.items()}
-    result = {"texts": len(texts), "rounds": args.rounds, "seconds": times, "median_seconds": medians,
-              "speedup": medians["objects"] / medians["array"], "load_average": os.getloadavg()}
-    print(f"{len(texts)} sentences, aggregation=simple: objects path {medians['objects'] * 1e3:.0f} ms, array path"
-          f" {medians['array'] * 1e3:.0f} ms ({result['speedup']:.1f}x); load average {result['load_average']}")
+    result: dict[str, object] = {"texts": len(texts), "rounds": args.rounds, "load_average": os.getloadavg()}
+    for strategy in args.aggregations:
+        options = model.options(aggregation=strategy)
+        times: dict[str, list[float]] = {"objects": [], "array": []}
+        for _ in range(args.rounds):
+            for name, run in (("objects", lambda: objects_path(strategy)),  # noqa: B023 - called in this loop
+                              ("array", lambda: model.decode(outputs, encoded, options))):  # noqa: B023
+                start = time.perf_counter()
+                run()
+                times[name].append(time.perf_counter() - start)
+        medians = {name: float(np.median(values)) for name, values in times.items()}
+        result[strategy] = {"seconds": times, "median_seconds": medians,
+                            "speedup": medians["objects"] / medians["array"]}
+        print(f"{len(texts)} sentences, aggregation={strategy}: objects path {medians['objects'] * 1e3:.0f} ms,"
+              f" array path {medians['array'] * 1e3:.0f} ms ({medians['objects'] / medians['array']:.1f}x)")
+    print(f"load average {result['load_average']}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -25,7 +25,9 @@ __all__ = [
     "check_aggregation",
     "gather_pre_tokens",
     "merge_overlapping",
+    "subword_flags",
     "token_entities",
+    "word_entities",
 ]
 
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
@@ -56,6 +58,30 @@ def check_aggregation(aggregation: str) -> str:
     return name
 
 
+def subword_flags(
+    text: str,
+    tokens: Sequence[str],
+    ids: Sequence[int] | np.ndarray,
+    offsets: Sequence[tuple[int, int]] | np.ndarray,
+    subword_prefix: str | None,
+    unk_token_id: int | None,
+) -> np.ndarray:
+    """The pipeline's subword rule, one flag per token given: with a WordPiece prefix a token longer than its surface
+    (``##x`` against ``x``) continues a word; otherwise a token continues one when no space touches its start. An
+    unknown token always starts a word."""
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if subword_prefix:
+        token_lengths = np.fromiter((len(token) for token in tokens), dtype=np.int64, count=len(tokens))
+        clipped = np.minimum(offsets, len(text))  # len(text[start:end]), as Python slices it
+        flags = token_lengths != np.maximum(clipped[:, 1] - clipped[:, 0], 0)
+    else:
+        starts = offsets[:, 0].tolist()
+        flags = np.array([start > 0 and " " not in text[start - 1 : start + 1] for start in starts], dtype=bool)
+    if unk_token_id is not None:
+        flags &= np.asarray(ids, dtype=np.int64).reshape(-1) != unk_token_id
+    return flags
+
+
 def gather_pre_tokens(
     text: str,
     tokens: Sequence[str],
@@ -68,21 +94,15 @@ def gather_pre_tokens(
     index_offset: int = 0,
 ) -> list[PreToken]:
     """One PreToken per non-special token, with the pipeline's subword rule."""
-    pre_tokens = []
-    for idx, token_scores in enumerate(scores):
-        if special_mask[idx]:
-            continue
-        start, end = offsets[idx]
-        surface = text[start:end]
-        if subword_prefix:
-            # A WordPiece "##x" token is longer than its surface "x": that is how the pipeline spots subwords.
-            is_subword = len(tokens[idx]) != len(surface)
-        else:
-            is_subword = start > 0 and " " not in text[start - 1 : start + 1]
-        if unk_token_id is not None and int(ids[idx]) == unk_token_id:
-            is_subword = False
-        pre_tokens.append(PreToken(token_scores, start, end, idx + index_offset, is_subword))
-    return pre_tokens
+    kept = [idx for idx in range(len(scores)) if not special_mask[idx]]
+    flags = subword_flags(
+        text, [tokens[i] for i in kept], [ids[i] for i in kept], [offsets[i] for i in kept], subword_prefix,
+        unk_token_id,
+    )
+    return [
+        PreToken(scores[idx], offsets[idx][0], offsets[idx][1], idx + index_offset, bool(flag))
+        for idx, flag in zip(kept, flags, strict=True)
+    ]
 
 
 def aggregate(pre_tokens: Sequence[PreToken], strategy: str, labels: Sequence[str]) -> list[RawEntity]:
@@ -227,6 +247,56 @@ def token_entities(
         group_scores = scores[start:end]
         score = np.mean(np.nanmean(group_scores)) if has_nan else _group_score(group_scores)
         entities.append(RawEntity(name, score, int(offsets[start, 0]), int(offsets[end - 1, 1])))
+    return entities
+
+
+def word_entities(
+    probabilities: np.ndarray,
+    offsets: np.ndarray,
+    is_subword: np.ndarray,
+    strategy: str,
+    labels: Sequence[str],
+    scheme: LabelScheme,
+    ignore: set[str] | frozenset[str] = frozenset(),
+) -> list[RawEntity]:
+    """``aggregate`` for ``first``, ``average`` and ``max`` on arrays: one label per word (a token and the subwords
+    after it), then BIO groups, the same entities and scores bit for bit (a test holds it to ``aggregate``), minus
+    those in ``ignore``. Inputs cover the non-special tokens only; a window holding a NaN takes ``aggregate``."""
+    count = len(probabilities)
+    if count == 0:
+        return []
+    if np.isnan(probabilities).any():  # NaN ordering in max/argmax: leave it to the reference path
+        pre_tokens = [PreToken(row, int(s), int(e), 0, bool(sub)) for row, (s, e), sub in
+                      zip(probabilities, offsets.tolist(), is_subword, strict=True)]
+        return [e for e in aggregate(pre_tokens, strategy, labels) if e.label not in ignore]
+    opens_word = ~np.asarray(is_subword, dtype=bool)
+    opens_word[0] = True
+    firsts = np.flatnonzero(opens_word)
+    lasts = np.append(firsts[1:], count) - 1
+    if strategy == "first":
+        word_scores = probabilities[firsts]
+    elif strategy == "max":  # the word's first token whose best score is the word's highest
+        token_best = probabilities.max(axis=-1)
+        word_of = np.cumsum(opens_word) - 1
+        holders = np.where(token_best == np.maximum.reduceat(token_best, firsts)[word_of], np.arange(count), count)
+        word_scores = probabilities[np.minimum.reduceat(holders, firsts)]
+    elif strategy == "average":
+        word_scores = probabilities[firsts]  # a one-token word's average is its own scores
+        for word in np.flatnonzero(lasts > firsts):
+            # nanmean's arithmetic: numpy's own float32 sum over the word's rows (np.add.reduceat adds them in
+            # another order), divided in float64
+            rows = probabilities[firsts[word] : lasts[word] + 1]
+            word_scores[word] = np.add.reduce(rows, axis=0).astype(np.float64) / len(rows)
+    else:
+        raise InvalidInputError(f"aggregation {strategy!r} does not aggregate words")
+    best = word_scores.argmax(axis=-1)
+    scores = word_scores[np.arange(len(best)), best]
+    entities = []
+    for start, end in zip(*_group_bounds(best, scheme), strict=True):
+        name = scheme.group_names[best[start]]
+        if name not in ignore:
+            span = (int(offsets[firsts[start], 0]), int(offsets[lasts[end - 1], 1]))
+            entities.append(RawEntity(name, _group_score(scores[start:end]), *span))
     return entities
 
 

@@ -12,11 +12,11 @@ import numpy as np
 from kolite.aggregation import (
     LabelScheme,
     RawEntity,
-    aggregate,
     check_aggregation,
-    gather_pre_tokens,
     merge_overlapping,
+    subword_flags,
     token_entities,
+    word_entities,
 )
 from kolite.classification import softmax
 from kolite.errors import InvalidInputError
@@ -114,26 +114,21 @@ class TokenClassifier(KoliteModel):
         for number, (window, window_logits) in enumerate(zip(windows, logits, strict=True)):
             probabilities = softmax(window_logits.astype(np.float32, copy=False))
             index_offset = number * step  # token index in the whole text: each window advances by capacity - stride
-            if strategy in ("none", "simple"):  # no words needed: one numpy pass over the window
-                kept = np.flatnonzero(np.asarray(window.special_tokens_mask) == 0)
-                offsets = np.asarray(window.offsets, dtype=np.int64).reshape(-1, 2)[kept]
+            kept = np.flatnonzero(np.asarray(window.special_tokens_mask) == 0)
+            offsets = np.asarray(window.offsets, dtype=np.int64).reshape(-1, 2)[kept]
+            if strategy in ("none", "simple"):  # no words needed
                 found = token_entities(
                     probabilities[kept], offsets, kept + index_offset, strategy, self.labels, self.label_scheme, ignore
                 )
-                entities.extend(found)
-                continue
-            pre_tokens = gather_pre_tokens(
-                text,
-                window.tokens,
-                window.ids,
-                window.offsets,
-                window.special_tokens_mask,
-                probabilities,
-                self.encoder.subword_prefix,
-                self.encoder.unk_token_id,
-                index_offset=index_offset,
-            )
-            entities.extend(e for e in aggregate(pre_tokens, strategy, self.labels) if e.label not in ignore)
+            else:
+                tokens, ids = window.tokens, np.asarray(window.ids, dtype=np.int64)
+                is_subword = subword_flags(
+                    text, [tokens[i] for i in kept], ids[kept], offsets, self.encoder.subword_prefix,
+                    self.encoder.unk_token_id,
+                )
+                found = word_entities(probabilities[kept], offsets, is_subword, strategy, self.labels,
+                                      self.label_scheme, ignore)
+            entities.extend(found)
         return merge_overlapping(entities) if len(windows) > 1 else entities
 
 
