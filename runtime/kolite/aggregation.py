@@ -238,15 +238,28 @@ def token_entities(
             for i, label in enumerate(best.tolist())
             if labels[label] not in ignore
         ]
+    return _bio_entities(best, scores, offsets[:, 0], offsets[:, 1], scheme, ignore)
+
+
+def _bio_entities(
+    best: np.ndarray,
+    scores: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    scheme: LabelScheme,
+    ignore: set[str] | frozenset[str],
+) -> list[RawEntity]:
+    """Units (tokens or words) with their best label id, its score and their character span → BIO-grouped entities
+    not in ``ignore``, each scored the pipeline's way (the mean of its units' scores)."""
     has_nan = bool(np.isnan(scores).any())
     entities = []
-    for start, end in zip(*_group_bounds(best, scheme), strict=True):
-        name = scheme.group_names[best[start]]
+    for first, end in zip(*_group_bounds(best, scheme), strict=True):
+        name = scheme.group_names[best[first]]
         if name in ignore:
             continue
-        group_scores = scores[start:end]
+        group_scores = scores[first:end]
         score = np.mean(np.nanmean(group_scores)) if has_nan else _group_score(group_scores)
-        entities.append(RawEntity(name, score, int(offsets[start, 0]), int(offsets[end - 1, 1])))
+        entities.append(RawEntity(name, score, int(starts[first]), int(ends[end - 1])))
     return entities
 
 
@@ -291,13 +304,7 @@ def word_entities(
         raise InvalidInputError(f"aggregation {strategy!r} does not aggregate words")
     best = word_scores.argmax(axis=-1)
     scores = word_scores[np.arange(len(best)), best]
-    entities = []
-    for start, end in zip(*_group_bounds(best, scheme), strict=True):
-        name = scheme.group_names[best[start]]
-        if name not in ignore:
-            span = (int(offsets[firsts[start], 0]), int(offsets[lasts[end - 1], 1]))
-            entities.append(RawEntity(name, _group_score(scores[start:end]), *span))
-    return entities
+    return _bio_entities(best, scores, offsets[firsts, 0], offsets[lasts, 1], scheme, ignore)
 
 
 def merge_overlapping(entities: Sequence[RawEntity]) -> list[RawEntity]:
