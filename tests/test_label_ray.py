@@ -25,14 +25,9 @@ ray = pytest.importorskip("ray")
 @pytest.fixture(scope="module")
 def local_ray():
     temp_dir = tempfile.mkdtemp(prefix="kolite-ray-test-")  # short: Ray's socket paths must fit 107 bytes
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=temp_dir,
-        configure_logging=False,
-    )
+    # address="local": always a new instance of our own, never one already running here
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=temp_dir,
+             configure_logging=False)
     try:
         yield ray
     finally:
