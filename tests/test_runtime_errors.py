@@ -241,3 +241,13 @@ def test_closed_model_says_so(tiny_artifact):
         model.logits(["좋다"])
     with pytest.raises(kolite.KoliteError, match="closed"):
         model.logits(["좋다"])
+
+
+def test_cuda_chain_carries_kolites_provider_options():
+    # fp32 on CUDA must be real fp32 (TF32 off), memory must grow by what a call needs; every value a string.
+    spec = resolve_device("cuda:1", available=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    options = spec.provider_options[0]
+    assert options["device_id"] == "1" and options["use_tf32"] == "0"
+    assert options["arena_extend_strategy"] == "kSameAsRequested"
+    assert all(isinstance(v, str) for v in options.values())
+    assert spec.provider_options[1] == {}  # the CPU fallback for nodes CUDA has no kernel for
