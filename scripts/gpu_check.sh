@@ -2,7 +2,7 @@
 # The CUDA check (issue 25): kolite's CUDA path on a lent GPU against PyTorch, the machine's CPU and torch CUDA.
 #
 # Here (needs .venv, artifacts with fp16/fp32-opt/int8-static, ../shared):
-#   scripts/gpu_check.sh pack                 onnxruntime-gpu bundle + payload, split into .gpu/part-N (≤ 57 MiB each:
+#   scripts/gpu_check.sh pack                 onnxruntime-gpu bundle + payload, split into .gpu/part-N (≤ 59 MiB each:
 #                                             the device tool carries 64 MiB a call)
 #   scripts/gpu_check.sh dry-run [ARGS]       the whole check on CPU (CI: everything up to the first CUDA call)
 # On the GPU machine (bare, no registry), in the repository root:
@@ -28,18 +28,20 @@ cmd_pack() {
             -d "$work/wheel" "onnxruntime-gpu==$ort_wheel_version"
         "$py" scripts/gpu_ort_bundle.py "$work"/wheel/onnxruntime_gpu-*.whl "$work/ort.tar.xz"
     fi
-    rm -rf "$work/payload"
-    log "payload: artifacts, texts, PyTorch references (CPU), peer weights"
-    "$py" -m kolite_bench.gpu_payload --out "$work/payload" --texts "${GPU_TEXTS:-2000}" \
-        --seed 000 "${ART_000:-artifacts/gpu-000}" "${KOLITE_SHARED:-../shared}/standins/koelectra-small-v3-nsmc" \
-        --seed 004 "${ART_004:-artifacts/gpu-004}" "${KOLITE_SHARED:-../shared}/standins/koelectra-small-v3-modu-ner"
-    (cd "$work" && tar -cJf payload.tar.xz payload)
+    if [ ! -f "$work/payload/004/reference.npz" ] || [ -n "${GPU_FRESH:-}" ]; then
+        rm -rf "$work/payload"
+        log "payload: artifacts, texts, PyTorch references (CPU), peer weights"
+        "$py" -m kolite_bench.gpu_payload --out "$work/payload" --texts "${GPU_TEXTS:-2000}" \
+            --seed 000 "${ART_000:-artifacts/gpu-000}" "${KOLITE_SHARED:-../shared}/standins/koelectra-small-v3-nsmc" \
+            --seed 004 "${ART_004:-artifacts/gpu-004}" "${KOLITE_SHARED:-../shared}/standins/koelectra-small-v3-modu-ner"
+    fi
+    (cd "$work" && XZ_OPT="-6 -T2" tar -cJf payload.tar.xz payload)
     rm -rf "$parts" && mkdir -p "$parts"
     cat "$work/ort.tar.xz" > "$parts/all.bin"
     cat "$work/payload.tar.xz" >> "$parts/all.bin"
     local ort_size; ort_size=$(stat -c %s "$work/ort.tar.xz")
     printf '%s %s\n' "$ort_size" "$(stat -c %s "$work/payload.tar.xz")" > "$parts/sizes"
-    (cd "$parts" && split -b 57M -d -a 1 all.bin part- && rm all.bin && sha256sum part-* > SHA256SUMS)
+    (cd "$parts" && split -b 59M -d -a 1 all.bin part- && rm all.bin && sha256sum part-* > SHA256SUMS)
     for f in "$parts"/part-?; do mkdir -p "$f.d" && mv "$f" "$f.d/"; done
     grep -qxF '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
     ls -la "$parts" "$parts"/*.d >&2

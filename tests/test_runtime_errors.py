@@ -251,3 +251,27 @@ def test_cuda_chain_carries_kolites_provider_options():
     assert options["arena_extend_strategy"] == "kSameAsRequested"
     assert all(isinstance(v, str) for v in options.values())
     assert spec.provider_options[1] == {}  # the CPU fallback for nodes CUDA has no kernel for
+
+
+@pytest.mark.torch  # builds its graph with onnx, which only the export environment has
+def test_session_feeds_the_graphs_own_id_dtype_and_returns_float32(tmp_path):
+    # A graph declaring int32 ids and a float16 output (common for GPU exports): kolite's int64 ids are cast to
+    # what the graph declares, and the output comes back as float32, on every device path.
+    import numpy as np
+    from kolite.providers import cpu_device
+    from kolite.session import OnnxModel
+    from onnx import TensorProto, helper, save
+
+    ids = helper.make_tensor_value_info("input_ids", TensorProto.INT32, ["batch", "seq"])
+    mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT32, ["batch", "seq"])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT16, ["batch", "seq"])
+    nodes = [helper.make_node("Mul", ["input_ids", "attention_mask"], ["masked"]),
+             helper.make_node("Cast", ["masked"], ["logits"], to=TensorProto.FLOAT16)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [ids, mask], [out]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    save(model, str(tmp_path / "g.onnx"))
+    session = OnnxModel(tmp_path / "g.onnx", cpu_device(), threads=1, parallel=0)
+    feeds = {"input_ids": np.array([[5, 7, 0]], dtype=np.int64), "attention_mask": np.array([[1, 1, 0]])}
+    result = session.run(feeds)
+    assert result.dtype == np.float32 and result.tolist() == [[5.0, 7.0, 0.0]]

@@ -142,6 +142,29 @@ def speed(
     return result
 
 
+def overhead_sweep(model: Any, texts: Sequence[str], batch: int, overheads: Sequence[int]) -> dict[str, float]:
+    """texts/s of calls of ``batch`` texts in file order (a server's batches) for each per-call overhead the
+    planner's length grouping may assume (``kolite.batching.CALL_OVERHEAD_TOKENS``): how much padding a call is
+    worth on this device."""
+    from kolite.batching import CALL_OVERHEAD_TOKENS
+
+    kind = "cuda" if model.device == "cuda" else "cpu"
+    chunks = [list(texts[i : i + batch]) for i in range(0, len(texts), batch)]
+    encoded = [model.encode(chunk) for chunk in chunks]
+    saved, result = CALL_OVERHEAD_TOKENS[kind], {}
+    try:
+        for overhead in overheads:
+            CALL_OVERHEAD_TOKENS[kind] = overhead
+            for _ in range(2):  # the first pass meets the shapes, the second is timed
+                start = time.perf_counter()
+                for enc in encoded:
+                    model.run(enc, batch_size=batch)
+            result[str(overhead)] = len(texts) / (time.perf_counter() - start)
+    finally:
+        CALL_OVERHEAD_TOKENS[kind] = saved
+    return result
+
+
 def _kolite_runner(model: Any) -> Callable[[Sequence[str], int], Any]:
     return lambda texts, batch: model.run(model.encode(list(texts)), batch_size=batch)
 
@@ -168,6 +191,9 @@ def check_seed(payload: Path, seed: str, args: argparse.Namespace, memory: GpuMe
         row["fidelity"] = fidelity(model, texts, reference, batch_size=256)
         _log(f"{seed} {variant}: speed")
         row["speed"] = speed(_kolite_runner(model), texts, args.bs1_texts, args.batch_sizes, args.repeats, memory)
+        if variant == "fp16" or args.dry_run:
+            row["file_order_bs256_texts_per_s_by_call_overhead"] = overhead_sweep(
+                model, texts, 256, (0, 64, 512, 4096))
         out["variants"][variant] = row
         model.close()
         del model

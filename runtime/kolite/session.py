@@ -107,6 +107,9 @@ class OnnxModel:
         self.output = output
         self._outputs = [output]
         self.input_names = tuple(i.name for i in self.session.get_inputs())
+        # Ids are made as int64; a graph that declares int32 inputs (some exporters' choice, common for GPU graphs)
+        # gets them cast once here instead of failing inside onnxruntime.
+        self._input_dtypes = {i.name: _INPUT_DTYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
         outputs = [o.name for o in self.session.get_outputs()]
         if output not in outputs:
             raise KoliteError(f"{path} has no output {output!r} (outputs: {outputs})")
@@ -136,7 +139,9 @@ class OnnxModel:
         inputs = {}
         for name in self.input_names:
             value = feeds.get(name)
-            inputs[name] = np.zeros_like(feeds["input_ids"]) if value is None else value
+            value = np.zeros_like(feeds["input_ids"]) if value is None else value
+            dtype = self._input_dtypes[name]
+            inputs[name] = value if value.dtype == dtype else value.astype(dtype)
         return inputs
 
     def _parallel_sessions(self) -> Any:
@@ -177,6 +182,9 @@ class OnnxModel:
     def close(self) -> None:
         self.__dict__.pop("session", None)
         self._workers = None
+
+
+_INPUT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 def _float32(output: np.ndarray) -> np.ndarray:
