@@ -245,9 +245,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def load_cuda_libraries() -> str:
+    """Make the CUDA/cuDNN libraries onnxruntime-gpu needs findable: from the nvidia-* wheels (onnxruntime's
+    ``preload_dlls``), or, with KOLITE_GPU_IMPORT_TORCH=1, by importing torch first (it loads its own copies)."""
+    if os.environ.get("KOLITE_GPU_IMPORT_TORCH") == "1":
+        import torch
+
+        torch.cuda.init()
+        return f"torch {torch.__version__} imported first"
+    import onnxruntime
+
+    try:
+        onnxruntime.preload_dlls()
+        return "onnxruntime.preload_dlls()"
+    except Exception as exc:  # the system's library path may still have them
+        return f"preload_dlls failed: {exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
+    if not args.dry_run:
+        _log(f"CUDA libraries: {load_cuda_libraries()}")
     results: dict[str, Any] = {"run_id": args.run_id, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "environment": environment(args.dry_run), "seeds": {}, "steps_s": {}}
     if args.dry_run:
