@@ -24,8 +24,10 @@ Lengths = Sequence[int] | np.ndarray
 # 2 threads, NSMC batches of 32 in file order, 3 interleaved rounds): an overhead of 8 tokens gave 705 texts/s, 24
 # gave 682, 48 623, 96 558, 192 451, and a sorted plan's speed did not move (870-970); calls are cheap and the
 # groups of one plan run side by side. CUDA: a kernel launch per op makes a call cost far more than a few rows of
-# padding, so only big savings split there (not measured: no GPU was available).
-CALL_OVERHEAD_TOKENS = {"cpu": 8, "cuda": 512}
+# padding. Measured on an H200 (fp16, 2,000 texts in file-order calls of 256, run gpu-20261204T165539Z): 000
+# gave 4,632 / 20,821 / 40,885 / 41,767 texts/s with an overhead of 0 / 64 / 512 / 4,096 tokens, 004 (KLUE-NER)
+# 3,253 / 16,993 / 35,750 / 49,448: on a GPU a call is split only where that saves thousands of padded tokens.
+CALL_OVERHEAD_TOKENS = {"cpu": 8, "cuda": 4096}
 
 
 def plan_batches(lengths: Lengths, max_items: int, max_tokens: int | None = None) -> list[np.ndarray]:
