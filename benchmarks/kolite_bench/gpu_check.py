@@ -165,6 +165,25 @@ def overhead_sweep(model: Any, texts: Sequence[str], batch: int, overheads: Sequ
     return result
 
 
+def model_only(model: Any, texts: Sequence[str], batch_sizes: Sequence[int], repeats: int) -> dict[str, float]:
+    """texts/s of ``model.run`` on texts encoded once (tokenization left out), best of ``repeats`` after a warm-up:
+    the figure to hold against a plain onnxruntime loop (``kolite_bench.gpu_plain``); the speed rows above are end
+    to end (text in, logits out)."""
+    encoded = model.encode(list(texts))
+    start = time.perf_counter()
+    model.encode(list(texts))
+    result = {"encode_s": time.perf_counter() - start}
+    for batch in batch_sizes:
+        model.run(encoded, batch_size=batch)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.run(encoded, batch_size=batch)
+            best = min(best, time.perf_counter() - start)
+        result[f"bs{batch}_texts_per_s"] = len(texts) / best
+    return result
+
+
 def _kolite_runner(model: Any) -> Callable[[Sequence[str], int], Any]:
     return lambda texts, batch: model.run(model.encode(list(texts)), batch_size=batch)
 
@@ -191,6 +210,7 @@ def check_seed(payload: Path, seed: str, args: argparse.Namespace, memory: GpuMe
         row["fidelity"] = fidelity(model, texts, reference, batch_size=256)
         _log(f"{seed} {variant}: speed")
         row["speed"] = speed(_kolite_runner(model), texts, args.bs1_texts, args.batch_sizes, args.repeats, memory)
+        row["model_only"] = model_only(model, texts, args.batch_sizes, args.repeats)
         if variant == "fp16" or args.dry_run:
             row["file_order_bs256_texts_per_s_by_call_overhead"] = overhead_sweep(
                 model, texts, 256, (0, 64, 512, 4096))
