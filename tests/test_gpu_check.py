@@ -78,3 +78,11 @@ def test_fidelity_counts_a_flipped_label() -> None:
     numbers = fidelity(Fake(), ["a", "b"], reference, batch_size=2)
     assert numbers["label_flips"] == 1 and numbers["label_agreement"] == 0.5
     assert numbers["max_abs_logit_delta"] == 1.0
+
+
+def test_gpu_docs_tables_are_rendered_from_the_committed_results() -> None:
+    from kolite_bench.gpu_report import MARKER, render_docs
+
+    page = (REPO / "docs" / "guides" / "gpu.md").read_text(encoding="utf-8")
+    assert len(MARKER.findall(page)) == 3
+    assert render_docs(page) == page, "docs/guides/gpu.md drifted: python -m kolite_bench.gpu_report docs/guides/gpu.md"

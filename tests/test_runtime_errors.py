@@ -248,7 +248,7 @@ def test_cuda_chain_carries_kolites_provider_options():
     spec = resolve_device("cuda:1", available=["CUDAExecutionProvider", "CPUExecutionProvider"])
     options = spec.provider_options[0]
     assert options["device_id"] == "1" and options["use_tf32"] == "0"
-    assert options["arena_extend_strategy"] == "kSameAsRequested"
+    assert "arena_extend_strategy" not in options  # onnxruntime's default growth: see providers.py
     assert all(isinstance(v, str) for v in options.values())
     assert spec.provider_options[1] == {}  # the CPU fallback for nodes CUDA has no kernel for
 
@@ -275,3 +275,33 @@ def test_session_feeds_the_graphs_own_id_dtype_and_returns_float32(tmp_path):
     feeds = {"input_ids": np.array([[5, 7, 0]], dtype=np.int64), "attention_mask": np.array([[1, 1, 0]])}
     result = session.run(feeds)
     assert result.dtype == np.float32 and result.tolist() == [[5.0, 7.0, 0.0]]
+
+
+def test_cuda_session_plans_memory_per_shape_unless_the_caller_decides(monkeypatch, tmp_path):
+    # On CUDA, sorted plans repeat their shapes: onnxruntime's memory patterns stay on there (off on CPU), and a
+    # caller's own setting wins. The session is faked: no GPU here.
+    import onnxruntime as ort
+    from kolite.session import OnnxModel
+
+    seen = []
+
+    class FakeSession:
+        def __init__(self, path, sess_options, providers, provider_options, disabled_optimizers):
+            seen.append((sess_options.enable_mem_pattern, providers, provider_options, disabled_optimizers))
+
+        def get_providers(self):
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+        def get_inputs(self):
+            return []
+
+        def get_outputs(self):
+            return [type("Out", (), {"name": "logits"})()]
+
+    monkeypatch.setattr(ort, "InferenceSession", FakeSession)
+    cuda = resolve_device("cuda", available=["CUDAExecutionProvider", "CPUExecutionProvider"])
+    OnnxModel(tmp_path / "g.onnx", cuda)
+    OnnxModel(tmp_path / "g.onnx", cuda, session_options={"enable_mem_pattern": False})
+    assert [s[0] for s in seen] == [True, False]
+    assert seen[0][1] == ["CUDAExecutionProvider", "CPUExecutionProvider"] and seen[0][3] == []
+    assert seen[0][2][0]["use_tf32"] == "0"

@@ -87,6 +87,13 @@ class OnnxModel:
         import onnxruntime as ort
 
         options = build_session_options(threads, session_options)
+        caller_decides = session_options is not None and (
+            not isinstance(session_options, Mapping) or "enable_mem_pattern" in session_options
+        )
+        if device.is_cuda and not caller_decides:
+            # On CUDA a batch's shapes repeat (sorted plans), and onnxruntime's per-shape memory plan saves a
+            # device allocation per op; on CPU it is off (see build_session_options). See providers.py.
+            options.enable_mem_pattern = True
         try:
             self.session = ort.InferenceSession(
                 str(path),
