@@ -55,7 +55,7 @@ def test_euc_kr_composition_sequences_read_the_same_under_auto_and_named_codecs(
     expected = data.decode("euc_kr")
     assert "간" in expected
     for requested in ("auto", "euc-kr", "cp949", "uhc"):
-        choice, head = choose_encoding(io.BytesIO(data), requested)
+        choice = choose_encoding(io.BytesIO(data), requested)[0]
         assert io.TextIOWrapper(io.BytesIO(data), encoding=choice.encoding, errors=ESCAPE).read() == expected
     # Streamed in tiny chunks (a sequence cut between two reads) the syllable is still composed.
     decoder = codecs.getincrementaldecoder(CP949)(ESCAPE)

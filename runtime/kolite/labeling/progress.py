@@ -86,7 +86,7 @@ class Summary:
     resumed_rows: int = 0  # rows found in finished parts of an earlier run
     seconds: float = 0.0
     rows_per_second: float = 0.0  # rows labelled by this run / its wall time
-    encoding: str = ""  # how the input was decoded, e.g. "CP949 encoding (detected: every line decodes as Korean CP949; ...)"
+    encoding: str = ""  # how the input was decoded, e.g. "CP949 encoding (detected: ...)"
 
     @classmethod
     def from_stats(
