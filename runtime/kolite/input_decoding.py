@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from kolite.errors import KoliteError
+from kolite.errors import CorruptInputError, KoliteError
 
 __all__ = [
     "AUTO",
@@ -139,8 +139,12 @@ def _sample(stream: IO[bytes]) -> tuple[bytes, bool]:
     """The head of ``stream``: until enough non-ASCII bytes were seen or SAMPLE_LIMIT; True if that is all of it."""
     blocks: list[bytes] = []
     size = non_ascii = 0
+    read = getattr(stream, "read1", stream.read)  # one read at a time: a failing read loses no earlier bytes
     while size < SAMPLE_LIMIT and non_ascii < NON_ASCII_WANTED:
-        block = stream.read(min(1 << 20, SAMPLE_LIMIT - size))
+        try:
+            block = read(min(1 << 20, SAMPLE_LIMIT - size))
+        except CorruptInputError:  # a truncated .gz: decide on what is readable, the reader reports the rest
+            return b"".join(blocks), False
         if not block:
             return b"".join(blocks), True
         blocks.append(block)

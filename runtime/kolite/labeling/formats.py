@@ -9,7 +9,6 @@ column, written back unchanged to CSV/TSV outputs) instead of aborting the file.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import sys
@@ -18,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from kolite.errors import KoliteError
+from kolite.errors import CorruptInputError, KoliteError
 from kolite.input_decoding import ESCAPE, JsonLineError, loads_json_line
+from kolite.labeling.compression import open_binary, strip_compression
 
 __all__ = [
     "DIALECTS",
@@ -27,7 +27,6 @@ __all__ = [
     "Chunk",
     "detect_format",
     "iter_chunks",
-    "open_binary",
     "parse_jsonl_line",
     "read_header",
     "require_pyarrow",
@@ -70,6 +69,8 @@ class Chunk:
     columns: list[str]
     read_errors: dict[int, str] = field(default_factory=dict)
     arrow_schema: Any = None  # the Parquet input's schema, so a Parquet output keeps the column types
+    # Set on the last chunk when the input cannot be read past its rows (a truncated .gz...): why, for the user.
+    corrupt: str | None = None
 
 
 def require_pyarrow(purpose: str = "Parquet files") -> Any:
@@ -85,25 +86,18 @@ def same_family(fmt: str, other: str) -> bool:
 
 
 def detect_format(path: str | Path, given: str | None = None) -> str:
-    """The format named by ``given`` or by the file extension (``.gz`` is looked through)."""
+    """The format named by ``given`` or by the file extension (``.gz``/``.bz2``/``.xz`` are looked through)."""
     if given:
         if given not in FORMATS:
             raise KoliteError(f"unknown format {given!r}; choose one of {', '.join(FORMATS)}")
         return given
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes.pop()
+    suffixes = strip_compression([s.lower() for s in Path(path).suffixes])
     if suffixes and suffixes[-1] in EXTENSIONS:
         return EXTENSIONS[suffixes[-1]]
     raise KoliteError(
         f"cannot tell the format of {path} from its extension; name it .csv/.tsv/.jsonl/.parquet "
         "or pass --input-format/--output-format"
     )
-
-
-def open_binary(path: Path) -> IO[bytes]:
-    """The file's bytes (``.gz`` decompressed on the fly)."""
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def _open_text(path: Path, encoding: str, newline: str = "") -> IO[str]:
@@ -166,34 +160,60 @@ def _chunked(rows: Iterator[tuple[dict[str, Any], str | None]], chunk_rows: int,
     # a part's columns are the keys of its rows, in order of appearance.
     chunk = Chunk(0, 0, [], list(header))
     seen: dict[str, None] = dict.fromkeys(header)
-    for row, error in rows:
-        if len(chunk.rows) == chunk_rows:
-            yield chunk
-            chunk = Chunk(chunk.index + 1, chunk.start + chunk_rows, [], list(header))
-            seen = dict.fromkeys(header)
-        if error is not None:
-            chunk.read_errors[len(chunk.rows)] = error
-        chunk.rows.append(row)
-        for name in () if header else row:
-            if name not in seen:
-                seen[name] = None
-                chunk.columns.append(name)
-    if chunk.rows or chunk.index == 0:
+    try:
+        for row, error in rows:
+            if len(chunk.rows) == chunk_rows:
+                yield chunk
+                chunk = Chunk(chunk.index + 1, chunk.start + chunk_rows, [], list(header))
+                seen = dict.fromkeys(header)
+            if error is not None:
+                chunk.read_errors[len(chunk.rows)] = error
+            chunk.rows.append(row)
+            for name in () if header else row:
+                if name not in seen:
+                    seen[name] = None
+                    chunk.columns.append(name)
+    except CorruptInputError as exc:
+        chunk.corrupt = str(exc)  # the rows read so far are still labelled and kept
+    if chunk.rows or chunk.index == 0 or chunk.corrupt:
         yield chunk
 
 
 def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    require_pyarrow()
-    import pyarrow.parquet as pq
+    pyarrow = require_pyarrow()
 
-    with pq.ParquetFile(path) as parquet:
+    with open_parquet(path) as parquet:
         schema = parquet.schema_arrow
-        start = 0
-        for index, batch in enumerate(parquet.iter_batches(batch_size=chunk_rows)):
+        start = index = 0
+        batches = parquet.iter_batches(batch_size=chunk_rows)
+        while True:
+            try:
+                batch = next(batches, None)
+            except (OSError, pyarrow.ArrowException) as exc:
+                yield Chunk(index, start, [], list(schema.names), arrow_schema=schema, corrupt=_corrupt(path, exc))
+                return
+            if batch is None:
+                break
             yield Chunk(index, start, batch.to_pylist(), list(schema.names), arrow_schema=schema)
             start += batch.num_rows
+            index += 1
         if start == 0:
             yield Chunk(0, 0, [], list(schema.names), arrow_schema=schema)
+
+
+def _corrupt(path: Path, exc: Exception) -> str:
+    return f"{path.name} is corrupt or truncated ({type(exc).__name__}: {exc})"
+
+
+def open_parquet(path: Path) -> Any:
+    """A ``pyarrow.parquet.ParquetFile``; a file that is not (or no longer) Parquet is a :class:`KoliteError`."""
+    pyarrow = require_pyarrow()
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pyarrow.ArrowException) as exc:
+        raise CorruptInputError(_corrupt(path, exc)) from None
 
 
 def iter_chunks(path: str | Path, fmt: str, chunk_rows: int, encoding: str = "utf-8") -> Iterator[Chunk]:

@@ -8,7 +8,9 @@ from typing import Any
 
 from kolite.errors import KoliteError
 from kolite.input_decoding import AUTO, EncodingChoice, check_encoding, choose_encoding
-from kolite.labeling.formats import detect_format, open_binary, read_header, same_family
+from kolite.labeling.compression import compression_of, open_binary
+from kolite.labeling.formats import detect_format, open_parquet, read_header, same_family
+from kolite.labeling.lock import output_lock
 from kolite.labeling.parts import JobSpec, input_fingerprint
 from kolite.labeling.predict import OutputColumns
 
@@ -82,7 +84,7 @@ class LabelJob:
             raise KoliteError("--workers and --threads must be positive")
         if self.input.resolve() == self.output.resolve():
             raise KoliteError("the output must not overwrite the input")
-        if self.output.suffix == ".gz":
+        if compression_of(self.output):
             raise KoliteError("compressed output is not supported; compress the finished file instead")
         if self.stall_timeout <= 0:
             raise KoliteError("--stall-timeout must be positive")
@@ -125,9 +127,8 @@ def job_spec(job: LabelJob, model: Any, encoding: str = "utf-8") -> JobSpec:
 def input_columns(job: LabelJob, fmt: str, encoding: str = "utf-8") -> list[str] | None:
     """The input's column names (CSV/TSV header, Parquet schema); None for JSONL, whose rows name their own."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(job.input).names)
+        with open_parquet(job.input) as parquet:
+            return list(parquet.schema_arrow.names)
     return None if fmt == "jsonl" else read_header(job.input, fmt, encoding)
 
 
@@ -163,4 +164,5 @@ def label_file(job: LabelJob) -> Any:
         raise KoliteError(f"unknown engine {job.engine!r}; choose one of {', '.join(ENGINES)}")
     job.check()
     module, function = ENGINES[job.engine]
-    return getattr(importlib.import_module(module), function)(job)
+    with output_lock(job.output):
+        return getattr(importlib.import_module(module), function)(job)

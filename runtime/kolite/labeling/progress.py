@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kolite.errors import KoliteError
 from kolite.input_decoding import EncodingChoice
+from kolite.labeling.compression import compression_of
 from kolite.labeling.parts import PartStats
 
 __all__ = ["Progress", "Summary", "count_rows"]
@@ -18,10 +20,14 @@ __all__ = ["Progress", "Summary", "count_rows"]
 def count_rows(path: Path, fmt: str, encoding: EncodingChoice | None = None) -> int | None:
     """Rows in the input, for the ETA: Parquet metadata, or a fast newline count (bytes, no parsing)."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
+        from kolite.labeling.formats import open_parquet
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    if path.suffix == ".gz" or (encoding is not None and not encoding.ascii_compatible):
+        try:
+            with open_parquet(path) as parquet:
+                return int(parquet.metadata.num_rows)
+        except KoliteError:
+            return None  # the reader reports it, after the rows it can read
+    if compression_of(path) or (encoding is not None and not encoding.ascii_compatible):
         return None  # decompressing twice / UTF-16 (0x0A is half of many characters): a rate without an ETA
     lines = 0
     last = b"\n"
