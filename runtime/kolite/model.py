@@ -106,7 +106,7 @@ class KoliteModel:
     # ---- the seams ----
 
     def options(self, **kwargs: Any) -> Any:
-        """Validated, frozen task options from keyword arguments; options of other tasks are ignored."""
+        """Validated, frozen task options from keyword arguments; an option the task does not take is an error."""
         raise NotImplementedError
 
     def encode(self, texts: str | Sequence[str], options: Any = None) -> Encoded:
@@ -173,6 +173,15 @@ class KoliteModel:
         )
 
 
-def pick_options(fields: Sequence[str], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments a task's options class takes (the others belong to other tasks)."""
+def pick_options(fields: Sequence[str], kwargs: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """The keyword arguments a task's options class takes; any other one given (not None) is an
+    :class:`InvalidInputError`: an option silently ignored (``top_k`` to a tagger, ``aggregation`` to a
+    classifier) would return something else than what was asked. Every front end (Python, CLI, labeller, HTTP)
+    validates its options here, through ``model.options``; ``None`` means "not given"."""
+    foreign = [name for name, value in kwargs.items() if name not in fields and value is not None]
+    if foreign:
+        verb = "does" if len(foreign) == 1 else "do"
+        raise InvalidInputError(
+            f"{', '.join(foreign)} {verb} not apply to {task} models; their options are {', '.join(fields)}"
+        )
     return {name: kwargs[name] for name in fields if name in kwargs}

@@ -79,10 +79,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="label empty/whitespace texts like the runtime does instead of flagging 'empty text'",
     )
-    parser.add_argument("--long-text", default="truncate", choices=("truncate", "windows"),
+    parser.add_argument("--long-text", choices=("truncate", "windows"),
                         help="classification: texts over max_length tokens are truncated (default) or classified "
                              "over overlapping windows whose logits are pooled")
-    parser.add_argument("--pooling", default="mean", choices=("mean", "max"), help="how windows combine")
+    parser.add_argument("--pooling", choices=("mean", "max"), help="how windows combine (default: mean)")
     parser.add_argument("--stride", type=int, default=None,
                         help="overlap of long-text windows in tokens (NER; classification windows)")
     parser.add_argument("--restart", action="store_true", help="discard the parts of an earlier, different job")

@@ -103,6 +103,7 @@ def drive(
 
     ``started`` (``time.perf_counter()``): when the engine began, so the summary's time includes its start-up."""
     started = time.perf_counter() if started is None else started
+    model.options(**job.model_options)  # an option the model's task does not take: refused before any work
     choice = choose_input_encoding(job)
     announce("label", job, choice)
     spec = job_spec(job, model, choice.encoding)

@@ -56,14 +56,16 @@ class LabelJob:
     address: str | None = None
     encoding: str = AUTO  # of CSV/TSV/JSONL inputs: auto (BOM, UTF-8, else detected) or a codec name
     stall_timeout: float = DEFAULT_STALL_TIMEOUT  # Ray engine: seconds without progress before giving up
-    long_text: str = "truncate"  # classification: truncate, or windows (logits pooled over overlapping windows)
-    pooling: str = "mean"  # how a long text's windows combine (long_text="windows")
+    # Task options; None = not given (the model's default). One that does not apply to the task is refused.
+    long_text: str | None = None  # classification: truncate, or windows (logits pooled over overlapping windows)
+    pooling: str | None = None  # how a long text's windows combine (long_text="windows"): mean or max
     stride: int | None = None  # window overlap in tokens (NER; classification windows); None: the model's default
 
     @property
     def model_options(self) -> dict[str, Any]:
         """The model's task options this job passes to ``model.predict`` (part of the job spec)."""
-        return {"long_text": self.long_text, "pooling": self.pooling, "stride": self.stride}
+        given = {"long_text": self.long_text, "pooling": self.pooling, "stride": self.stride}
+        return {name: value for name, value in given.items() if value is not None}
 
     @property
     def in_format(self) -> str:
