@@ -211,6 +211,10 @@ def _looks_wide(sample: bytes) -> bool:
     return head.count(0) > len(head) // 8
 
 
+def _line_count(sample: bytes, complete: bool) -> int:
+    return sample.count(b"\n") + (complete and not sample.endswith(b"\n"))
+
+
 def _guess(sample: bytes, complete: bool) -> EncodingChoice:
     """``auto`` without a BOM: UTF-8, mostly-UTF-8, CP949, or a :class:`KoliteError` asking for ``--encoding``."""
     if _looks_wide(sample):
@@ -231,6 +235,9 @@ def _guess(sample: bytes, complete: bool) -> EncodingChoice:
         return EncodingChoice("utf-8", "valid UTF-8 except some lines: those rows get an error", round(share, 2))
     if counts.cp949 == counts.bad and counts.utf8_wide == 0:
         return EncodingChoice(CP949, "detected: every line decodes as Korean CP949; --encoding overrides")
+    # No codec explains the bad lines and they are a minority: stray bytes in a UTF-8 (or ASCII) file.
+    if counts.cp949 == 0 and 2 * counts.bad <= _line_count(sample, complete):
+        return EncodingChoice("utf-8", "UTF-8 except some undecodable lines: those rows get an error", 0.0)
     raise KoliteError(
         f"cannot tell the input's encoding: of {len(lines)} sampled lines with non-ASCII bytes {counts.utf8} are "
         f"UTF-8 and {counts.cp949} Korean CP949 (EUC-KR); pass --encoding (e.g. utf-8, cp949, utf-16)"
