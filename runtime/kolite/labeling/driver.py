@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from kolite.errors import KoliteError
 from kolite.input_decoding import EncodingChoice
-from kolite.labeling.formats import Chunk, iter_chunks
+from kolite.labeling.formats import Chunk, get_format, iter_chunks
 from kolite.labeling.job import LabelJob, check_columns, choose_input_encoding, job_spec
 from kolite.labeling.parts import JobSpec, PartStats, PartStore
 from kolite.labeling.predict import OutputColumns, slice_rows
@@ -89,7 +89,7 @@ def _corrupt_message(chunk: Chunk, store: PartStore) -> str:
 
 def announce(command: str, job: LabelJob, choice: EncodingChoice) -> None:
     """Say on stderr which encoding the input is read in, before any work (a wrong guess shows at once)."""
-    if job.in_format != "parquet" and choice.how != "given":
+    if get_format(job.in_format).decoded and choice.how != "given":
         print(f"kolite {command}: reading {job.input.name} as {choice.describe()}", file=sys.stderr)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from kolite.errors import KoliteError
 from kolite.input_decoding import AUTO, EncodingChoice, check_encoding, choose_encoding
 from kolite.labeling.compression import compression_of, open_binary
-from kolite.labeling.formats import detect_format, open_parquet, read_header, same_family
+from kolite.labeling.formats import detect_format, get_format, same_family
 from kolite.labeling.lock import output_lock
 from kolite.labeling.parts import JobSpec, input_fingerprint
 from kolite.labeling.predict import OutputColumns
@@ -95,9 +95,9 @@ class LabelJob:
 
 
 def choose_input_encoding(job: LabelJob) -> EncodingChoice:
-    """The codec the input is read with (Parquet stores UTF-8 strings: nothing to choose)."""
-    if job.in_format == "parquet":
-        return EncodingChoice("utf-8", "Parquet")
+    """The codec the input is read with (a format that stores its own text, e.g. Parquet: nothing to choose)."""
+    if not get_format(job.in_format).decoded:
+        return EncodingChoice("utf-8", job.in_format)
     if not job.input.is_file():
         raise KoliteError(f"input file {job.input} not found")
     with open_binary(job.input) as stream:
@@ -128,10 +128,7 @@ def job_spec(job: LabelJob, model: Any, encoding: str = "utf-8") -> JobSpec:
 
 def input_columns(job: LabelJob, fmt: str, encoding: str = "utf-8") -> list[str] | None:
     """The input's column names (CSV/TSV header, Parquet schema); None for JSONL, whose rows name their own."""
-    if fmt == "parquet":
-        with open_parquet(job.input) as parquet:
-            return list(parquet.schema_arrow.names)
-    return None if fmt == "jsonl" else read_header(job.input, fmt, encoding)
+    return get_format(fmt).columns(job.input, encoding)
 
 
 def check_columns(job: LabelJob, task: str, fmt: str, encoding: str = "utf-8") -> list[str] | None:
