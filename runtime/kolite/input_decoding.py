@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from kolite.errors import CorruptInputError, KoliteError
+from kolite.korean_codec import CP949
 
 __all__ = [
     "AUTO",
@@ -59,12 +60,9 @@ _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-CP949 = "kolite_cp949"  # CP949 (UHC, a superset of EUC-KR) + KS X 1001 composition sequences, see _Cp949Decoder
 _CP949_NAMES = ("cp949", CP949)
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 _ESCAPES = re.compile("[\udc00-\udcff]+")
-# A KS X 1001 composition sequence: HANGUL FILLER, initial, medial, final (or filler) as compatibility jamo.
-_COMPOSITION = re.compile("\u3164[\u3131-\u3164]{3}")
 _HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
 # CP949 is guessed only when most of what it decodes is Hangul (not hanja or symbols from Latin-1 bytes).
 HANGUL_MAJORITY = 0.5
@@ -264,68 +262,6 @@ def choose_encoding(stream: IO[bytes], requested: str = AUTO) -> tuple[EncodingC
         if sample.startswith(bom):
             return EncodingChoice(encoding, "byte order mark"), sample
     return _guess(sample, complete), sample
-
-
-def _compose(match: re.Match[str]) -> str:
-    # Python's euc_kr codec knows the composition tables; a sequence it refuses stays as the jamo it was.
-    sequence = match.group()
-    try:
-        return sequence.encode("cp949").decode("euc_kr")
-    except UnicodeError:
-        return sequence
-
-
-class _Cp949Decoder(codecs.IncrementalDecoder):
-    """CP949 that joins KS X 1001 composition sequences, holding back a possible sequence cut by a chunk's end."""
-
-    def __init__(self, errors: str = "strict") -> None:
-        super().__init__(errors)
-        self._inner = codecs.getincrementaldecoder("cp949")(errors)
-        self._pending = ""
-
-    def decode(self, input: bytes, final: bool = False) -> str:
-        text = _COMPOSITION.sub(_compose, self._pending + self._inner.decode(input, final))
-        self._pending = ""
-        if not final:
-            cut = text.rfind("\u3164", max(0, len(text) - 3))
-            if cut >= 0 and all("\u3131" <= c <= "\u3164" for c in text[cut:]):
-                text, self._pending = text[:cut], text[cut:]
-        return text
-
-    def reset(self) -> None:
-        self._inner.reset()
-        self._pending = ""
-
-    def getstate(self) -> tuple[bytes, int]:
-        buffered, flags = self._inner.getstate()
-        return self._pending.encode("cp949") + buffered, flags
-
-    def setstate(self, state: tuple[bytes, int]) -> None:
-        # Decoded here but still held back: the inner decoder buffers at most one character's bytes.
-        buffered, flags = state
-        self._inner.setstate((b"", flags))
-        self._pending = self._inner.decode(buffered)
-
-
-def _cp949_codec(name: str) -> codecs.CodecInfo | None:
-    if name != CP949:
-        return None
-    base = codecs.lookup("cp949")
-
-    def decode(data: bytes, errors: str = "strict") -> tuple[str, int]:
-        return _Cp949Decoder(errors).decode(bytes(data), final=True), len(data)
-
-    return codecs.CodecInfo(
-        base.encode,
-        decode,
-        name=CP949,
-        incrementalencoder=base.incrementalencoder,
-        incrementaldecoder=_Cp949Decoder,
-        streamwriter=base.streamwriter,
-    )
-
-
-codecs.register(_cp949_codec)
 
 
 class _Prefixed(io.RawIOBase):
