@@ -131,7 +131,7 @@ def test_exit_code_is_1_when_every_item_failed_or_strict(tiny_artifact, tmp_path
         (["--variant", "int4"], "no variant 'int4'"),
         (["--device", "tpu"], "unknown device 'tpu'"),
         (["--top-k", "0"], "--top-k must be a positive integer"),
-        (["--aggregation", "mean"], None),
+        (["--aggregation", "mean"], "aggregation does not apply to text-classification models"),
         (["--long-text", "summarise"], "long_text must be one of truncate, windows"),
         (["--function-to-apply", "relu"], "function_to_apply must be one of"),
         ([], "give texts as arguments or --input"),

@@ -57,8 +57,10 @@ def test_options_are_validated_once(tiny_artifact):
         for bad in ({"top_k": 0}, {"function_to_apply": "relu"}, {"long_text": "summarise"}, {"pooling": "median"}):
             with pytest.raises(kolite.InvalidInputError):
                 model.options(**bad)
-        # Options of the other task are ignored: one CLI/label call works for both tasks.
-        assert model.options(aggregation="first", top_k=1).top_k == 1
+        # An option of the other task is refused, not ignored (None means "not given").
+        with pytest.raises(kolite.InvalidInputError, match="aggregation does not apply"):
+            model.options(aggregation="first", top_k=1)
+        assert model.options(aggregation=None, top_k=1).top_k == 1
 
 
 def test_function_to_apply(tiny_artifact):

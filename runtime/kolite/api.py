@@ -21,7 +21,7 @@ from kolite.cpu_features import first_safe_variant, missing_features, unsafe_var
 from kolite.errors import InvalidInputError, ManifestError, UnknownVariantError
 from kolite.integrity import read_verified, safe_member, verify_file
 from kolite.manifest import Manifest, Variant, load_manifest
-from kolite.model import DEFAULT_MAX_ITEMS, KoliteModel
+from kolite.model import DEFAULT_MAX_ITEMS, DEFAULT_MAX_TEXT_CHARS, KoliteModel, check_positive_int
 from kolite.normalization import NORMALIZATIONS
 from kolite.providers import DeviceSpec, cpu_device, resolve_device
 from kolite.session import OnnxModel
@@ -104,6 +104,7 @@ def load(
     *,
     revision: str | None = None,
     max_items: int = DEFAULT_MAX_ITEMS,
+    max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
     verify: bool = True,
     normalization: str | None = None,
     max_length: int | None = None,
@@ -124,6 +125,9 @@ def load(
     - ``parallel``: throughput mode. A call whose texts fill several batches runs them side by side on this many
       one-thread sessions (default: one per thread of the main session, on CPU; 0 or 1: off); a single batch
       (batch-1 latency) always runs on the main session's threads.
+    - ``max_text_chars``: texts that are windowed, never cut (NER, ``long_text="windows"``), over this many
+      characters are refused with an ``InvalidInputError`` (their cost grows with their length); ``None`` lifts
+      the cap. Truncated texts are cut before tokenizing and are not limited.
     - ``max_length``: a shorter window than the manifest's (e.g. 128, what many Korean fine-tunes were trained
       with): texts are truncated, or windowed, at that many tokens.
     """
@@ -131,6 +135,8 @@ def load(
         raise UnknownVariantError(f"variant must be a string, got {type(variant).__name__}")
     if normalization is not None and normalization not in NORMALIZATIONS:
         raise UnknownVariantError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+    if max_text_chars is not None:
+        check_positive_int("max_text_chars", max_text_chars)
     spec = resolve_device(device)
     source = resolve_source(path_or_hub_id, revision=revision)
     manifest = load_manifest(source.directory)
@@ -159,6 +165,7 @@ def load(
         session,
         encoder,
         max_items=max_items,
+        max_text_chars=max_text_chars,
         source=str(path_or_hub_id),
         artifact_dir=source.directory,
     )

@@ -62,7 +62,7 @@ class TextClassifier(KoliteModel):
     result_key = "predictions"
 
     def options(self, **kwargs: Any) -> ClassifyOptions:
-        values = pick_options(_FIELDS, kwargs)
+        values = pick_options(_FIELDS, kwargs, self.task)
         top_k = values.get("top_k", 1)
         stride = values.get("stride")
         return ClassifyOptions(

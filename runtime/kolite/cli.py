@@ -98,13 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="of --input: auto (default: a BOM, else UTF-8 if valid, else detected, e.g. CP949) or a codec name",
     )
-    predict.add_argument("--top-k", default="1", help="labels per text, or 'all' (text classification)")
-    predict.add_argument("--function-to-apply", default="default",
-                         help="default (softmax, or sigmoid for multi-label), softmax, sigmoid, none (raw logits)")
-    predict.add_argument("--long-text", default="truncate",
-                         help="texts over max_length tokens: truncate (default) or windows (classification)")
-    predict.add_argument("--pooling", default="mean", help="how windows of a long text combine: mean or max")
-    predict.add_argument("--aggregation", default="simple", help="none, simple, first, average, max (NER)")
+    # Task options default to None (not given): the model fills in its defaults and refuses another task's options.
+    predict.add_argument("--top-k", help="labels per text (default: 1), or 'all' (text classification)")
+    predict.add_argument("--function-to-apply", help="default (softmax, or sigmoid for multi-label), softmax, "
+                         "sigmoid, none (raw logits) (text classification)")
+    predict.add_argument("--long-text",
+                         help="texts over max_length tokens: truncate (default) or windows (text classification)")
+    predict.add_argument("--pooling", help="how windows of a long text combine: mean (default) or max "
+                         "(text classification)")
+    predict.add_argument("--aggregation", help="none, simple (default), first, average, max (NER)")
     predict.add_argument("--stride", type=int, default=None,
                          help="overlap of long-text windows in tokens (NER; classification with --long-text windows)")
     predict.add_argument("--batch-size", type=int, default=32)

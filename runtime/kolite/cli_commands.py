@@ -14,8 +14,8 @@ from kolite.errors import KoliteError
 __all__ = ["predict_items", "run_info", "run_predict"]
 
 
-def _top_k(value: str) -> int | None:
-    if value.lower() in ("all", "none"):
+def _top_k(value: str | None) -> int | None:
+    if value is None or value.lower() in ("all", "none"):
         return None
     if not value.isdigit() or int(value) < 1:
         raise KoliteError(f"--top-k must be a positive integer or 'all', got {value!r}")
@@ -44,18 +44,21 @@ def run_predict(args: argparse.Namespace) -> int:
         raise KoliteError("give texts as arguments or --input FILE (- for stdin)")
     if args.chunk_size < 1 or args.batch_size < 1:
         raise KoliteError("--chunk-size and --batch-size must be positive")
-    options = {
-        "top_k": _top_k(args.top_k),
+    # Only the options given: one that does not apply to the model's task is refused by model.options.
+    given = {
         "function_to_apply": args.function_to_apply,
         "long_text": args.long_text,
         "pooling": args.pooling,
         "aggregation": args.aggregation,
         "stride": args.stride,
-        "batch_size": args.batch_size,
     }
+    options: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    if args.top_k is not None:
+        options["top_k"] = _top_k(args.top_k)
     model = kolite.load(args.artifact, variant=args.variant, device=args.device, threads=args.threads)
     # Validate task options once, up front, instead of failing every chunk.
     model.options(**options)
+    options["batch_size"] = args.batch_size
     items: Iterable[Item] = [Item(n, text=t) for n, t in enumerate(args.texts, start=1)]
     stream = open_input(args.input) if args.input else None
     if stream is not None:

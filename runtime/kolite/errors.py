@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "CorruptInputError",
     "CpuFeatureError",
     "IntegrityError",
     "InvalidInputError",
@@ -49,3 +50,9 @@ class UnknownVariantError(KoliteError, ValueError):
 
 class CpuFeatureError(KoliteError):
     """No variant of the artifact runs exactly on this CPU (its int8 recipes assume features, e.g. VNNI, it lacks)."""
+
+
+class CorruptInputError(KoliteError):
+    """An input file cannot be read on from some point (a truncated or corrupt .gz/.bz2/.xz, a broken Parquet page).
+
+    Readers keep what they read before it; ``kolite label`` keeps those rows' parts and names the row reached."""

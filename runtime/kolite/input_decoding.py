@@ -2,9 +2,13 @@
 
 Shared by ``kolite predict --input`` and ``kolite label``:
 
-* :func:`choose_encoding` — ``auto`` reads a BOM (UTF-8, UTF-16, UTF-32), else takes UTF-8 when the sample is valid
-  UTF-8, else asks charset-normalizer (CP949 is preferred to EUC-KR, its subset: what Excel and Korean public-data
-  portals write). A named encoding is checked and used as given.
+* :func:`choose_encoding` — ``auto`` never guesses what it cannot check. A BOM decides (UTF-8, UTF-16, UTF-32);
+  else UTF-8 when the sample is valid UTF-8, or valid UTF-8 except some lines (those lines become per-row errors,
+  never re-read in another codec); else CP949 when it decodes every line of the sample to Korean text; else a
+  clear error asking for ``--encoding``. A named encoding is checked and used as given.
+* CP949 (named, or chosen by ``auto``) is read with :data:`CP949`, which also joins KS X 1001 composition
+  sequences (filler + three jamo, how EUC-KR spells the syllables it lacks) into one syllable, as Python's
+  ``euc_kr`` codec does: an EUC-KR file reads the same under ``auto``, ``--encoding cp949`` and ``euc-kr``.
 * :data:`ESCAPE` — the codec error handler for input: each undecodable byte ``b`` becomes U+DC00+b (for bytes
   >= 0x80 exactly Python's ``surrogateescape``), so a bad byte costs its row, not the file; on output it writes the
   original byte back (U+DC80..U+DCFF) or U+FFFD (any other lone surrogate).
@@ -24,7 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from kolite.errors import KoliteError
+from kolite.errors import CorruptInputError, KoliteError
+from kolite.korean_codec import CP949
 
 __all__ = [
     "AUTO",
@@ -55,15 +60,12 @@ _BOMS = (  # UTF-32 first: its little-endian BOM starts with UTF-16's
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-# charset-normalizer names → the codec to decode with. CP949 (Windows' Korean code page, UHC) is a superset of
-# EUC-KR: decoding an EUC-KR file as CP949 gives the same text, and a "EUC-KR" file with 똠 or 뷁 still decodes.
-_PREFERRED = {"euc_kr": "cp949", "cp949": "cp949"}
+_CP949_NAMES = ("cp949", CP949)
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 _ESCAPES = re.compile("[\udc00-\udcff]+")
-_VALID_NON_ASCII = re.compile("[^\x00-\x7f\udc00-\udcff]+")
-# A UTF-8 file with a few corrupt bytes is still UTF-8 (those rows get an error); Korean CP949 read as UTF-8
-# decodes about 20 % of its non-ASCII bytes by accident (50 % in a 4-syllable sample).
-UTF8_MAJORITY = 0.8
+_HANGUL = re.compile("[\uac00-\ud7a3\u3131-\u318e]")
+# CP949 is guessed only when most of what it decodes is Hangul (not hanja or symbols from Latin-1 bytes).
+HANGUL_MAJORITY = 0.5
 _MAX_DIGITS = getattr(sys, "get_int_max_str_digits", lambda: 4300)()
 
 
@@ -93,6 +95,8 @@ def escaped_bytes(text: str) -> tuple[int, bytes] | None:
 def display_name(encoding: str) -> str:
     """``utf-8-sig`` → ``UTF-8``, ``cp949`` → ``CP949``: how error messages name an encoding."""
     name = codecs.lookup(encoding).name
+    if name == CP949:
+        return "CP949"
     return "UTF-8" if name == "utf-8-sig" else name.upper().replace("_", "-")
 
 
@@ -104,7 +108,7 @@ def check_encoding(name: str) -> str:
         raise KoliteError(f"unknown encoding {name!r} (e.g. utf-8, cp949, euc-kr, utf-16)") from None
     if not codec._is_text_encoding:  # base64, rot13...: not something a file of text is stored in
         raise KoliteError(f"{name!r} is not a text encoding")
-    return codec.name
+    return CP949 if codec.name in _CP949_NAMES else codec.name
 
 
 @dataclass(frozen=True)
@@ -125,20 +129,20 @@ class EncodingChoice:
         return not self.encoding.startswith(("utf-16", "utf-32"))
 
     def describe(self) -> str:
-        """E.g. ``CP949 encoding (detected by charset-normalizer, confidence 0.98; --encoding overrides)``."""
-        if self.how == "detected":
-            how = f"detected by charset-normalizer, confidence {self.confidence:.2f}; --encoding overrides"
-        else:
-            how = self.how
-        return f"{self.name} encoding ({how})"
+        """E.g. ``CP949 encoding (detected: every line decodes as Korean CP949; --encoding overrides)``."""
+        return f"{self.name} encoding ({self.how})"
 
 
 def _sample(stream: IO[bytes]) -> tuple[bytes, bool]:
     """The head of ``stream``: until enough non-ASCII bytes were seen or SAMPLE_LIMIT; True if that is all of it."""
     blocks: list[bytes] = []
     size = non_ascii = 0
+    read = getattr(stream, "read1", stream.read)  # one read at a time: a failing read loses no earlier bytes
     while size < SAMPLE_LIMIT and non_ascii < NON_ASCII_WANTED:
-        block = stream.read(min(1 << 20, SAMPLE_LIMIT - size))
+        try:
+            block = read(min(1 << 20, SAMPLE_LIMIT - size))
+        except CorruptInputError:  # a truncated .gz: decide on what is readable, the reader reports the rest
+            return b"".join(blocks), False
         if not block:
             return b"".join(blocks), True
         blocks.append(block)
@@ -147,26 +151,56 @@ def _sample(stream: IO[bytes]) -> tuple[bytes, bool]:
     return b"".join(blocks), False
 
 
-def _utf8_share(sample: bytes, complete: bool) -> float:
-    """Of the sample's non-ASCII bytes, the share that decodes as UTF-8 (1.0: valid UTF-8)."""
-    text = codecs.getincrementaldecoder("utf-8")(errors=ESCAPE).decode(sample, final=complete)
-    bad = sum(len(run) for run in _ESCAPES.findall(text))
-    if not bad:
-        return 1.0
-    good = len("".join(_VALID_NON_ASCII.findall(text)).encode("utf-8"))
-    return good / (good + bad)
+def _sample_lines(sample: bytes, complete: bool) -> list[bytes]:
+    """The sample's lines holding non-ASCII bytes; a line cut by the sample's end is left out (unless alone)."""
+    lines = sample.split(b"\n")
+    if not complete and len(lines) > 1:
+        lines.pop()
+    return [line for line in lines if _NON_ASCII.search(line)]
 
 
-def _non_ascii_lines(sample: bytes, limit: int = 256 << 10) -> bytes:
-    # The lines worth looking at: a mostly-ASCII CSV (ids, dates) would drown its Korean column otherwise.
-    lines = [line for line in sample.split(b"\n")[:-1] if _NON_ASCII.search(line)] or [sample]
-    picked, size = [], 0
-    for line in lines:
-        picked.append(line)
-        size += len(line) + 1
-        if size >= limit:
-            break
-    return b"\n".join(picked)
+def _decodes(line: bytes, encoding: str) -> str | None:
+    try:
+        return line.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
+def _utf8_line(line: bytes, last_cut: bool) -> str | None:
+    # The last line of a sample cut mid-character is valid as far as it goes.
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        return decoder.decode(line, final=not last_cut)
+    except UnicodeDecodeError:
+        return None
+
+
+@dataclass(frozen=True)
+class _LineCounts:
+    """How the sample's non-ASCII lines decode: ``utf8`` valid UTF-8 (``utf8_wide`` of them with a character of
+    3+ bytes, e.g. Hangul — 2-byte sequences occur in CP949 bytes by chance), ``bad`` not UTF-8, ``cp949`` Korean
+    text in CP949 (of the lines that are not valid UTF-8)."""
+
+    utf8: int
+    utf8_wide: int
+    bad: int
+    cp949: int
+
+
+def _count(lines: list[bytes], complete: bool) -> _LineCounts:
+    utf8 = wide = bad = cp949 = 0
+    for number, line in enumerate(lines):
+        text = _utf8_line(line, last_cut=not complete and number == len(lines) - 1)
+        if text is not None:
+            utf8 += 1
+            wide += any(ord(c) >= 0x800 for c in text)
+            continue
+        bad += 1
+        korean = _decodes(line, "cp949")
+        if korean is not None:
+            non_ascii = sum(1 for c in korean if ord(c) >= 0x80)
+            cp949 += len(_HANGUL.findall(korean)) >= HANGUL_MAJORITY * non_ascii
+    return _LineCounts(utf8, wide, bad, cp949)
 
 
 def _looks_wide(sample: bytes) -> bool:
@@ -175,26 +209,44 @@ def _looks_wide(sample: bytes) -> bool:
     return head.count(0) > len(head) // 8
 
 
-def _detect(sample: bytes) -> EncodingChoice | None:
-    try:
-        from charset_normalizer import from_bytes
-    except ImportError:
-        return None
-    data = sample[: 256 << 10] if _looks_wide(sample) else _non_ascii_lines(sample)
-    matches = list(from_bytes(data))
-    if not matches:
-        return None
-    best = matches[0]
-    korean = next((m for m in matches if m.encoding in _PREFERRED and m.chaos <= best.chaos), None)
-    chosen = korean or best
-    return EncodingChoice(_PREFERRED.get(chosen.encoding, chosen.encoding), "detected", round(1.0 - chosen.chaos, 2))
+def _line_count(sample: bytes, complete: bool) -> int:
+    return sample.count(b"\n") + (complete and not sample.endswith(b"\n"))
+
+
+def _guess(sample: bytes, complete: bool) -> EncodingChoice:
+    """``auto`` without a BOM: UTF-8, mostly-UTF-8, CP949, or a :class:`KoliteError` asking for ``--encoding``."""
+    if _looks_wide(sample):
+        raise KoliteError(
+            "the input looks like UTF-16 or UTF-32 without a byte order mark (many NUL bytes); "
+            "pass --encoding utf-16-le, utf-16-be, utf-32-le or utf-32-be"
+        )
+    lines = _sample_lines(sample, complete)
+    if not lines:
+        return EncodingChoice("utf-8", "ASCII")
+    counts = _count(lines, complete)
+    if counts.bad == 0:
+        return EncodingChoice("utf-8", "valid UTF-8")
+    # Hangul-bearing UTF-8 lines are UTF-8 (CP949 bytes almost never form 3-byte sequences): the other lines are
+    # corrupt rows of a UTF-8 file, reported row by row, never re-decoded in a codec that would garble the rest.
+    if counts.utf8_wide and (counts.utf8 >= counts.bad or counts.cp949 < counts.bad):
+        share = counts.utf8 / (counts.utf8 + counts.bad)
+        return EncodingChoice("utf-8", "valid UTF-8 except some lines: those rows get an error", round(share, 2))
+    if counts.cp949 == counts.bad and counts.utf8_wide == 0:
+        return EncodingChoice(CP949, "detected: every line decodes as Korean CP949; --encoding overrides")
+    # No codec explains the bad lines and they are a minority: stray bytes in a UTF-8 (or ASCII) file.
+    if counts.cp949 == 0 and 2 * counts.bad <= _line_count(sample, complete):
+        return EncodingChoice("utf-8", "UTF-8 except some undecodable lines: those rows get an error", 0.0)
+    raise KoliteError(
+        f"cannot tell the input's encoding: of {len(lines)} sampled lines with non-ASCII bytes {counts.utf8} are "
+        f"UTF-8 and {counts.cp949} Korean CP949 (EUC-KR); pass --encoding (e.g. utf-8, cp949, utf-16)"
+    )
 
 
 def choose_encoding(stream: IO[bytes], requested: str = AUTO) -> tuple[EncodingChoice, bytes]:
     """The encoding of ``stream`` and the bytes read from it to decide (put them back with :func:`prefixed`).
 
-    A named encoding is only checked. ``auto``: a BOM decides; else valid UTF-8 is UTF-8; else charset-normalizer
-    guesses (CP949 for Korean); if it cannot, UTF-8 — then undecodable rows get an error and the user a hint.
+    A named encoding is only checked. ``auto``: a BOM decides; else :func:`_guess` (UTF-8, UTF-8 with some bad
+    lines, CP949) or a :class:`KoliteError` asking for ``--encoding``.
     """
     if requested.lower() != AUTO:
         encoding = check_encoding(requested)
@@ -209,15 +261,7 @@ def choose_encoding(stream: IO[bytes], requested: str = AUTO) -> tuple[EncodingC
     for bom, encoding in _BOMS:
         if sample.startswith(bom):
             return EncodingChoice(encoding, "byte order mark"), sample
-    share = 0.0 if _looks_wide(sample) else _utf8_share(sample, complete)
-    if share == 1.0:
-        return EncodingChoice("utf-8", "valid UTF-8" if _NON_ASCII.search(sample) else "ASCII"), sample
-    if share >= UTF8_MAJORITY:
-        return EncodingChoice("utf-8", "mostly valid UTF-8: rows with other bytes get an error", share), sample
-    detected = _detect(sample)
-    if detected is None:
-        return EncodingChoice("utf-8", "not UTF-8 and no better guess: pass --encoding", 0.0), sample
-    return detected, sample
+    return _guess(sample, complete), sample
 
 
 class _Prefixed(io.RawIOBase):

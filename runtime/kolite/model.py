@@ -27,6 +27,7 @@ from kolite.tokenization import Encoded, TextEncoder
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_ITEMS",
+    "DEFAULT_MAX_TEXT_CHARS",
     "KoliteModel",
     "check_positive_int",
     "pick_options",
@@ -36,6 +37,10 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 32
 # Larger lists are refused rather than held in memory at once: stream them in chunks (the CLI does).
 DEFAULT_MAX_ITEMS = 10_000
+# Texts that are never cut (NER, long_text="windows") cost work in proportion to their length: ~100 windows of
+# 512 tokens, seconds on a CPU, at this many characters. Longer ones are refused (max_text_chars=None lifts it);
+# truncated texts are cut before tokenizing and need no cap. The server has its own limit (--max-text-chars).
+DEFAULT_MAX_TEXT_CHARS = 100_000
 
 
 def validate_texts(texts: str | Sequence[str], max_items: int) -> tuple[list[str], bool]:
@@ -81,12 +86,14 @@ class KoliteModel:
         max_items: int = DEFAULT_MAX_ITEMS,
         source: str = "",
         artifact_dir: Path | None = None,
+        max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
     ) -> None:
         self.manifest = manifest
         self.variant = variant
         self.session = session
         self.encoder = encoder
         self.max_items = max_items
+        self.max_text_chars = max_text_chars
         self.source = source  # what the user passed (path or hub id)
         self.artifact_dir = artifact_dir  # the local folder it resolved to
 
@@ -106,13 +113,28 @@ class KoliteModel:
     # ---- the seams ----
 
     def options(self, **kwargs: Any) -> Any:
-        """Validated, frozen task options from keyword arguments; options of other tasks are ignored."""
+        """Validated, frozen task options from keyword arguments; an option the task does not take is an error."""
         raise NotImplementedError
 
     def encode(self, texts: str | Sequence[str], options: Any = None) -> Encoded:
         """Validate and tokenize ``texts`` (truncated, or windowed when the options ask for it)."""
         items, _ = validate_texts(texts, self.max_items)
-        return self.encoder.encode(items, stride=self._stride(options if options is not None else self.options()))
+        stride = self._stride(options if options is not None else self.options())
+        if stride is not None:
+            self._check_lengths(items)
+        return self.encoder.encode(items, stride=stride)
+
+    def _check_lengths(self, texts: list[str]) -> None:
+        limit = self.max_text_chars
+        if limit is None:
+            return
+        for index, text in enumerate(texts):
+            if len(text) > limit:
+                raise InvalidInputError(
+                    f"texts[{index}] has {len(text):,} characters, over max_text_chars={limit:,} (a text that is "
+                    "windowed, never cut, costs work in proportion to its length); split it, or load the model "
+                    "with max_text_chars=None (or a larger int) to lift the cap"
+                )
 
     def run(self, encoded: Encoded, batch_size: int = DEFAULT_BATCH_SIZE, max_tokens: int | None = None) -> list:
         """Raw outputs, one per sequence of ``encoded`` in order: [labels] per text or [tokens, labels] per window.
@@ -173,6 +195,15 @@ class KoliteModel:
         )
 
 
-def pick_options(fields: Sequence[str], kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments a task's options class takes (the others belong to other tasks)."""
+def pick_options(fields: Sequence[str], kwargs: Mapping[str, Any], task: str) -> dict[str, Any]:
+    """The keyword arguments a task's options class takes; any other one given (not None) is an
+    :class:`InvalidInputError`: an option silently ignored (``top_k`` to a tagger, ``aggregation`` to a
+    classifier) would return something else than what was asked. Every front end (Python, CLI, labeller, HTTP)
+    validates its options here, through ``model.options``; ``None`` means "not given"."""
+    foreign = [name for name, value in kwargs.items() if name not in fields and value is not None]
+    if foreign:
+        verb = "does" if len(foreign) == 1 else "do"
+        raise InvalidInputError(
+            f"{', '.join(foreign)} {verb} not apply to {task} models; their options are {', '.join(fields)}"
+        )
     return {name: kwargs[name] for name in fields if name in kwargs}

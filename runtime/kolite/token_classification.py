@@ -48,7 +48,7 @@ class TokenClassifier(KoliteModel):
     result_key = "entities"
 
     def options(self, **kwargs: Any) -> TagOptions:
-        values = pick_options(_FIELDS, kwargs)
+        values = pick_options(_FIELDS, kwargs, self.task)
         stride = values.get("stride")
         ignore = values.get("ignore_labels", ("O",))
         if isinstance(ignore, str) or not all(isinstance(label, str) for label in ignore):

@@ -27,6 +27,12 @@ _WHITESPACE = re.compile(r"\s")
 # Tokenising a 1 MB text only to keep its first 512 tokens costs seconds. Texts longer than this many characters
 # per token of max_length are first cut at a whitespace (see TextEncoder._truncated).
 _CHARS_PER_TOKEN = 16
+# The Rust tokenizer's cost per character grows with the length of the string it is given (its normalised-string
+# bookkeeping), so a long text to be windowed is tokenized in pieces of about this many characters, cut before a
+# space, and the windows are cut from the joined tokens (TextEncoder._long_windows): work linear in the text.
+PIECE_CHARS = 4096
+# The probe that checks, once per tokenizer, that tokenizing in pieces gives exactly the whole text's tokens.
+_PIECE_PROBE = "홍길동은 1998년 서울에서 태어났다.  KOLITE test, co-op... 삼성전자(주) 본사는 수원에 있다!\t끝 "
 
 
 def replace_lone_surrogates(text: str) -> str:
@@ -37,6 +43,34 @@ def replace_lone_surrogates(text: str) -> str:
     except UnicodeEncodeError:
         return _SURROGATE.sub("\ufffd", text)
     return text
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of a long text tokenized in pieces: the fields of ``tokenizers.Encoding`` the runtime reads."""
+
+    ids: list[int]
+    tokens: list[str]
+    offsets: list[tuple[int, int]]
+    special_tokens_mask: list[int]
+
+    @property
+    def overflowing(self) -> list[Window]:
+        return []
+
+
+def split_pieces(text: str, size: int = PIECE_CHARS) -> list[tuple[int, str]]:
+    """``text`` as consecutive ``(start, piece)``; each piece after the first starts at a space found at or after
+    ``size`` characters into the one before (a text without spaces stays whole)."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        cut = text.find(" ", start + size)
+        if cut < 0:
+            break
+        pieces.append((start, text[start:cut]))
+        start = cut
+    pieces.append((start, text[start:]))
+    return pieces
 
 
 @dataclass(frozen=True)
@@ -104,6 +138,7 @@ class TextEncoder:
         self.num_special_tokens = self.tokenizer.num_special_tokens_to_add(False)
         self._windowed: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self.tokenized_chars = 0  # characters given to the tokenizer for windowing (how tests count the work)
         model = self.tokenizer.model
         # WordPiece/BPE with a continuing-subword prefix ("##") let us tell subwords apart exactly
         # (same rule as transformers' TokenClassificationPipeline).
@@ -125,8 +160,7 @@ class TextEncoder:
             normalized, windows, truncated = self._truncated(clean)
         else:
             normalized = [normalize(t, self.normalization) for t in clean]
-            encodings = self._window_tokenizer(stride).encode_batch([n.text for n in normalized])
-            windows = [(encoding, *encoding.overflowing) for encoding in encodings]
+            windows = self._windows([n.text for n in normalized], stride)
             truncated = [False] * len(texts)
         return Encoded(texts, tuple(normalized), tuple(windows), tuple(truncated))
 
@@ -146,6 +180,84 @@ class TextEncoder:
                 encodings[index] = self.tokenizer.encode(normalized[index].text)
             truncated.append(bool(encodings[index].overflowing) or (cut is not text and full))
         return normalized, [(encoding,) for encoding in encodings], truncated
+
+    def _windows(self, texts: list[str], stride: int) -> list[tuple[Any, ...]]:
+        """Every text as windows of ``max_length`` tokens overlapping by ``stride`` (transformers' overflow)."""
+        long = [len(t) > PIECE_CHARS for t in texts] if self._pieces_exact else [False] * len(texts)
+        short = [t for t, is_long in zip(texts, long, strict=True) if not is_long]
+        self.tokenized_chars += sum(map(len, short))
+        encodings = iter(self._window_tokenizer(stride).encode_batch(short) if short else [])
+        windows: list[tuple[Any, ...]] = []
+        for text, is_long in zip(texts, long, strict=True):
+            if is_long:
+                windows.append(self._long_windows(text, stride))
+            else:
+                encoding = next(encodings)
+                windows.append((encoding, *encoding.overflowing))
+        return windows
+
+    def _long_windows(self, text: str, stride: int) -> tuple[Window, ...]:
+        # Exactly Encoding.truncate(capacity, stride) + the post-processor, on the joined tokens of the pieces.
+        ids, tokens, offsets = self._piece_tokens(text)
+        capacity = self.window_capacity
+        step = capacity - stride
+        head, tail = self._special_layout
+        windows = []
+        for start in range(0, max(len(ids), 1), step):
+            stop = min(start + capacity, len(ids))
+            windows.append(
+                Window(
+                    [*head[0], *ids[start:stop], *tail[0]],
+                    [*head[1], *tokens[start:stop], *tail[1]],
+                    [*head[2], *offsets[start:stop], *tail[2]],
+                    [1] * len(head[0]) + [0] * (stop - start) + [1] * len(tail[0]),
+                )
+            )
+            if stop == len(ids):
+                break
+        return tuple(windows)
+
+    def _piece_tokens(self, text: str) -> tuple[list[int], list[str], list[tuple[int, int]]]:
+        pieces = split_pieces(text)
+        self.tokenized_chars += sum(len(piece) for _, piece in pieces)
+        encodings = self._plain.encode_batch([piece for _, piece in pieces], add_special_tokens=False)
+        ids: list[int] = []
+        tokens: list[str] = []
+        offsets: list[tuple[int, int]] = []
+        for (start, _), encoding in zip(pieces, encodings, strict=True):
+            ids.extend(encoding.ids)
+            tokens.extend(encoding.tokens)
+            offsets.extend((a + start, b + start) for a, b in encoding.offsets)
+        return ids, tokens, offsets
+
+    @cached_property
+    def _plain(self) -> Any:
+        tokenizer = self._new_tokenizer(0, "right")
+        tokenizer.no_truncation()
+        return tokenizer
+
+    @cached_property
+    def _special_layout(self) -> tuple[tuple[list, list, list], tuple[list, list, list]]:
+        """(ids, tokens, offsets) of the special tokens the post-processor puts before and after a sequence."""
+        probe = self._plain.encode("a", add_special_tokens=False)
+        full = self._plain.post_process(probe)
+        mask = full.special_tokens_mask
+        first = mask.index(0) if 0 in mask else len(mask)
+        after = first + len(probe.ids)
+        parts = (full.ids, full.tokens, full.offsets)
+        return tuple(p[:first] for p in parts), tuple(p[after:] for p in parts)  # type: ignore[return-value]
+
+    @cached_property
+    def _pieces_exact(self) -> bool:
+        """Whether this tokenizer gives a text's tokens and offsets when fed its pieces (checked once, on a probe
+        cut at every space): if not, long texts are tokenized whole, as before."""
+        probe = _PIECE_PROBE * 3
+        whole = self._plain.encode(probe, add_special_tokens=False)
+        pieces = split_pieces(probe, size=1)
+        parts = self._plain.encode_batch([piece for _, piece in pieces], add_special_tokens=False)
+        ids = [i for part in parts for i in part.ids]
+        offsets = [(a + s, b + s) for (s, _), part in zip(pieces, parts, strict=True) for a, b in part.offsets]
+        return ids == whole.ids and offsets == [tuple(o) for o in whole.offsets]
 
     def _cut(self, text: str) -> str:
         limit = self.max_length * _CHARS_PER_TOKEN

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.labeling.formats import FORMATS
+from kolite.labeling.formats import format_names
 from kolite.labeling.job import DEFAULT_PART_ROWS, DEFAULT_STALL_TIMEOUT, LabelJob, label_file
 
 __all__ = ["register", "run"]
@@ -32,7 +32,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", type=Path, help="input file (.csv .tsv .txt .jsonl .parquet; .gz for text formats)")
+    parser.add_argument(
+        "input", type=Path, help="input file (.csv .tsv .txt .jsonl .parquet; .gz/.bz2/.xz for text formats)"
+    )
     parser.add_argument("--model", required=True, help="artifact folder (or hub id) of an exported kolite model")
     parser.add_argument("--out", dest="output", required=True, type=Path, help="output file (format from extension)")
     parser.add_argument("--text-column", default="document", help="column holding the text (default: document)")
@@ -40,10 +42,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default: cpu)")
     parser.add_argument(
         "--input-format",
-        choices=FORMATS,
+        choices=format_names(),
         help="override the input format (tsv-raw: TSV without quote processing, e.g. NSMC)",
     )
-    parser.add_argument("--output-format", choices=FORMATS, help="override the output format")
+    parser.add_argument("--output-format", choices=format_names(), help="override the output format")
     parser.add_argument(
         "--encoding",
         default="auto",
@@ -79,10 +81,10 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="label empty/whitespace texts like the runtime does instead of flagging 'empty text'",
     )
-    parser.add_argument("--long-text", default="truncate", choices=("truncate", "windows"),
+    parser.add_argument("--long-text", choices=("truncate", "windows"),
                         help="classification: texts over max_length tokens are truncated (default) or classified "
                              "over overlapping windows whose logits are pooled")
-    parser.add_argument("--pooling", default="mean", choices=("mean", "max"), help="how windows combine")
+    parser.add_argument("--pooling", choices=("mean", "max"), help="how windows combine (default: mean)")
     parser.add_argument("--stride", type=int, default=None,
                         help="overlap of long-text windows in tokens (NER; classification windows)")
     parser.add_argument("--restart", action="store_true", help="discard the parts of an earlier, different job")

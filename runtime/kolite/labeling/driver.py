@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from kolite.errors import KoliteError
 from kolite.input_decoding import EncodingChoice
-from kolite.labeling.formats import Chunk, iter_chunks
+from kolite.labeling.formats import Chunk, get_format, iter_chunks
 from kolite.labeling.job import LabelJob, check_columns, choose_input_encoding, job_spec
 from kolite.labeling.parts import JobSpec, PartStats, PartStore
 from kolite.labeling.predict import OutputColumns, slice_rows
@@ -79,9 +79,17 @@ class _Parts:
         return stats
 
 
+def _corrupt_message(chunk: Chunk, store: PartStore) -> str:
+    reached = chunk.start + len(chunk.rows)
+    return (
+        f"{chunk.corrupt}: reading stopped at data row {reached + 1:,}; the {reached:,} rows before it are "
+        f"labelled and kept in {store.dir} (re-running the same command resumes there; no output file was written)"
+    )
+
+
 def announce(command: str, job: LabelJob, choice: EncodingChoice) -> None:
     """Say on stderr which encoding the input is read in, before any work (a wrong guess shows at once)."""
-    if job.in_format != "parquet" and choice.how != "given":
+    if get_format(job.in_format).decoded and choice.how != "given":
         print(f"kolite {command}: reading {job.input.name} as {choice.describe()}", file=sys.stderr)
 
 
@@ -95,6 +103,7 @@ def drive(
 
     ``started`` (``time.perf_counter()``): when the engine began, so the summary's time includes its start-up."""
     started = time.perf_counter() if started is None else started
+    model.options(**job.model_options)  # an option the model's task does not take: refused before any work
     choice = choose_input_encoding(job)
     announce("label", job, choice)
     spec = job_spec(job, model, choice.encoding)
@@ -110,9 +119,11 @@ def drive(
     parts = _Parts(store, columns, spec.output_format, runner, progress)
     in_flight = _chunks_in_flight(runner, job)
     pending: deque[tuple[Chunk, list[Any]]] = deque()
+    corrupt: Chunk | None = None
     try:
         for chunk in iter_chunks(job.input, spec.input_format, job.part_rows, choice.encoding):
             count += 1
+            corrupt = chunk if chunk.corrupt else None
             done = store.finished(chunk.index, len(chunk.rows))
             if done is not None:
                 totals.add(done)
@@ -131,6 +142,8 @@ def drive(
     finally:
         runner.close()
         progress.close()
+    if corrupt is not None:
+        raise KoliteError(_corrupt_message(corrupt, store))
     store.finish(count, totals, keep_parts=job.keep_parts)
     seconds = time.perf_counter() - started
     return Summary.from_stats(job.output, runner.description, totals, resumed, seconds, choice)

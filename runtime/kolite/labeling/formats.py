@@ -1,63 +1,46 @@
-"""File formats: name ↔ extension, and streaming readers that yield the input in fixed-size chunks of rows.
+"""File formats of the labeller: one :class:`FileFormat` object per format, found by name in one registry.
 
-Readers never hold more than one chunk: CSV/TSV and JSONL are read line by line (stdlib, no limit on a cell's
-size), Parquet by record batches (pyarrow). A row is a ``dict`` column → value; every input column is kept as it
-was read. Text is decoded with the job's encoding; bytes it cannot decode are kept as escapes (flagged in the text
-column, written back unchanged to CSV/TSV outputs) instead of aborting the file.
+A format knows everything about its files — extensions, whether its bytes are decoded with the job's encoding,
+its columns, how it is read in chunks of rows, counted for the ETA, written as one part and how parts are joined
+— so the job, the driver, the parts store and the CLI never ask which format they hold. The built-in formats live
+in one module each (``format_delimited``: csv, tsv, tsv-raw; ``format_jsonl``; ``format_parquet``) and register
+themselves; a new format is one module with a :class:`FileFormat` subclass and one :func:`register` call.
+
+Readers never hold more than one chunk. A row is a ``dict`` column → value; every input column is kept as it was
+read. Text is decoded with the job's encoding; bytes it cannot decode are kept as escapes (flagged in the text
+column) instead of aborting the file.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
+import importlib
 import io
-import json
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
-from kolite.errors import KoliteError
-from kolite.input_decoding import ESCAPE, JsonLineError, loads_json_line
+from kolite.errors import CorruptInputError, KoliteError
+from kolite.input_decoding import ESCAPE, EncodingChoice
+from kolite.labeling.compression import compression_of, open_binary, strip_compression
 
 __all__ = [
-    "DIALECTS",
-    "FORMATS",
+    "BUILTIN_MODULES",
     "Chunk",
+    "FileFormat",
+    "chunked",
     "detect_format",
+    "format_names",
+    "get_format",
     "iter_chunks",
-    "open_binary",
-    "parse_jsonl_line",
-    "read_header",
+    "open_text",
+    "register",
     "require_pyarrow",
     "same_family",
 ]
 
-# Extension → format. ``.txt`` is TSV because that is what Korean corpora (NSMC...) ship as.
-EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".tab": "tsv",
-    ".txt": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
-FORMATS = ("csv", "tsv", "tsv-raw", "jsonl", "parquet")
-# csv and tsv follow the usual CSV quoting (what pandas and Arrow read and write). tsv-raw has no quoting at all:
-# a field is whatever lies between two tabs, as in NSMC and most TSV corpora (the Hugging Face NSMC loader reads it
-# with QUOTE_NONE); in it a cell like `"""좋다"""` keeps its quotes.
-DIALECTS: dict[str, dict[str, Any]] = {
-    "csv": {"delimiter": ","},
-    "tsv": {"delimiter": "\t"},
-    "tsv-raw": {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "quotechar": None},
-}
-RAW_LINE_COLUMN = "raw_line"  # where a JSONL line that is not a JSON object is kept (nothing is dropped)
-
-# A text cell may be long (a whole article); the stdlib default of 128 KiB would abort the job on one big cell.
-csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+# The modules of the built-in formats; each registers its formats when imported.
+BUILTIN_MODULES = ("kolite.labeling.format_delimited", "kolite.labeling.format_jsonl", "kolite.labeling.format_parquet")
 
 
 @dataclass
@@ -70,6 +53,113 @@ class Chunk:
     columns: list[str]
     read_errors: dict[int, str] = field(default_factory=dict)
     arrow_schema: Any = None  # the Parquet input's schema, so a Parquet output keeps the column types
+    # Set on the last chunk when the input cannot be read past its rows (a truncated .gz...): why, for the user.
+    corrupt: str | None = None
+
+
+class FileFormat:
+    """One labeller file format. Subclass it, set the class attributes, implement ``chunks`` and ``render`` (and
+    ``columns`` when the file names its columns up front), then :func:`register` an instance."""
+
+    name: ClassVar[str] = ""
+    extensions: ClassVar[tuple[str, ...]] = ()  # file suffixes detected as this format, e.g. (".csv",)
+    part_suffix: ClassVar[str] = ""  # suffix of its part files, e.g. "csv" (tsv-raw writes .tsv parts)
+    family: ClassVar[str] = ""  # an output of the same family as the input keeps the input's format (tsv-raw)
+    decoded: ClassVar[bool] = True  # text bytes decoded with the job's --encoding (False: Parquet stores UTF-8)
+    header_rows: ClassVar[int] = 0  # lines before the first row, for the row-count estimate
+
+    def columns(self, path: Path, encoding: str) -> list[str] | None:
+        """The input's column names before reading rows; None when each row names its own (JSONL)."""
+        return None
+
+    def chunks(self, path: Path, chunk_rows: int, encoding: str) -> Iterator[Chunk]:
+        """The input as consecutive chunks of ``chunk_rows`` rows (an empty file → one empty chunk)."""
+        raise NotImplementedError
+
+    def count_rows(self, path: Path, encoding: EncodingChoice | None = None) -> int | None:
+        """Rows in the input, for the ETA (an estimate is fine; None: no ETA). Default: a newline count."""
+        if compression_of(path) or (encoding is not None and not encoding.ascii_compatible):
+            return None  # decompressing twice / UTF-16 (0x0A is half of many characters): a rate without an ETA
+        lines, last = 0, b"\n"
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 22):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        lines += last != b"\n"  # a last line without newline
+        return max(0, lines - self.header_rows)
+
+    def render(self, chunk: Chunk, results: dict[str, list[Any]]) -> bytes:
+        """The bytes of one part file (header/schema included, so every part is a readable file on its own)."""
+        raise NotImplementedError
+
+    def concat(self, parts: Sequence[Path], out: Path) -> None:
+        """Join the parts, in order, into ``out``. Default: their bytes one after the other."""
+        import shutil
+
+        with open(out, "wb") as sink:
+            for part in parts:
+                with open(part, "rb") as handle:
+                    shutil.copyfileobj(handle, sink, 1 << 20)
+
+
+_REGISTRY: dict[str, FileFormat] = {}
+_builtins_loaded = False
+
+
+def register(fmt: FileFormat) -> FileFormat:
+    """Make ``fmt`` known to ``kolite label`` (``--input-format``/``--output-format`` and its extensions)."""
+    if not fmt.name or not fmt.part_suffix:
+        raise ValueError("a file format needs a name and a part_suffix")
+    _REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def _registry() -> dict[str, FileFormat]:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for module in BUILTIN_MODULES:
+            importlib.import_module(module)
+    return _REGISTRY
+
+
+def format_names() -> tuple[str, ...]:
+    return tuple(_registry())
+
+
+def get_format(name: str) -> FileFormat:
+    formats = _registry()
+    if name not in formats:
+        raise KoliteError(f"unknown format {name!r}; choose one of {', '.join(formats)}")
+    return formats[name]
+
+
+def same_family(fmt: str, other: str) -> bool:
+    return (get_format(fmt).family or fmt) == (get_format(other).family or other)
+
+
+def detect_format(path: str | Path, given: str | None = None) -> str:
+    """The format named by ``given`` or by the file extension (``.gz``/``.bz2``/``.xz`` are looked through)."""
+    if given:
+        return get_format(given).name
+    suffixes = strip_compression([s.lower() for s in Path(path).suffixes])
+    if suffixes:
+        for fmt in _registry().values():
+            if suffixes[-1] in fmt.extensions:
+                return fmt.name
+    extensions = "/".join(e for fmt in _registry().values() for e in fmt.extensions[:1])
+    raise KoliteError(
+        f"cannot tell the format of {path} from its extension; name it {extensions} "
+        "or pass --input-format/--output-format"
+    )
+
+
+def iter_chunks(path: str | Path, fmt: str, chunk_rows: int, encoding: str = "utf-8") -> Iterator[Chunk]:
+    """The input as consecutive chunks of ``chunk_rows`` rows (the last may be shorter; an empty file → 1 empty)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KoliteError(f"input file {path} not found")
+    return get_format(fmt).chunks(path, chunk_rows, encoding)
 
 
 def require_pyarrow(purpose: str = "Parquet files") -> Any:
@@ -80,129 +170,32 @@ def require_pyarrow(purpose: str = "Parquet files") -> Any:
     return pyarrow
 
 
-def same_family(fmt: str, other: str) -> bool:
-    return fmt.split("-")[0] == other.split("-")[0]
-
-
-def detect_format(path: str | Path, given: str | None = None) -> str:
-    """The format named by ``given`` or by the file extension (``.gz`` is looked through)."""
-    if given:
-        if given not in FORMATS:
-            raise KoliteError(f"unknown format {given!r}; choose one of {', '.join(FORMATS)}")
-        return given
-    suffixes = [s.lower() for s in Path(path).suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes.pop()
-    if suffixes and suffixes[-1] in EXTENSIONS:
-        return EXTENSIONS[suffixes[-1]]
-    raise KoliteError(
-        f"cannot tell the format of {path} from its extension; name it .csv/.tsv/.jsonl/.parquet "
-        "or pass --input-format/--output-format"
-    )
-
-
-def open_binary(path: Path) -> IO[bytes]:
-    """The file's bytes (``.gz`` decompressed on the fly)."""
-    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-
-
-def _open_text(path: Path, encoding: str, newline: str = "") -> IO[str]:
-    # ESCAPE: an undecodable byte becomes a lone surrogate (one row's problem), not an exception (the file's).
+def open_text(path: Path, encoding: str, newline: str = "") -> IO[str]:
+    """The (decompressed) file as text; ESCAPE: an undecodable byte costs its row, not the file."""
     return io.TextIOWrapper(open_binary(path), encoding=encoding, errors=ESCAPE, newline=newline)
 
 
-def _header(reader: Iterator[list[str]]) -> list[str] | None:
-    header = next(reader, None)
-    if header and header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]  # a UTF-8 BOM left by an explicit --encoding utf-8 (Excel writes one)
-    return header
-
-
-def _iter_csv(path: Path, fmt: str, encoding: str) -> Iterator[tuple[dict[str, Any], str | None]]:
-    with _open_text(path, encoding) as handle:
-        reader = csv.reader(handle, **DIALECTS[fmt])
-        header = _header(reader)
-        if header is None:
-            return
-        width = len(header)
-        for fields in reader:
-            error = None
-            if len(fields) != width:
-                error = f"row has {len(fields)} fields, header has {width}"
-                if len(fields) > width:
-                    error += f" (extra fields: {json.dumps(fields[width:], ensure_ascii=False)})"
-                fields = fields[:width] + [""] * (width - len(fields))
-            yield dict(zip(header, fields, strict=True)), error
-
-
-def parse_jsonl_line(line: str) -> tuple[dict[str, Any], str | None]:
-    """One JSON Lines record → (row, read error). A line that is not a JSON object is kept whole, not dropped."""
-    try:
-        value = loads_json_line(line)
-    except JsonLineError as exc:
-        return {RAW_LINE_COLUMN: line}, str(exc)
-    if not isinstance(value, dict):
-        return {RAW_LINE_COLUMN: line}, f"not a JSON object ({type(value).__name__})"
-    return value, None
-
-
-def _iter_jsonl(path: Path, encoding: str) -> Iterator[tuple[dict[str, Any], str | None]]:
-    # Lines end at \n only: a lone \r is JSON whitespace, not a record separator.
-    with _open_text(path, encoding, newline="\n") as handle:
-        for line in handle:
-            stripped = line.rstrip("\r\n")
-            if stripped.strip():  # blank lines are not records in JSON Lines
-                yield parse_jsonl_line(stripped)
-
-
-def read_header(path: Path, fmt: str, encoding: str = "utf-8") -> list[str]:
-    """The column names of a CSV/TSV file (its first record)."""
-    with _open_text(path, encoding) as handle:
-        return _header(csv.reader(handle, **DIALECTS[fmt])) or []
-
-
-def _chunked(rows: Iterator[tuple[dict[str, Any], str | None]], chunk_rows: int, header: list[str]) -> Iterator[Chunk]:
-    # ``header``: the CSV/TSV columns, so that every part (even of a header-only file) has them. JSONL has none:
-    # a part's columns are the keys of its rows, in order of appearance.
+def chunked(rows: Iterator[tuple[dict[str, Any], str | None]], chunk_rows: int, header: list[str]) -> Iterator[Chunk]:
+    """Rows with their read error (or None) → chunks. ``header``: the columns every part has (even of a header-only
+    file); without one (JSONL) a part's columns are the keys of its rows, in order of appearance. A
+    :class:`CorruptInputError` ends the input: the rows read so far are still yielded, the chunk says why."""
     chunk = Chunk(0, 0, [], list(header))
     seen: dict[str, None] = dict.fromkeys(header)
-    for row, error in rows:
-        if len(chunk.rows) == chunk_rows:
-            yield chunk
-            chunk = Chunk(chunk.index + 1, chunk.start + chunk_rows, [], list(header))
-            seen = dict.fromkeys(header)
-        if error is not None:
-            chunk.read_errors[len(chunk.rows)] = error
-        chunk.rows.append(row)
-        for name in () if header else row:
-            if name not in seen:
-                seen[name] = None
-                chunk.columns.append(name)
-    if chunk.rows or chunk.index == 0:
+    try:
+        for row, error in rows:
+            if len(chunk.rows) == chunk_rows:
+                yield chunk
+                chunk = Chunk(chunk.index + 1, chunk.start + chunk_rows, [], list(header))
+                seen = dict.fromkeys(header)
+            if error is not None:
+                chunk.read_errors[len(chunk.rows)] = error
+            chunk.rows.append(row)
+            for name in () if header else row:
+                if name not in seen:
+                    seen[name] = None
+                    chunk.columns.append(name)
+    except CorruptInputError as exc:
+        chunk.corrupt = str(exc)  # the rows read so far are still labelled and kept
+    if chunk.rows or chunk.index == 0 or chunk.corrupt:
         yield chunk
 
-
-def _iter_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    require_pyarrow()
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as parquet:
-        schema = parquet.schema_arrow
-        start = 0
-        for index, batch in enumerate(parquet.iter_batches(batch_size=chunk_rows)):
-            yield Chunk(index, start, batch.to_pylist(), list(schema.names), arrow_schema=schema)
-            start += batch.num_rows
-        if start == 0:
-            yield Chunk(0, 0, [], list(schema.names), arrow_schema=schema)
-
-
-def iter_chunks(path: str | Path, fmt: str, chunk_rows: int, encoding: str = "utf-8") -> Iterator[Chunk]:
-    """The input as consecutive chunks of ``chunk_rows`` rows (the last may be shorter; an empty file → 1 empty)."""
-    path = Path(path)
-    if not path.is_file():
-        raise KoliteError(f"input file {path} not found")
-    if fmt == "parquet":
-        return _iter_parquet(path, chunk_rows)
-    if fmt == "jsonl":
-        return _chunked(_iter_jsonl(path, encoding), chunk_rows, [])
-    return _chunked(_iter_csv(path, fmt, encoding), chunk_rows, read_header(path, fmt, encoding))

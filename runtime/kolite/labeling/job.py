@@ -8,7 +8,9 @@ from typing import Any
 
 from kolite.errors import KoliteError
 from kolite.input_decoding import AUTO, EncodingChoice, check_encoding, choose_encoding
-from kolite.labeling.formats import detect_format, open_binary, read_header, same_family
+from kolite.labeling.compression import compression_of, open_binary
+from kolite.labeling.formats import detect_format, get_format, same_family
+from kolite.labeling.lock import output_lock
 from kolite.labeling.parts import JobSpec, input_fingerprint
 from kolite.labeling.predict import OutputColumns
 
@@ -54,14 +56,16 @@ class LabelJob:
     address: str | None = None
     encoding: str = AUTO  # of CSV/TSV/JSONL inputs: auto (BOM, UTF-8, else detected) or a codec name
     stall_timeout: float = DEFAULT_STALL_TIMEOUT  # Ray engine: seconds without progress before giving up
-    long_text: str = "truncate"  # classification: truncate, or windows (logits pooled over overlapping windows)
-    pooling: str = "mean"  # how a long text's windows combine (long_text="windows")
+    # Task options; None = not given (the model's default). One that does not apply to the task is refused.
+    long_text: str | None = None  # classification: truncate, or windows (logits pooled over overlapping windows)
+    pooling: str | None = None  # how a long text's windows combine (long_text="windows"): mean or max
     stride: int | None = None  # window overlap in tokens (NER; classification windows); None: the model's default
 
     @property
     def model_options(self) -> dict[str, Any]:
         """The model's task options this job passes to ``model.predict`` (part of the job spec)."""
-        return {"long_text": self.long_text, "pooling": self.pooling, "stride": self.stride}
+        given = {"long_text": self.long_text, "pooling": self.pooling, "stride": self.stride}
+        return {name: value for name, value in given.items() if value is not None}
 
     @property
     def in_format(self) -> str:
@@ -82,7 +86,7 @@ class LabelJob:
             raise KoliteError("--workers and --threads must be positive")
         if self.input.resolve() == self.output.resolve():
             raise KoliteError("the output must not overwrite the input")
-        if self.output.suffix == ".gz":
+        if compression_of(self.output):
             raise KoliteError("compressed output is not supported; compress the finished file instead")
         if self.stall_timeout <= 0:
             raise KoliteError("--stall-timeout must be positive")
@@ -91,9 +95,9 @@ class LabelJob:
 
 
 def choose_input_encoding(job: LabelJob) -> EncodingChoice:
-    """The codec the input is read with (Parquet stores UTF-8 strings: nothing to choose)."""
-    if job.in_format == "parquet":
-        return EncodingChoice("utf-8", "Parquet")
+    """The codec the input is read with (a format that stores its own text, e.g. Parquet: nothing to choose)."""
+    if not get_format(job.in_format).decoded:
+        return EncodingChoice("utf-8", job.in_format)
     if not job.input.is_file():
         raise KoliteError(f"input file {job.input} not found")
     with open_binary(job.input) as stream:
@@ -124,11 +128,7 @@ def job_spec(job: LabelJob, model: Any, encoding: str = "utf-8") -> JobSpec:
 
 def input_columns(job: LabelJob, fmt: str, encoding: str = "utf-8") -> list[str] | None:
     """The input's column names (CSV/TSV header, Parquet schema); None for JSONL, whose rows name their own."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return list(pq.read_schema(job.input).names)
-    return None if fmt == "jsonl" else read_header(job.input, fmt, encoding)
+    return get_format(fmt).columns(job.input, encoding)
 
 
 def check_columns(job: LabelJob, task: str, fmt: str, encoding: str = "utf-8") -> list[str] | None:
@@ -163,4 +163,5 @@ def label_file(job: LabelJob) -> Any:
         raise KoliteError(f"unknown engine {job.engine!r}; choose one of {', '.join(ENGINES)}")
     job.check()
     module, function = ENGINES[job.engine]
-    return getattr(importlib.import_module(module), function)(job)
+    with output_lock(job.output):
+        return getattr(importlib.import_module(module), function)(job)

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
+from kolite.labeling.formats import get_format
 from kolite.labeling.writers import concat_parts, write_part
 
 __all__ = ["JobSpec", "PartStats", "PartStore", "error_kind", "parts_dir_for"]
 
-EXTENSIONS = {"csv": "csv", "tsv": "tsv", "tsv-raw": "tsv", "jsonl": "jsonl", "parquet": "parquet"}
 SPEC_FILE = "job.json"
 COMPLETE_FILE = "complete.json"
 JOIN_FILE = ".output.tmp"
@@ -105,7 +105,7 @@ class PartStore:
         self.output = output
         self.spec = spec
         self.dir = parts_dir_for(output)
-        self.ext = EXTENSIONS[spec.output_format]
+        self.ext = get_format(spec.output_format).part_suffix
         self.overwrite = overwrite
         self.completed: PartStats | None = None  # set when this very job already wrote OUTPUT
         if restart and self.dir.exists():

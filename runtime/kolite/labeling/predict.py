@@ -92,7 +92,7 @@ class Labeler:
         self.batch_size = batch_size
         self.allow_empty = allow_empty
         self.encoding = encoding  # the input's, named in "undecodable text (not CP949)"
-        self.options = {**dict(options or {}), "top_k": 1}
+        self.options = dict(options or {})  # classification keeps its default top_k=1: the top label
         model.options(**self.options)  # a bad option fails the job at once, not every slice
 
     def label(self, values: Sequence[object]) -> dict[str, list[Any]]:

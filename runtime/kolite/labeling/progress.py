@@ -10,28 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from kolite.input_decoding import EncodingChoice
+from kolite.labeling.formats import get_format
 from kolite.labeling.parts import PartStats
 
 __all__ = ["Progress", "Summary", "count_rows"]
 
 
 def count_rows(path: Path, fmt: str, encoding: EncodingChoice | None = None) -> int | None:
-    """Rows in the input, for the ETA: Parquet metadata, or a fast newline count (bytes, no parsing)."""
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    if path.suffix == ".gz" or (encoding is not None and not encoding.ascii_compatible):
-        return None  # decompressing twice / UTF-16 (0x0A is half of many characters): a rate without an ETA
-    lines = 0
-    last = b"\n"
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    lines += last != b"\n"  # a last line without newline
-    # CSV cells may hold quoted newlines and JSONL may hold blank lines: an estimate, good enough for an ETA.
-    return max(0, lines - (fmt in ("csv", "tsv")))
+    """Rows in the input, for the ETA, as its format counts them (Parquet metadata, or a fast newline count: CSV
+    cells may hold quoted newlines and JSONL blank lines, an estimate good enough for an ETA)."""
+    return get_format(fmt).count_rows(path, encoding)
 
 
 class Progress:
@@ -86,7 +74,7 @@ class Summary:
     resumed_rows: int = 0  # rows found in finished parts of an earlier run
     seconds: float = 0.0
     rows_per_second: float = 0.0  # rows labelled by this run / its wall time
-    encoding: str = ""  # how the input was decoded, e.g. "CP949 (detected by charset-normalizer, confidence 0.95)"
+    encoding: str = ""  # how the input was decoded, e.g. "CP949 encoding (detected: ...)"
 
     @classmethod
     def from_stats(

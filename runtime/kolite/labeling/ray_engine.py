@@ -10,12 +10,20 @@
 * Never a silent hang: when no slice finishes (and no actor starts) for ``--stall-timeout`` seconds, the job stops
   with an error that says what the cluster has free. Finished parts are kept: re-running resumes.
 * Without ``--address`` the engine starts a new local Ray instance (own temp dir, stopped at the end): it never
-  joins a cluster that happens to run on the machine (nor the one RAY_ADDRESS names).
+  joins a cluster that happens to run on the machine (nor the one RAY_ADDRESS names). Ray >= 2.5x turns token
+  authentication on for new instances and writes its token to ``~/.ray/auth_token`` (with a warning); the private
+  instance instead gets a token of its own in its temp dir (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN_PATH, set only
+  while it runs): nothing is written outside the temp dir, no warning, and no other process can join it.
+* ``--address`` joins a token-auth cluster with its token given as ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH``
+  (``ray get-auth-token`` on the head node prints it): Ray itself enables token mode for an explicit address only
+  with ``RAY_AUTH_MODE=token``, so kolite sets that while it joins when a token is given and the mode is not.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -36,6 +44,11 @@ from kolite.labeling.progress import Summary
 __all__ = ["connected", "plan_actors", "run_ray"]
 
 ACTOR_RESTARTS = 2  # a dead actor (OOM, lost node) is restarted and its slices retried this many times
+TOKEN_HINT = (
+    "if the cluster uses token authentication (Ray's default since 2.5x), give this process the cluster's token: "
+    "RAY_AUTH_TOKEN_PATH=FILE or RAY_AUTH_TOKEN=TOKEN (`ray get-auth-token` on the head node prints it), or "
+    "RAY_AUTH_MODE=token to use ~/.ray/auth_token"
+)
 
 
 def require_ray() -> Any:
@@ -56,6 +69,54 @@ class LabelActor:
         return self.labeler.label(values)
 
 
+def _reset_auth_cache() -> None:
+    # Ray caches its config and token per process: make it read the environment again (private API, hence guarded).
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):
+        pass
+
+
+@contextmanager
+def _auth_env(values: dict[str, str | None]) -> Iterator[None]:
+    """``values`` in this process's environment (None: unset) while the block runs; Ray re-reads them."""
+    saved = {name: os.environ.get(name) for name in values}
+    _set_env(values)
+    try:
+        yield
+    finally:
+        _set_env(saved)
+
+
+def _set_env(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    _reset_auth_cache()
+
+
+def _join_auth() -> dict[str, str | None]:
+    # A token given, the mode not: token mode (Ray enables it by itself only when it finds a cluster on its own).
+    given = os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return {"RAY_AUTH_MODE": "token"} if given and "RAY_AUTH_MODE" not in os.environ else {}
+
+
+@contextmanager
+def private_auth(temp_dir: str) -> Iterator[Path]:
+    """Token authentication for a private instance, with a new token in ``temp_dir`` (0600): set in this process's
+    environment (inherited by the Ray processes it starts) while the block runs, restored afterwards."""
+    token = Path(temp_dir) / "auth_token"
+    token.touch(mode=0o600)
+    token.write_text(secrets.token_hex(32), encoding="ascii")
+    with _auth_env({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": str(token)}):
+        yield token
+
+
 @contextmanager
 def connected(ray: Any, address: str | None) -> Iterator[None]:
     """Ray as this job needs it: the caller's if already initialised, the cluster at ``address``, else a new
@@ -64,29 +125,35 @@ def connected(ray: Any, address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    temp_dir = None
-    try:
-        if address:
+    if address:
+        with _auth_env(_join_auth()):
             try:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise KoliteError(f"cannot join the Ray cluster at {address!r}: {exc}") from exc
-        else:
-            # Short path: Ray's socket paths must fit in 107 bytes; /tmp/ray may belong to another user.
-            temp_dir = tempfile.mkdtemp(prefix="kolite-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
-            ray.init(
-                address="local",
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                _temp_dir=temp_dir,
-            )
-        yield
+            except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+                raise KoliteError(f"cannot join the Ray cluster at {address!r}: {exc}; {TOKEN_HINT}") from exc
+            try:
+                yield
+            finally:
+                ray.shutdown()
+        return
+    # Short path: Ray's socket paths must fit in 107 bytes; /tmp/ray may belong to another user.
+    temp_dir = tempfile.mkdtemp(prefix="kolite-ray-", dir="/tmp" if Path("/tmp").is_dir() else None)
+    try:
+        with private_auth(temp_dir):
+            try:
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    _temp_dir=temp_dir,
+                )
+                yield
+            finally:
+                if ray.is_initialized():
+                    ray.shutdown()
     finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        if temp_dir is not None:
-            shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _node_cpus(ray: Any) -> list[float]:

@@ -72,8 +72,9 @@ class ServedModel:
         import kolite
 
         try:
+            # max_text_chars=None: the server applies its own limit (--max-text-chars) before encoding.
             model = kolite.load(self.artifact, variant=self.config.variant, device=self.config.device,
-                                threads=self.config.threads, session_options=SESSION_OPTIONS)
+                                threads=self.config.threads, session_options=SESSION_OPTIONS, max_text_chars=None)
             if self.config.warmup:
                 # A short text, then a full-length batch: onnxruntime allocates its arena for the largest shapes once.
                 model.predict([_WARMUP_TEXT])

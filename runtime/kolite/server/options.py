@@ -1,7 +1,7 @@
 """What a request asks of the model: its task options, gathered from the body's own fields (kolite and TEI) and
 from the Hugging Face Inference API's ``parameters``, and the shape its answer takes.
 
-The options are passed to the model untouched (``model.options(**options)`` validates them and ignores those of
+The options are passed to the model untouched (``model.options(**options)`` validates them and refuses those of
 the other task); nothing here ranks, activates or groups.
 """
 
