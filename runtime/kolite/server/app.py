@@ -13,15 +13,15 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kolite.errors import InvalidInputError
 from kolite.server.config import ServerConfig
-from kolite.server.errors import ERROR_TABLE, ApiError, install_error_handlers
+from kolite.server.errors import install_error_handlers, openapi_responses
 from kolite.server.metrics import ServerMetrics
 from kolite.server.middleware import RequestMiddleware
 from kolite.server.models import ServedModel
 from kolite.server.options import predict_options, tag_options
 from kolite.server.schemas import (
     EntityOut,
-    ErrorOut,
     HealthOut,
     ModelsOut,
     PipelineEntityOut,
@@ -36,9 +36,6 @@ __all__ = ["KoliteJSONResponse", "create_app"]
 
 logger = logging.getLogger("kolite.server")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": f"`{kind}`: {when}"} for status, (kind, when) in ERROR_TABLE.items()
-}
 _PREDICT_OUT = (list[PredictionOut] | list[list[PredictionOut]] | list[EntityOut] | list[list[EntityOut]]
                 | list[PipelineEntityOut] | list[list[PipelineEntityOut]])
 _TAG_OUT = list[EntityOut] | list[list[EntityOut]] | list[PipelineEntityOut] | list[list[PipelineEntityOut]]
@@ -85,7 +82,7 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
                     "`{error, error_type, request_id}`.",
         version=_version(),
         lifespan=lifespan,
-        responses=_ERRORS,
+        responses=openapi_responses(),
         telemetry=tracing.fastapi_telemetry(),
     )
     app.state.kolite = state
@@ -100,7 +97,7 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
 
     async def run_tag(model: ServedModel, body: TagRequest) -> KoliteJSONResponse:
         if not model.is_tagger:
-            raise ApiError(422, f"model {model.name!r} is a {model.manifest.task} model; use /predict", "Validation")
+            raise InvalidInputError(f"model {model.name!r} is a {model.manifest.task} model; use /predict")
         hf_shape = body.parameters is not None
         return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, tag_options(body), hf_shape))
 

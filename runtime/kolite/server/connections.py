@@ -16,11 +16,11 @@ httptools, whichever uvicorn picks), so parsing, keep-alive and pipelining stay 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
+from kolite.errors import KoliteError, RequestTimeoutError, TooManyConnectionsError
 from kolite.server.config import Limits
-from kolite.server.errors import error_body
+from kolite.server.errors import new_request_id, render_error
 from kolite.server.metrics import ServerMetrics
 
 __all__ = ["guarded_protocol"]
@@ -28,11 +28,9 @@ __all__ = ["guarded_protocol"]
 _LINGER_S = 1.0  # a refused connection is closed after this, so the client reads its 503 before the close
 
 
-def _raw_response(status: int, reason: str, message: str, error_type: str, extra: str = "") -> bytes:
-    body = json.dumps(error_body(message, error_type)).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
-            f"connection: close\r\n{extra}\r\n")
-    return head.encode("ascii") + body
+def _raw_response(error: KoliteError) -> bytes:
+    """The common error body, with a fresh request id: no request was parsed, so the client sent none."""
+    return render_error(error, new_request_id()).raw_http()
 
 
 def guarded_protocol(base: type[asyncio.Protocol], limits: Limits, metrics: ServerMetrics) -> type[asyncio.Protocol]:
@@ -42,10 +40,8 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: Limits, metrics: Serv
     timed_out = metrics.connection_errors.labels("header_timeout")
     refused = metrics.connection_errors.labels("max_connections")
     open_connections = metrics.open_connections
-    too_slow = _raw_response(408, "Request Timeout", f"request headers not received within {header_timeout} s "
-                             "(--header-timeout-s)", "RequestTimeout")
-    too_many = _raw_response(503, "Service Unavailable", f"too many open connections (--max-connections "
-                             f"{max_connections}); retry later", "Overloaded", "retry-after: 1\r\n")
+    too_slow = f"request headers not received within {header_timeout} s (--header-timeout-s)"
+    too_many = f"too many open connections (--max-connections {max_connections}); retry later"
 
     class GuardedProtocol(base):  # type: ignore[valid-type, misc]
         _deadline: asyncio.TimerHandle | None = None
@@ -96,13 +92,13 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: Limits, metrics: Serv
             if not self._between_requests() or self.transport.is_closing():
                 return
             timed_out.inc()
-            self.transport.write(too_slow)
+            self.transport.write(_raw_response(RequestTimeoutError(too_slow)))
             self.transport.close()
 
         def _refuse(self) -> None:
             self._refused = True
             refused.inc()
-            self.transport.write(too_many)
+            self.transport.write(_raw_response(TooManyConnectionsError(too_many)))
             if self.transport.can_write_eof():
                 self.transport.write_eof()
             # Closing at once could reset the connection before the client reads the 503 (unread request bytes).

@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 
 from kolite.cpu_budget import cpu_budget
-from kolite.errors import KoliteError
+from kolite.errors import InvalidInputError, KoliteError, PayloadTooLargeError
 from kolite.manifest import Manifest, load_manifest
 from kolite.server.batcher import DynamicBatcher, Job
 from kolite.server.config import ServerConfig
-from kolite.server.errors import ApiError
 from kolite.server.metrics import ServerMetrics
 from kolite.server.options import pipeline_entity
 from kolite.tokenization import Encoded
@@ -111,11 +110,13 @@ class ServedModel:
     # ---- request path ----
 
     def options(self, **kwargs: Any) -> Any:
-        """The request's task options, validated by the model (422 on a bad value)."""
+        """The request's task options, validated by the model (a bad value is the client's: 422)."""
         try:
             return self.model.options(**kwargs)
+        except InvalidInputError:
+            raise
         except KoliteError as exc:
-            raise ApiError(422, str(exc), "Validation") from exc
+            raise InvalidInputError(str(exc)) from exc
 
     def encode(self, texts: list[str], options: Any, truncate: bool) -> Encoded:
         """Tokenizer pool: apply the character limit, tokenize once, refuse what may not be cut."""
@@ -130,17 +131,19 @@ class ServedModel:
                 texts[index] = text[:limit]
                 continue
             fix = "split the text or raise --max-text-chars" if never_cut else "send truncate=true to cut it"
-            raise ApiError(413, f"inputs[{index}] has {len(text)} characters, over the limit of {limit} "
-                                f"(--max-text-chars); {fix}", "PayloadTooLarge")
+            raise PayloadTooLargeError(f"inputs[{index}] has {len(text)} characters, over the limit of {limit} "
+                                       f"(--max-text-chars); {fix}")
         try:
             encoded = self.model.encode(texts, options)
-        except KoliteError as exc:
-            raise ApiError(422, str(exc), "Validation") from exc
+        except InvalidInputError:
+            raise
+        except KoliteError as exc:  # the text was the client's: never a 500
+            raise InvalidInputError(str(exc)) from exc
         if not truncate:
             for index, cut in enumerate(encoded.truncated):
                 if cut:
-                    raise ApiError(413, f"inputs[{index}] has more tokens than the model's max_length "
-                                        f"{self.manifest.max_length}; send truncate=true to cut it", "PayloadTooLarge")
+                    raise PayloadTooLargeError(f"inputs[{index}] has more tokens than the model's max_length "
+                                               f"{self.manifest.max_length}; send truncate=true to cut it")
         return encoded
 
     def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any,

@@ -8,10 +8,16 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kolite.errors import KoliteError
-from kolite.server.batcher import BatcherClosedError, QueueFullError
+from kolite.errors import (
+    EmptyInputError,
+    InvalidInputError,
+    KoliteError,
+    ModelUnavailableError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ResultTimeoutError,
+)
 from kolite.server.config import ServerConfig
-from kolite.server.errors import ApiError
 from kolite.server.metrics import ServerMetrics
 from kolite.server.middleware import REQUEST_ID
 from kolite.server.models import ServedModel
@@ -65,18 +71,18 @@ class ServerState:
     def require_ready(self) -> None:
         """/health: 503 unless every model is ready and the server is neither draining nor stopping."""
         if self.draining or self.stopping:
-            raise ApiError(503, "the server is shutting down", "Unhealthy")
+            raise ModelUnavailableError("the server is shutting down")
         self.require_serving()
 
     def require_serving(self) -> None:
         """Inference: 503 while a model is loading or failed; served while draining."""
         failed = [f"{m.name}: {m.failure}" for m in self.models.values() if m.state == "failed"]
         if failed:
-            raise ApiError(503, "model loading failed: " + "; ".join(failed), "Unhealthy")
+            raise ModelUnavailableError("model loading failed: " + "; ".join(failed))
         loading = [m for m in self.models.values() if m.state == "loading"]
         if loading:
             ready = len(self.models) - len(loading)
-            raise ApiError(503, f"warming up: {ready}/{len(self.models)} models ready", "Unhealthy")
+            raise ModelUnavailableError(f"warming up: {ready}/{len(self.models)} models ready")
 
     def begin_drain(self) -> None:
         if not self.draining:
@@ -88,11 +94,11 @@ class ServerState:
         if name is None:
             if len(self.models) == 1:
                 return next(iter(self.models.values()))
-            raise ApiError(422, f"several models are served ({', '.join(self.models)}): set \"model\" in the body "
-                                "or POST to /models/{name}/predict", "Validation")
+            raise InvalidInputError(f"several models are served ({', '.join(self.models)}): set \"model\" in the "
+                                    "body or POST to /models/{name}/predict")
         model = self.models.get(name)
         if model is None:
-            raise ApiError(404, f"unknown model {name!r}; served models: {', '.join(self.models)}", "NotFound")
+            raise NotFoundError(f"unknown model {name!r}; served models: {', '.join(self.models)}")
         return model
 
     # ---- one request ----
@@ -107,24 +113,20 @@ class ServerState:
         single = isinstance(inputs, str)
         texts = [inputs] if single else list(inputs)
         if not texts:
-            raise ApiError(400, "inputs is an empty list: send at least one text", "Empty")
+            raise EmptyInputError("inputs is an empty list: send at least one text")
         if len(texts) > limits.max_items:
-            raise ApiError(413, f"{len(texts)} inputs in one request, over the limit of {limits.max_items} "
-                                "(--max-items); split the request", "PayloadTooLarge")
+            raise PayloadTooLargeError(f"{len(texts)} inputs in one request, over the limit of {limits.max_items} "
+                                       "(--max-items); split the request")
         parsed = model.options(**options)
         loop = asyncio.get_running_loop()
         tracing = self.tracing
         with tracing.span("tokenize", **{"kolite.model": model.name, "kolite.request.texts": len(texts)}):
             encoded = await loop.run_in_executor(self.pool, model.encode, texts, parsed, truncate)
-        try:
+        try:  # a full queue or a closed batcher raises its own kolite error (429, 503)
             job = await asyncio.wait_for(model.batcher.submit(encoded, REQUEST_ID.get()), limits.timeout_s)
-        except QueueFullError as exc:
-            raise ApiError(429, str(exc), "Overloaded", headers={"Retry-After": "1"}) from exc
-        except BatcherClosedError as exc:
-            raise ApiError(503, str(exc), "Unhealthy") from exc
         except asyncio.TimeoutError as exc:
-            raise ApiError(504, f"no result within {limits.timeout_s} s (--timeout-s); the server is overloaded",
-                           "Timeout") from exc
+            raise ResultTimeoutError(f"no result within {limits.timeout_s} s (--timeout-s); the server is "
+                                     "overloaded") from exc
         tracing.batched(job, model.name)
         with tracing.span("decode", **{"kolite.model": model.name}):
             results = await loop.run_in_executor(self.pool, model.decode, job.future.result(), encoded, parsed,
