@@ -74,6 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="a request's body must arrive within this after its headers (else 408 and closed)")
     group.add_argument("--max-connections", type=int, default=lim.max_connections,
                        help="open connections; more are answered 503 and closed")
+    group.add_argument("--max-header-bytes", type=int, default=lim.max_header_bytes,
+                       help="a request's headers, request line included (more: 431 and the connection closed)")
     group.add_argument("--drain-s", type=float, default=5.0,
                        help="on SIGTERM, how long /health answers 503 while requests are still served, before "
                             "the graceful shutdown (0: none)")
@@ -106,7 +108,7 @@ def build_config(args: argparse.Namespace) -> Any:
         limits=Limits(max_body_bytes=args.max_body_bytes, max_items=args.max_items,
                       max_text_chars=args.max_text_chars, timeout_s=args.timeout_s, truncate=args.truncate,
                       header_timeout_s=args.header_timeout_s, body_timeout_s=args.body_timeout_s,
-                      max_connections=args.max_connections),
+                      max_connections=args.max_connections, max_header_bytes=args.max_header_bytes),
         batching=BatchingConfig(enabled=not args.no_batching, max_batch_tokens=args.max_batch_tokens,
                                 max_batch_items=args.max_batch_items, max_call_tokens=args.max_call_tokens,
                                 max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
