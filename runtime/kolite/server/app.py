@@ -56,8 +56,8 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
                tracer_provider: Any | None = None) -> FastAPI:
     """Build the app. Models load in the background once the server runs; /health answers 503 until then.
 
-    ``on_fatal`` is called when loading fails (the CLI stops the server with it). ``tracer_provider`` (an
-    OpenTelemetry SDK ``TracerProvider``) turns tracing on.
+    ``on_fatal`` is called when loading fails under ``exit_on_error`` (the CLI stops the server with it).
+    ``tracer_provider`` (an OpenTelemetry SDK ``TracerProvider``) turns tracing on.
     """
     metrics = ServerMetrics()
     tracing = Tracing(tracer_provider)
@@ -153,7 +153,7 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
 
 async def _load(state: ServerState, on_fatal: Callable[[], None] | None) -> None:
     failures = await asyncio.to_thread(state.load_all)
-    if failures and on_fatal is not None:
+    if failures and on_fatal is not None and state.config.exit_on_error:
         on_fatal()
 
 

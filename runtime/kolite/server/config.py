@@ -89,6 +89,9 @@ class ServerConfig:
     tokenizer_workers: int | None = None  # tokenizer/response threads (None: min(4, CPUs))
     warmup: bool = True
     auth: AuthConfig = field(default_factory=AuthConfig)
+    # Triton's --exit-on-error: a model that cannot load stops the server (every reason reported); False serves
+    # the models that load and shows the failed ones in /models, with /health answering 503.
+    exit_on_error: bool = True
 
     def __post_init__(self) -> None:
         if self.tokenizer_workers is not None:

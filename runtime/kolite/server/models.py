@@ -11,6 +11,7 @@ thin HTTP handlers in ``app.py``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,28 +35,35 @@ logger = logging.getLogger("kolite.server")
 _WARMUP_TEXT = "워밍업 문장입니다. 서버가 첫 요청을 빠르게 처리하도록 미리 한 번 실행합니다."
 
 
-def model_name(artifact: Path, manifest: Manifest) -> str:
-    """The folder name (what users type); the manifest name when the path has none (e.g. ``.``)."""
-    return artifact.resolve().name or manifest.name
+def model_name(artifact: Path, manifest: Manifest | None) -> str:
+    """The folder's name as given (what users type: a symlink ``current -> v3`` is ``current``, never resolved);
+    the manifest's name when the path has none (``/``)."""
+    name = Path(os.path.abspath(artifact)).name  # abspath: ``.`` and ``x/..`` normalised, symlinks kept
+    return name or (manifest.name if manifest is not None else str(artifact))
 
 
 class ServedModel:
-    """One artifact behind the server. Cheap to build (manifest only); ``load()`` does the heavy work."""
+    """One artifact behind the server. Cheap to build (manifest only); ``load()`` does the heavy work. A manifest
+    that cannot be read makes the model failed from the start (the server decides whether to serve the others)."""
 
     def __init__(self, artifact: Path, config: ServerConfig, metrics: ServerMetrics) -> None:
         self.artifact = Path(artifact)
-        self.manifest = load_manifest(self.artifact)
+        self.manifest: Manifest | None = None
+        self.failure: str | None = None  # why loading failed; the model is then never served
+        try:
+            self.manifest = load_manifest(self.artifact)
+        except KoliteError as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
         self.name = model_name(self.artifact, self.manifest)
         self.config = config
         self.batcher = DynamicBatcher(self.name, self.run_batch, config.batching, metrics.for_model(self.name))
         self._batched_requests = metrics.batch_requests.labels(self.name)
         self.model: Any = None
-        self.failure: str | None = None  # why loading failed; the model is then never served
         self._state_lock = threading.Lock()
 
     @property
     def is_tagger(self) -> bool:
-        return self.manifest.task == "token-classification"
+        return self.manifest is not None and self.manifest.task == "token-classification"
 
     @property
     def state(self) -> str:
@@ -70,6 +78,8 @@ class ServedModel:
         """Load, warm up and start the batcher; on any error record it as this model's failure and re-raise."""
         import kolite
 
+        if self.failure is not None:
+            raise KoliteError(self.failure)
         try:
             model = kolite.load(self.artifact, variant=self.config.variant, device=self.config.device,
                                 threads=self.config.threads, session_options=SESSION_OPTIONS)
@@ -95,13 +105,14 @@ class ServedModel:
             self.model.close()
 
     def info(self) -> dict[str, Any]:
+        manifest = self.manifest
         return {
             "name": self.name,
-            "task": self.manifest.task,
-            "labels": list(self.manifest.labels),
+            "task": manifest.task if manifest is not None else None,
+            "labels": list(manifest.labels) if manifest is not None else [],
             "variant": self.model.variant.name if self.model is not None else self.config.variant,
             "device": self.model.device if self.model is not None else self.config.device,
-            "max_length": self.manifest.max_length,
+            "max_length": manifest.max_length if manifest is not None else None,
             "source": str(self.artifact),
             "state": self.state,
             "error": self.failure,

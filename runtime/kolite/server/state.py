@@ -23,9 +23,15 @@ from kolite.server.middleware import REQUEST_ID
 from kolite.server.models import ServedModel
 from kolite.server.tracing import Tracing
 
-__all__ = ["ServerState"]
+__all__ = ["ServerState", "failure_report"]
 
 logger = logging.getLogger("kolite.server")
+
+
+def failure_report(models: list[ServedModel]) -> str:
+    """One line per model that cannot be served, with its folder and reason."""
+    lines = [f"model {m.name!r} ({m.artifact}) failed to load: {m.failure}" for m in models]
+    return "\n".join(lines) + "\n(--no-exit-on-error serves the models that load)"
 
 
 class ServerState:
@@ -39,8 +45,9 @@ class ServerState:
         for artifact in config.artifacts:
             model = ServedModel(artifact, config, metrics)
             if model.name in self.models:
-                raise KoliteError(f"two artifacts are named {model.name!r} ({self.models[model.name].artifact} and "
-                                  f"{artifact}); rename one folder")
+                raise KoliteError(f"two artifacts would both be served as {model.name!r} "
+                                  f"({self.models[model.name].artifact} and {artifact}): models are named after "
+                                  "their folder; serve one of them through a symlink of another name")
             self.models[model.name] = model
         # Tokenizing and decoding run here, never on the event loop (text-embeddings-inference's tokenizer pool).
         workers = config.tokenizer_workers or min(4, os.cpu_count() or 1)
@@ -57,7 +64,7 @@ class ServerState:
             try:
                 model.load()
             except Exception:  # any failure, typed or not, must show in /health instead of "warming up" forever
-                logger.error("kolite serve: model %r failed to load: %s", name, model.failure)
+                logger.error("kolite serve: model %r (%s) failed to load: %s", name, model.artifact, model.failure)
                 failures.append(f"{name}: {model.failure}")
         if not failures:
             self.metrics.ready.set(1)
@@ -72,10 +79,6 @@ class ServerState:
         """/health: 503 unless every model is ready and the server is neither draining nor stopping."""
         if self.draining or self.stopping:
             raise ModelUnavailableError("the server is shutting down")
-        self.require_serving()
-
-    def require_serving(self) -> None:
-        """Inference: 503 while a model is loading or failed; served while draining."""
         failed = [f"{m.name}: {m.failure}" for m in self.models.values() if m.state == "failed"]
         if failed:
             raise ModelUnavailableError("model loading failed: " + "; ".join(failed))
@@ -83,6 +86,15 @@ class ServerState:
         if loading:
             ready = len(self.models) - len(loading)
             raise ModelUnavailableError(f"warming up: {ready}/{len(self.models)} models ready")
+
+    @staticmethod
+    def require_model(model: ServedModel) -> None:
+        """Inference on ``model``: 503 while it is loading or failed (another model's failure does not matter);
+        served while draining."""
+        if model.state == "failed":
+            raise ModelUnavailableError(f"model {model.name!r} failed to load: {model.failure}")
+        if model.state == "loading":
+            raise ModelUnavailableError(f"warming up: model {model.name!r} is not ready yet")
 
     def begin_drain(self) -> None:
         if not self.draining:
@@ -107,7 +119,7 @@ class ServerState:
                     options: dict[str, Any], hf_shape: bool = False) -> Any:
         """encode (pool) → queue → run (batcher thread) → decode (pool). One text in: one result list out (wrapped
         once more for a classifier in the Inference API's shape, which ``InferenceClient`` unwraps)."""
-        self.require_serving()
+        self.require_model(model)
         limits = self.config.limits
         truncate = limits.truncate if truncate is None else truncate
         single = isinstance(inputs, str)
