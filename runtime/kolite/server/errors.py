@@ -26,6 +26,7 @@ from kolite.errors import (
     InvalidInputError,
     KoliteError,
     MalformedRequestError,
+    MethodNotAllowedError,
     NotFoundError,
     registry,
 )
@@ -87,9 +88,13 @@ class BodyReadError(HTTPException):
         self.error = error
 
 
+# What the statuses Starlette and FastAPI choose themselves mean (no route, wrong method, unparsable body).
+_FRAMEWORK_ERRORS = (NotFoundError, MethodNotAllowedError, MalformedRequestError)
+
+
 def error_for_status(status: int, message: str) -> KoliteError:
-    """The registry's class for a status Starlette chose itself (404 no route, 405 wrong method)."""
-    for cls in registry():
+    """The registry's class for a status the framework chose itself; 500 ``Backend`` for one no class has."""
+    for cls in (*_FRAMEWORK_ERRORS, *registry()):
         if cls.http_status == status and cls is not KoliteError:
             return cls(message)
     return BackendError(message)
@@ -147,6 +152,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(KoliteError)
     async def _kolite_error(request: Request, exc: KoliteError) -> Response:
+        if exc.http_status == HTTPStatus.INTERNAL_SERVER_ERROR:  # a fault of the server: keep the traceback
+            logger.error("error on %s %s", request.method, request.url.path, exc_info=exc)
         return _response(request, exc)
 
     @app.exception_handler(HTTPException)
