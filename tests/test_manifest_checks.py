@@ -209,3 +209,15 @@ class _NoSession:
 
     def close(self) -> None:
         pass
+
+
+def test_graph_facts_read_a_file_or_its_bytes_and_refuse_what_is_not_a_graph(artifact, tmp_path):
+    graph = artifact / "model.int8.onnx"
+    assert read_graph_facts(graph) == read_graph_facts(graph.read_bytes())
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(graph.read_bytes()[: graph.stat().st_size // 3])
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    for broken in (truncated, empty, b"", b"\xff" * 64):
+        with pytest.raises(ValueError, match="graph"):
+            read_graph_facts(broken)

@@ -116,7 +116,7 @@ def test_401_408_and_503_from_every_layer_have_the_common_body_with_a_request_id
         host, port = server.url.removeprefix("http://").split(":")
         held = [socket.create_connection((host, int(port)), timeout=SOCKET_TIMEOUT_S) for _ in range(2)]
         try:
-            time.sleep(0.2)  # let the server accept them (the header deadline closes them after 3 s)
+            time.sleep(1.0)  # let the server accept them (the header deadline closes them after 3 s)
             status, headers, raw = _raw_exchange(server.url, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             _assert_common_raw(status, headers, raw, 503, "Overloaded")
             assert headers["retry-after"] == "1" and headers["connection"] == "close"

@@ -40,19 +40,28 @@ class _Malformed(Exception):
     pass
 
 
-def read_graph_facts(path: str | Path) -> GraphFacts:
-    """The facts of the graph file at ``path``; ValueError if it is not a readable ONNX protobuf."""
-    with open(path, "rb") as handle:
-        if handle.seek(0, 2) == 0:
-            raise ValueError(f"{path} is empty")
+def read_graph_facts(graph: str | Path | bytes) -> GraphFacts:
+    """The facts of a graph: a file (memory-mapped) or its bytes already in memory (e.g. the verified bytes a
+    session is built from). ValueError if it is not a readable ONNX protobuf."""
+    if isinstance(graph, bytes):
+        return _checked(graph, "the graph")
+    with open(graph, "rb") as handle:
+        if handle.seek(0, 2) == 0:  # mmap cannot map an empty file
+            return _checked(b"", str(graph))
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            try:
-                return _facts(data)
-            except (_Malformed, IndexError) as exc:
-                raise ValueError(f"{path} is not a readable ONNX graph ({exc or 'truncated'})") from None
+            return _checked(data, str(graph))
 
 
-def _facts(data: mmap.mmap) -> GraphFacts:
+def _checked(data: bytes | mmap.mmap, what: str) -> GraphFacts:
+    if not len(data):
+        raise ValueError(f"{what} is empty, not an ONNX graph")
+    try:
+        return _facts(data)
+    except (_Malformed, IndexError) as exc:
+        raise ValueError(f"{what} is not a readable ONNX graph ({exc or 'truncated'})") from None
+
+
+def _facts(data: bytes | mmap.mmap) -> GraphFacts:
     rows: int | None = None
     external: list[str] = []
     for graph_start, graph_end in _fields(data, 0, len(data), _MODEL_GRAPH):
@@ -64,7 +73,7 @@ def _facts(data: mmap.mmap) -> GraphFacts:
     return GraphFacts(rows, tuple(dict.fromkeys(external)))
 
 
-def _tensor(data: mmap.mmap, start: int, end: int) -> tuple[str, list[int], list[str]]:
+def _tensor(data: bytes | mmap.mmap, start: int, end: int) -> tuple[str, list[int], list[str]]:
     name, dims, locations = "", [], []
     position = start
     while position < end:
@@ -94,7 +103,7 @@ def _tensor(data: mmap.mmap, start: int, end: int) -> tuple[str, list[int], list
     return name, dims, locations
 
 
-def _entry(data: mmap.mmap, start: int, end: int) -> tuple[str, str]:
+def _entry(data: bytes | mmap.mmap, start: int, end: int) -> tuple[str, str]:
     found = {_ENTRY_KEY: "", _ENTRY_VALUE: ""}
     for number in found:
         for field_start, field_end in _fields(data, start, end, number):
@@ -102,7 +111,7 @@ def _entry(data: mmap.mmap, start: int, end: int) -> tuple[str, str]:
     return found[_ENTRY_KEY], found[_ENTRY_VALUE]
 
 
-def _fields(data: mmap.mmap, start: int, end: int, wanted: int) -> Iterator[tuple[int, int]]:
+def _fields(data: bytes | mmap.mmap, start: int, end: int, wanted: int) -> Iterator[tuple[int, int]]:
     """(start, end) of every length-delimited field numbered ``wanted`` in the message spanning start..end."""
     position = start
     while position < end:
@@ -119,7 +128,7 @@ def _fields(data: mmap.mmap, start: int, end: int, wanted: int) -> Iterator[tupl
             position = _skip(data, position, wire)
 
 
-def _skip(data: mmap.mmap, position: int, wire: int) -> int:
+def _skip(data: bytes | mmap.mmap, position: int, wire: int) -> int:
     if wire == 0:
         return _varint(data, position)[1]
     if wire == 1:
@@ -132,7 +141,7 @@ def _skip(data: mmap.mmap, position: int, wire: int) -> int:
     raise _Malformed(f"wire type {wire}")
 
 
-def _varint(data: mmap.mmap, position: int) -> tuple[int, int]:
+def _varint(data: bytes | mmap.mmap, position: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         byte = data[position]
