@@ -48,8 +48,9 @@ def _end_of_headers(tail: bytes, data: bytes, start: int) -> int:
         ends = [joined.find(blank) + len(blank) - len(tail) for blank in _BLANK_LINES if blank in joined]
         if ends:
             return max(min(ends), 0)
-    ends = [found + len(blank) for blank in _BLANK_LINES if (found := data.find(blank, start)) >= 0]
-    return min(ends) if ends else -1
+    crlf = data.find(b"\r\n\r\n", start)
+    lf = data.find(b"\n\n", start, crlf if crlf >= 0 else len(data))  # only an earlier one matters
+    return lf + 2 if lf >= 0 else (crlf + 4 if crlf >= 0 else -1)
 
 
 def guarded_protocol(base: type[asyncio.Protocol], limits: Limits, metrics: ServerMetrics) -> type[asyncio.Protocol]:
@@ -117,7 +118,8 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: Limits, metrics: Serv
             """Count ``data`` into the current request's headers; True once they are over the cap."""
             start = 0
             if self._header_bytes == 0:  # empty lines before a request line are skipped by the parsers
-                start = len(data) - len(data.lstrip(b"\r\n"))
+                while start < len(data) and data[start] in b"\r\n":
+                    start += 1
                 if start == len(data):
                     return False
             end = _end_of_headers(self._tail, data, start)
