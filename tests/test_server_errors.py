@@ -134,3 +134,23 @@ def test_handler_errors_have_the_common_body(artifact):
                                  (client.post("/predict", json={"inputs": ["x"] * 33}), 413)):
             body = assert_error(response, status)
             assert response.content == _canonical(body)
+
+
+
+def test_a_server_fault_has_the_common_body(artifact):
+    """(504 and 429 are checked in test_server_batching with the same assert_error.)"""
+    from kolite.server.app import create_app
+    from kolite.server.config import ServerConfig
+    from test_server_support import serve_in_thread
+
+    app = create_app(ServerConfig(artifacts=(artifact,), warmup=False))
+    with serve_in_thread(app) as running, running.client() as client:
+        (model,) = app.state.kolite.models.values()
+
+        def broken_decode(*args: object, **kwargs: object) -> None:
+            raise RuntimeError("a bug in decoding")
+
+        model.decode = broken_decode
+        response = client.post("/predict", json={"inputs": "좋아요"})
+        fault = assert_error(response, 500, "Backend")
+        assert "RuntimeError: a bug in decoding" in fault["error"] and response.content == _canonical(fault)

@@ -138,12 +138,15 @@ def _validation_error(request: Request, errors: list[dict[str, Any]]) -> KoliteE
     return InvalidInputError("; ".join(parts))
 
 
-def _response(request: Request, error: KoliteError) -> Response:
+def _response(request: Request, error: KoliteError, outside_middleware: bool = False) -> Response:
     request_id = request.scope.get("kolite.request_id") or new_request_id()
     rendered = render_error(error, request_id)
     request.scope["kolite.error_type"] = rendered.error_type  # read by the metrics middleware
+    headers = rendered.headers
+    if outside_middleware:  # the request middleware, which adds the id header, is not on this response's way
+        headers = [*headers, ("x-request-id", request_id)]
     response = Response(rendered.body, status_code=rendered.status)
-    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in rendered.headers]
+    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     return response
 
 
@@ -172,4 +175,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _response(request, BackendError(f"internal error: {type(exc).__name__}: {exc}"))
+        # Starlette runs this handler in its outermost middleware, outside kolite's request middleware.
+        return _response(request, BackendError(f"internal error: {type(exc).__name__}: {exc}"),
+                         outside_middleware=True)
