@@ -20,6 +20,7 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "KoliteError",
+    "LoadError",
     "MalformedRequestError",
     "ManifestError",
     "MethodNotAllowedError",
@@ -54,37 +55,42 @@ class KoliteError(Exception):
 # ---- artifacts and loading (raised by kolite.load; `kolite serve` refuses to start or marks the model failed) ----
 
 
-class ManifestError(KoliteError):
+class LoadError(KoliteError):
+    """An artifact, or the machine it is loaded on, cannot serve the model (raised by ``kolite.load``, never by a
+    request: the server reports it per model in /models and /health)."""
+
+
+class ManifestError(LoadError):
     """The artifact's manifest.json is missing, unreadable, does not follow the schema, or does not fit its graph."""
 
 
-class IntegrityError(KoliteError):
+class IntegrityError(LoadError):
     """A file of the artifact does not match the sha256 recorded in the manifest (corrupt or tampered)."""
 
 
-class ModelNotFoundError(KoliteError):
+class ModelNotFoundError(LoadError):
     """The given path or hub id names no kolite artifact or known checkpoint."""
 
     http_status = 404
     error_type = "NotFound"
 
 
-class OfflineError(KoliteError):
+class OfflineError(LoadError):
     """A hub id was given but the hub cannot be reached (no network or HF_HUB_OFFLINE=1)."""
 
     http_status = 503
     error_type = "Unhealthy"
 
 
-class ProviderUnavailableError(KoliteError):
+class ProviderUnavailableError(LoadError):
     """The requested execution provider (e.g. CUDA) is not available in this onnxruntime build."""
 
 
-class CpuFeatureError(KoliteError):
+class CpuFeatureError(LoadError):
     """No variant of the artifact runs exactly on this CPU (its int8 recipes assume features, e.g. VNNI, it lacks)."""
 
 
-class UnknownVariantError(KoliteError, ValueError):
+class UnknownVariantError(LoadError, ValueError):
     """The requested variant or device name is not one the artifact/runtime knows."""
 
     http_status = 422

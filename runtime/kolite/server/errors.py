@@ -25,6 +25,7 @@ from kolite.errors import (
     BackendError,
     InvalidInputError,
     KoliteError,
+    LoadError,
     MalformedRequestError,
     MethodNotAllowedError,
     NotFoundError,
@@ -101,14 +102,15 @@ def error_for_status(status: int, message: str) -> KoliteError:
 
 
 def openapi_responses() -> dict[int | str, dict[str, Any]]:
-    """The error responses every route documents in OpenAPI, one entry per status, from the registry."""
+    """The error responses every route documents in OpenAPI, one entry per status, from the registry (the errors
+    a request can meet: not the base class, not the load-time ones)."""
     from kolite.server.schemas import ErrorOut
 
     described: dict[int, list[str]] = {}
     for cls in registry():
-        if cls.http_status >= 400:
-            first_line = (cls.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-            described.setdefault(cls.http_status, []).append(f"`{cls.error_type}`: {first_line}")
+        if cls is not KoliteError and not issubclass(cls, LoadError):
+            when = " ".join((cls.__doc__ or "").split()).replace("``", "`")
+            described.setdefault(cls.http_status, []).append(f"`{cls.error_type}`: {when}")
     return {status: {"model": ErrorOut, "description": "; ".join(lines)} for status, lines in described.items()}
 
 
