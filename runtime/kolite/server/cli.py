@@ -80,7 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-connections", type=int, default=lim.max_connections,
                        help="open connections; more are answered 503 and closed")
     group.add_argument("--max-header-bytes", type=int, default=lim.max_header_bytes,
-                       help="a request's headers, request line included (more: 431 and the connection closed)")
+                       help="a request's headers, request line included (default %(default)s; more: 431 and the "
+                            "connection closed)")
     group.add_argument("--drain-s", type=float, default=5.0,
                        help="on SIGTERM, how long /health answers 503 while requests are still served, before "
                             "the graceful shutdown (0: none)")
