@@ -197,7 +197,7 @@ def test_a_model_that_fails_to_load_is_reported_failed_never_warming_up(artifact
     assert any(reason in record.getMessage() for record in caplog.records)
 
 
-def test_cli_exits_1_when_a_model_cannot_load(artifact, tmp_path):
+def test_cli_exits_2_when_a_model_cannot_load(artifact, tmp_path):
     import json
     import shutil
     import subprocess
@@ -209,7 +209,7 @@ def test_cli_exits_1_when_a_model_cannot_load(artifact, tmp_path):
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "kolite.server", str(folder), "--port", "0"],
                             capture_output=True, text=True, timeout=120)
-    assert result.returncode == 1
+    assert result.returncode == 2  # --exit-on-error, the default (Triton's convention)
     assert "failed to load" in result.stderr and "1 labels" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kolite.graph_facts import read_graph_facts
 from kolite.manifest import Manifest, Variant
 
 from kolite_export.artifact import file_ref, reusable_manifest, staging_dir
@@ -170,6 +171,8 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
         progress(f"tokenizer parity: {parity['texts']} texts, identical ids")
         started = time.perf_counter()
         export_fp32(checkpoint, tmp / "model.fp32.onnx")
+        # The runtime checks max_length against the same table, read by the same reader.
+        max_positions = read_graph_facts(tmp / "model.fp32.onnx").position_rows
         progress(f"fp32 graph traced in {time.perf_counter() - started:.1f}s")
         encoded = encode_set(checkpoint, data.texts, options.batch_size)
         progress(f"PyTorch reference on {len(data.texts)} texts of {data.name}...")
@@ -191,6 +194,7 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
             labels=checkpoint.labels,
             inputs=checkpoint.inputs,
             max_length=checkpoint.max_length,
+            max_positions=max_positions,
             pad_token_id=checkpoint.pad_token_id,
             tokenizer=file_ref(tmp, "tokenizer.json"),
             variants=variants,

@@ -18,7 +18,8 @@ from typing import Any
 from kolite.batching import pad_batch
 from kolite.classification import TextClassifier
 from kolite.cpu_features import first_safe_variant, missing_features, unsafe_variant_message
-from kolite.errors import InvalidInputError, ManifestError, UnknownVariantError
+from kolite.errors import IntegrityError, InvalidInputError, ManifestError, UnknownVariantError
+from kolite.graph_facts import read_graph_facts
 from kolite.integrity import read_verified, safe_member, verify_file
 from kolite.manifest import Manifest, Variant, load_manifest
 from kolite.model import DEFAULT_MAX_ITEMS, DEFAULT_MAX_TEXT_CHARS, KoliteModel, check_positive_int
@@ -155,8 +156,9 @@ def load(
     settings = _SessionSettings(threads, session_options, verify, parallel)
     chosen, session = _open_session(source, manifest, variant, spec, settings, device)
     try:
+        _check_graph(source, manifest, chosen)
         _check_outputs(session, manifest, chosen, encoder)
-    except ManifestError:
+    except BaseException:
         session.close()
         raise
     return TASK_MODELS[manifest.task](
@@ -214,6 +216,29 @@ def _session(
     options = settings.session_options
     options = dict(options) if isinstance(options, Mapping) else options
     return OnnxModel(model_path, spec, "logits", settings.threads, options, strict, settings.parallel)
+
+
+def _check_graph(source: ArtifactSource, manifest: Manifest, chosen: Variant) -> None:
+    """What the manifest says must fit the graph it names: ``max_length`` within the position table (recorded by
+    export as ``max_positions``, else read from the graph), external data inside the artifact folder."""
+    path = safe_member(source.directory, chosen.file)
+    try:
+        facts = read_graph_facts(path)
+    except (OSError, ValueError) as exc:
+        raise IntegrityError(f"{path}: {exc}") from exc
+    for location in facts.external_files:
+        try:
+            safe_member(path.parent, location)
+        except ManifestError:
+            raise IntegrityError(f"{chosen.file} keeps external data in {location!r}, outside the artifact folder: "
+                                 "refused (a graph may only read files of its own artifact)") from None
+    rows = facts.position_rows
+    if rows is not None and manifest.max_positions is not None and rows != manifest.max_positions:
+        raise ManifestError(f"{chosen.file} has a position table of {rows} rows, the manifest records "
+                            f"max_positions={manifest.max_positions}: the manifest does not belong to this graph")
+    if rows is not None and manifest.max_length > rows:
+        raise ManifestError(f"max_length {manifest.max_length} is over the {rows} positions of {chosen.file}'s "
+                            "position table: texts that long would fail inside onnxruntime; fix max_length")
 
 
 def _check_outputs(session: OnnxModel, manifest: Manifest, chosen: Variant, encoder: TextEncoder) -> None:

@@ -118,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     info = subparsers.add_parser("info", help="show an artifact's manifest: task, labels, variants, gates")
     info.add_argument("artifact", help="artifact folder or Hugging Face Hub id")
     info.add_argument("--json", action="store_true", help="print the manifest as JSON")
-    info.add_argument("--verify", action="store_true", help="also check sha256 of every file")
+    info.add_argument("--verify", action="store_true",
+                      help="also check every file's sha256 and that every passed variant loads and runs a probe text "
+                           "(exit 1 if any fails)")
     info.set_defaults(func=run_info)
 
     _register_plugins(subparsers)

@@ -121,7 +121,6 @@ def _variant_facts(variant: Any) -> str:
 def run_info(args: argparse.Namespace) -> int:
     from kolite.api import auto_candidates
     from kolite.cpu_budget import cpu_budget
-    from kolite.integrity import safe_member, verify_file
     from kolite.manifest import load_manifest
     from kolite.providers import DEVICE_REGISTRY
     from kolite.sources import resolve_source
@@ -155,11 +154,37 @@ def run_info(args: argparse.Namespace) -> int:
     if manifest.created_at:
         lines.append(f"created_at: {manifest.created_at}")
     print("\n".join(lines))
-    if args.verify:
-        refs = [(manifest.tokenizer.file, manifest.tokenizer.sha256, manifest.tokenizer.size_bytes)]
-        refs += [(v.file, v.sha256, v.size_bytes) for v in manifest.variants.values()]
-        for file, sha256, size in refs:
+    return _verify(source, manifest) if args.verify else 0
+
+
+# A probe repeated past any max_length: the whole position table and a full window run once.
+_PROBE = "이 영화 정말 재미있어요. 배우 김민수 씨는 서울에서 태어났습니다. "
+
+
+def _verify(source: Any, manifest: Any) -> int:
+    """``info --verify``: every file's sha256, then every passed variant loads and runs a probe text. Every
+    failure is reported (not only the first); 1 if any."""
+    import kolite
+    from kolite.integrity import safe_member, verify_file
+
+    failures = []
+    refs = [(manifest.tokenizer.file, manifest.tokenizer.sha256, manifest.tokenizer.size_bytes)]
+    refs += [(v.file, v.sha256, v.size_bytes) for v in manifest.variants.values()]
+    for file, sha256, size in refs:
+        try:
             source.ensure(file)
             verify_file(safe_member(source.directory, file), sha256, size)
             print(f"sha256 ok: {file}")
-    return 0
+        except KoliteError as exc:
+            failures.append(f"{file}: {exc}")
+    probe = _PROBE * (manifest.max_length // 2 + 1)  # every repetition is several tokens
+    for name in manifest.passed_variants:
+        try:
+            with kolite.load(source.directory, variant=name, threads=1, parallel=0) as model:
+                model.predict(probe)
+            print(f"loads and runs: {name}")
+        except Exception as exc:  # onnxruntime raises untyped errors, at load or at run
+            failures.append(f"variant {name}: {type(exc).__name__}: {exc}")
+    for failure in failures:
+        print(f"kolite info: FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0

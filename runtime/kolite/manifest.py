@@ -9,7 +9,11 @@ An artifact is a folder::
 
 The schema is versioned; the runtime reads any manifest of its major version (fields a newer minor version adds
 are ignored) and refuses another major version. 1.1 added per variant ``rank`` (auto preference) and
-``cpu_features`` (what an int8 recipe assumes of the serving CPU); a 1.0 manifest loads with neither.
+``cpu_features`` (what an int8 recipe assumes of the serving CPU); a 1.0 manifest loads with neither. 1.2 added
+``max_positions`` (rows of the graph's position table); without it the runtime reads the graph itself.
+
+The parse is strict: a key given twice, NaN/Infinity, or a number outside its range is a ManifestError naming it,
+never a silent last-one-wins, an OverflowError or a crash inside onnxruntime.
 """
 
 from __future__ import annotations
@@ -33,13 +37,20 @@ __all__ = [
     "load_manifest",
 ]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 MANIFEST_FILE = "manifest.json"
 MAX_MANIFEST_BYTES = 4 * 2**20  # a real manifest is a few KB; refuse to parse anything huge
 TASKS = ("text-classification", "token-classification")
 # What the runtime knows how to run (export validates every variant's precision against it).
 PRECISIONS = ("fp32", "fp16", "int8")
 VARIANT_STATUSES = ("passed", "failed")
+# Bounds of the numbers a manifest holds. Positions: the longest position tables in use are 8k-32k rows; a limit far
+# above that only makes tokenizers and onnxruntime fail later, with worse errors.
+MIN_MAX_LENGTH = 8
+MAX_POSITIONS = 1 << 20
+MAX_FILE_BYTES = 1 << 40  # 1 TiB: no artifact file comes near it
+MAX_TOKEN_ID = (1 << 31) - 1  # onnxruntime's int64 ids, but vocabularies stay far below int32
+MAX_RANK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,9 @@ class Manifest:
     # Unicode normalisation applied to every text before tokenizing (kolite.normalization): "NFC" or "none".
     # Manifests written before it existed get NFC too: decomposed Hangul must never reach the tokenizer.
     normalization: str = "NFC"
+    # Rows of the graph's position-embedding table (kolite.graph_facts): max_length may not exceed it. None: not
+    # recorded (manifests before 1.2, graphs without a table); the runtime then reads the graph at load.
+    max_positions: int | None = None
     source: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
     tools: dict[str, str] = field(default_factory=dict)
@@ -112,12 +126,17 @@ class Manifest:
             problems.append("labels must be non-empty strings")
         elif len(set(self.labels)) != len(self.labels):
             problems.append("labels must be unique")
-        if not _is_int(self.max_length) or not _is_int(self.pad_token_id) or self.pad_token_id < 0:
-            raise ManifestError("invalid manifest: max_length and pad_token_id must be non-negative integers")
-        if "input_ids" not in self.inputs or "attention_mask" not in self.inputs:
+        problems += _out_of_range("max_length", self.max_length, MIN_MAX_LENGTH, MAX_POSITIONS)
+        problems += _out_of_range("pad_token_id", self.pad_token_id, 0, MAX_TOKEN_ID)
+        if self.max_positions is not None:
+            problems += _out_of_range("max_positions", self.max_positions, MIN_MAX_LENGTH, MAX_POSITIONS)
+            if not problems and self.max_length > self.max_positions:
+                problems.append(f"max_length {self.max_length} is over the graph's {self.max_positions} positions")
+        if not all(isinstance(name, str) for name in self.inputs):
+            problems.append("inputs must be strings")
+        elif "input_ids" not in self.inputs or "attention_mask" not in self.inputs:
             problems.append(f"inputs {self.inputs} must hold input_ids and attention_mask")
-        if self.max_length < 8:
-            problems.append(f"max_length {self.max_length} is too small")
+        problems += _file_problems("tokenizer", self.tokenizer)
         if self.normalization not in NORMALIZATIONS:
             problems.append(f"normalization {self.normalization!r} is not one of {NORMALIZATIONS}")
         if self.truncation_side not in ("right", "left"):
@@ -131,6 +150,9 @@ class Manifest:
                 problems.append(f"variant {name!r} has unknown precision {variant.precision!r}")
             if variant.status not in VARIANT_STATUSES:
                 problems.append(f"variant {name!r} has unknown status {variant.status!r}")
+            problems += _file_problems(f"variant {name!r}", variant)
+            if variant.rank is not None:
+                problems += _out_of_range(f"variant {name!r} rank", variant.rank, -MAX_RANK, MAX_RANK)
         if problems:
             raise ManifestError("invalid manifest: " + "; ".join(problems))
 
@@ -197,6 +219,41 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _out_of_range(what: str, value: Any, low: int, high: int) -> list[str]:
+    if not _is_int(value):
+        return [f"{what} must be an integer, got {value!r:.40}"]
+    if not low <= value <= high:
+        return [f"{what} {value!r:.40} is outside [{low}, {high}]"]
+    return []
+
+
+def _file_problems(what: str, ref: FileRef | Variant) -> list[str]:
+    problems = _out_of_range(f"{what} size_bytes", ref.size_bytes, 0, MAX_FILE_BYTES)
+    if not isinstance(ref.file, str) or not ref.file:
+        problems.append(f"{what} file must be a non-empty string")
+    if not isinstance(ref.sha256, str) or len(ref.sha256) != 64 or not _is_hex(ref.sha256):
+        problems.append(f"{what} sha256 must be 64 hex digits")
+    return problems
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is refused (Python's json keeps the last one silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ManifestError(f"key {key!r} appears twice in one JSON object: which one is meant is unclear")
+        data[key] = value
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ManifestError(f"{name} is not a number a manifest may hold")
+
+
 def load_manifest(artifact_dir: str | Path) -> Manifest:
     """Read and validate ``manifest.json`` from an artifact folder."""
     path = Path(artifact_dir) / MANIFEST_FILE
@@ -205,8 +262,11 @@ def load_manifest(artifact_dir: str | Path) -> Manifest:
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise ManifestError(f"{path} is {path.stat().st_size} bytes, over {MAX_MANIFEST_BYTES}: not a kolite manifest")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_no_duplicate_keys,
+                          parse_constant=_no_constant)
+    except ManifestError as exc:
+        raise ManifestError(f"{path}: {exc}") from None
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad UTF-8 or JSON, an int of 5,000 digits
         raise ManifestError(f"{path} is not readable JSON: {type(exc).__name__}: {exc}") from exc
     if not isinstance(data, dict):
         raise ManifestError(f"{path} must hold a JSON object")

@@ -13,15 +13,15 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kolite.errors import InvalidInputError
 from kolite.server.config import ServerConfig
-from kolite.server.errors import ERROR_TABLE, ApiError, install_error_handlers
+from kolite.server.errors import install_error_handlers, openapi_responses
 from kolite.server.metrics import ServerMetrics
 from kolite.server.middleware import RequestMiddleware
 from kolite.server.models import ServedModel
 from kolite.server.options import predict_options, tag_options
 from kolite.server.schemas import (
     EntityOut,
-    ErrorOut,
     HealthOut,
     ModelsOut,
     PipelineEntityOut,
@@ -36,9 +36,6 @@ __all__ = ["KoliteJSONResponse", "create_app"]
 
 logger = logging.getLogger("kolite.server")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut, "description": f"`{kind}`: {when}"} for status, (kind, when) in ERROR_TABLE.items()
-}
 _PREDICT_OUT = (list[PredictionOut] | list[list[PredictionOut]] | list[EntityOut] | list[list[EntityOut]]
                 | list[PipelineEntityOut] | list[list[PipelineEntityOut]])
 _TAG_OUT = list[EntityOut] | list[list[EntityOut]] | list[PipelineEntityOut] | list[list[PipelineEntityOut]]
@@ -59,8 +56,8 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
                tracer_provider: Any | None = None) -> FastAPI:
     """Build the app. Models load in the background once the server runs; /health answers 503 until then.
 
-    ``on_fatal`` is called when loading fails (the CLI stops the server with it). ``tracer_provider`` (an
-    OpenTelemetry SDK ``TracerProvider``) turns tracing on.
+    ``on_fatal`` is called when loading fails under ``exit_on_error`` (the CLI stops the server with it).
+    ``tracer_provider`` (an OpenTelemetry SDK ``TracerProvider``) turns tracing on.
     """
     metrics = ServerMetrics()
     tracing = Tracing(tracer_provider)
@@ -85,7 +82,7 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
                     "`{error, error_type, request_id}`.",
         version=_version(),
         lifespan=lifespan,
-        responses=_ERRORS,
+        responses=openapi_responses(),
         telemetry=tracing.fastapi_telemetry(),
     )
     app.state.kolite = state
@@ -100,7 +97,7 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
 
     async def run_tag(model: ServedModel, body: TagRequest) -> KoliteJSONResponse:
         if not model.is_tagger:
-            raise ApiError(422, f"model {model.name!r} is a {model.manifest.task} model; use /predict", "Validation")
+            raise InvalidInputError(f"model {model.name!r} is a {model.manifest.task} model; use /predict")
         hf_shape = body.parameters is not None
         return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, tag_options(body), hf_shape))
 
@@ -156,7 +153,7 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
 
 async def _load(state: ServerState, on_fatal: Callable[[], None] | None) -> None:
     failures = await asyncio.to_thread(state.load_all)
-    if failures and on_fatal is not None:
+    if failures and on_fatal is not None and state.config.exit_on_error:
         on_fatal()
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kolite.batching import planned_cost
+from kolite.errors import ModelUnavailableError, OverloadedError
 from kolite.server.config import BatchingConfig
 
 __all__ = ["BatchObserver", "BatchRun", "BatcherClosedError", "DynamicBatcher", "Job", "QueueFullError"]
@@ -31,11 +32,11 @@ __all__ = ["BatchObserver", "BatchRun", "BatcherClosedError", "DynamicBatcher", 
 logger = logging.getLogger("kolite.server")
 
 
-class QueueFullError(RuntimeError):
+class QueueFullError(OverloadedError, RuntimeError):
     """The model already holds ``max_queue`` admitted requests, or ``max_queue_tokens`` of their tokens."""
 
 
-class BatcherClosedError(RuntimeError):
+class BatcherClosedError(ModelUnavailableError, RuntimeError):
     """The batcher is shutting down and takes no new work."""
 
 

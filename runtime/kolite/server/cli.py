@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     b, lim = BatchingConfig(), Limits()
     parser.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT",
-                        help="artifact folders; each model is named after its folder")
+                        help="artifact folders; each model is named after its folder as given (a symlink keeps its "
+                             "own name)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 in "
                                                             "containers)")
     parser.add_argument("--port", type=int, default=8080)
@@ -45,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer-workers", type=int, default=None,
                         help="threads that tokenize requests and build responses off the event loop "
                              "(default: min(4, CPUs))")
+    parser.add_argument("--exit-on-error", action=argparse.BooleanOptionalAction, default=True,
+                        help="a model that cannot load stops the server, every failing model's reason printed, exit "
+                             "2 (default); --no-exit-on-error serves the models that load, shows the failed ones in "
+                             "/models, and /health answers 503")
     group = parser.add_argument_group("dynamic batching")
     group.add_argument("--max-batch-tokens", type=int, default=b.max_batch_tokens,
                        help="padded tokens (items x longest) per inference batch")
@@ -74,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="a request's body must arrive within this after its headers (else 408 and closed)")
     group.add_argument("--max-connections", type=int, default=lim.max_connections,
                        help="open connections; more are answered 503 and closed")
+    group.add_argument("--max-header-bytes", type=int, default=lim.max_header_bytes,
+                       help="a request's headers, request line included (default %(default)s; more: 431 and the "
+                            "connection closed)")
     group.add_argument("--drain-s", type=float, default=5.0,
                        help="on SIGTERM, how long /health answers 503 while requests are still served, before "
                             "the graceful shutdown (0: none)")
@@ -106,7 +114,7 @@ def build_config(args: argparse.Namespace) -> Any:
         limits=Limits(max_body_bytes=args.max_body_bytes, max_items=args.max_items,
                       max_text_chars=args.max_text_chars, timeout_s=args.timeout_s, truncate=args.truncate,
                       header_timeout_s=args.header_timeout_s, body_timeout_s=args.body_timeout_s,
-                      max_connections=args.max_connections),
+                      max_connections=args.max_connections, max_header_bytes=args.max_header_bytes),
         batching=BatchingConfig(enabled=not args.no_batching, max_batch_tokens=args.max_batch_tokens,
                                 max_batch_items=args.max_batch_items, max_call_tokens=args.max_call_tokens,
                                 max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
@@ -116,16 +124,19 @@ def build_config(args: argparse.Namespace) -> Any:
         threads=args.threads,
         tokenizer_workers=args.tokenizer_workers,
         warmup=not args.no_warmup,
+        exit_on_error=args.exit_on_error,
         auth=AuthConfig(api_key=api_key,
                         open_routes=tuple(route.strip() for route in args.open_routes.split(",") if route.strip())),
     )
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the server until SIGTERM/SIGINT; 1 if the models failed to load, 2 on bad arguments."""
+    """Run the server until SIGTERM/SIGINT; 2 on bad arguments, a name collision, or (``--exit-on-error``) a model
+    that cannot load, with every failing model's reason."""
     try:
         from kolite.server import runner
         from kolite.server.app import create_app
+        from kolite.server.state import failure_report
         from kolite.server.tracing import otlp_tracer_provider
     except ImportError as exc:
         print(f"kolite serve: {_MISSING_DEPS} ({exc})", file=sys.stderr)
@@ -153,7 +164,11 @@ def serve(args: argparse.Namespace) -> int:
                                 loop=args.loop)
     holder["server"] = runner.build_server(app, options)
     holder["server"].run()
-    return 1 if any(model.state == "failed" for model in app.state.kolite.models.values()) else 0
+    failed = [model for model in app.state.kolite.models.values() if model.state == "failed"]
+    if failed and config.exit_on_error:
+        print(f"kolite serve: {failure_report(failed)}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,10 +21,13 @@ class Limits:
     header_timeout_s: float = 10.0  # from the connection (or the first byte of the next request) to the headers' end
     body_timeout_s: float = 30.0  # from the headers' end to the body's end; then 408 and the connection closes
     max_connections: int = 1024  # open connections; more are answered 503 and closed at once
+    # A request's headers, request line included; more are answered 431 and the connection closed. Browsers and
+    # proxies stay within 8-16 KiB; nginx's large_client_header_buffers allows 4 x 8 KiB.
+    max_header_bytes: int = 32 * 1024
 
     def __post_init__(self) -> None:
         _positive(self, "max_body_bytes", "max_items", "max_text_chars", "timeout_s", "header_timeout_s",
-                  "body_timeout_s", "max_connections")
+                  "body_timeout_s", "max_connections", "max_header_bytes")
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class ServerConfig:
     tokenizer_workers: int | None = None  # tokenizer/response threads (None: min(4, CPUs))
     warmup: bool = True
     auth: AuthConfig = field(default_factory=AuthConfig)
+    # Triton's --exit-on-error: a model that cannot load stops the server (every reason reported); False serves
+    # the models that load and shows the failed ones in /models, with /health answering 503.
+    exit_on_error: bool = True
 
     def __post_init__(self) -> None:
         if self.tokenizer_workers is not None:

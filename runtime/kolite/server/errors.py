@@ -1,78 +1,117 @@
-"""HTTP errors in text-embeddings-inference's shape: ``{"error": "...", "error_type": "..."}``.
+"""Every HTTP error body, rendered in one place, in text-embeddings-inference's shape plus the request id:
+``{"error": "...", "error_type": "...", "request_id": "..."}``.
 
-Every error a client can cause is an ``ApiError`` with a 4xx status; anything else is a bug and answers 500
-``Backend`` (logged with its traceback) — never an HTML page or a bare string.
+The status and type come from the exception's class (``kolite.errors``: the one registry); raise sites only raise.
+An exception the server did not expect is a ``BackendError`` (500, logged with its traceback) — never an HTML page
+or a bare string. Three layers answer errors and all use ``render_error``: the FastAPI handlers installed here, the
+request middleware (401, body admission) and the connection guard below uvicorn (408 headers, 431, 503 cap).
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
+import os
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-__all__ = ["ERROR_TABLE", "ApiError", "error_body", "install_error_handlers", "is_json"]
+from kolite.errors import (
+    BackendError,
+    InvalidInputError,
+    KoliteError,
+    LoadError,
+    MalformedRequestError,
+    MethodNotAllowedError,
+    NotFoundError,
+    registry,
+)
+
+__all__ = ["BodyReadError", "RenderedError", "error_for_status", "install_error_handlers", "is_json", "new_request_id",
+           "openapi_responses", "render_error"]
 
 logger = logging.getLogger("kolite.server")
 
-# status → (error_type, when). Rendered into the README and the OpenAPI descriptions.
-ERROR_TABLE: dict[int, tuple[str, str]] = {
-    400: ("Validation", "body is empty or not valid JSON (`Empty`: `inputs` is an empty list)"),
-    401: ("Unauthorized", "--api-key is set and the request has no `Authorization: Bearer <key>` or a wrong key"),
-    404: ("NotFound", "unknown model name or route"),
-    405: ("MethodNotAllowed", "wrong HTTP method for the route"),
-    408: ("RequestTimeout", "request headers or body not received within --header-timeout-s / --body-timeout-s"),
-    413: ("PayloadTooLarge", "body over --max-body-bytes, more than --max-items texts, or a text over the limit "
-                             "with truncate=false"),
-    415: ("Validation", "body sent without `Content-Type: application/json`"),
-    422: ("Validation", "well-formed JSON with wrong fields or types (e.g. inputs=42, raw_scores=\"yes\")"),
-    429: ("Overloaded", "the model's queue already holds --max-queue requests or --max-queue-tokens tokens; retry "
-                        "later"),
-    503: ("Unhealthy", "models are still loading/warming up, or the server is shutting down (`Overloaded`: over "
-                       "--max-connections open connections)"),
-    504: ("Timeout", "the request waited longer than --timeout-s for its result"),
-}
+# Generated request ids: 32 hex digits, a random per-process half and a counter (unique across replicas without a
+# random draw per request).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count(1)
 
 
-class ApiError(HTTPException):
-    """A client-visible error. Subclassing HTTPException lets it pass through FastAPI's body parsing unchanged."""
-
-    def __init__(self, status_code: int, message: str, error_type: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(status_code=status_code, detail=message, headers=headers)
-        self.error_type = error_type or ERROR_TABLE.get(status_code, ("Validation", ""))[0]
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
 
 
-def error_body(message: str, error_type: str, request_id: str | None = None) -> dict[str, str]:
-    body = {"error": message, "error_type": error_type}
-    if request_id is not None:
-        body["request_id"] = request_id
-    return body
+class RenderedError:
+    """An error as it goes on the wire: status, headers (lower-case names; ``x-request-id`` is added by the
+    request middleware to every response) and the JSON body."""
+
+    __slots__ = ("body", "error_type", "headers", "request_id", "status")
+
+    def __init__(self, status: int, error_type: str, headers: list[tuple[str, str]], body: bytes,
+                 request_id: str) -> None:
+        self.status = status
+        self.error_type = error_type
+        self.headers = headers
+        self.body = body
+        self.request_id = request_id
+
+    def raw_http(self) -> bytes:
+        """The whole HTTP/1.1 response, for the connection guard below ASGI (no middleware adds the id there)."""
+        headers = [*self.headers, ("x-request-id", self.request_id)]
+        head = f"HTTP/1.1 {self.status} {HTTPStatus(self.status).phrase}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers)
+        return (head + "\r\n").encode("latin-1") + self.body
 
 
-def _error_response(
-    request: Request, status: int, message: str, error_type: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    request.scope["kolite.error_type"] = error_type  # read by the metrics middleware
-    body = error_body(message, error_type, request.scope.get("kolite.request_id"))
-    return JSONResponse(body, status_code=status, headers=headers)
+def render_error(error: KoliteError, request_id: str) -> RenderedError:
+    """THE renderer: status and type from the error's class, headers from the class and the instance."""
+    body = json.dumps({"error": str(error), "error_type": error.error_type, "request_id": request_id},
+                      ensure_ascii=True).encode("ascii")
+    headers = [("content-type", "application/json"), ("content-length", str(len(body)))]
+    headers += [(name.lower(), value) for name, value in error.http_headers.items()]
+    if error.close_connection:
+        headers.append(("connection", "close"))
+    return RenderedError(error.http_status, error.error_type, headers, body, request_id)
 
 
-def _describe_validation(errors: list[dict[str, Any]]) -> tuple[int, str]:
-    """Pydantic's error list → (status, one readable sentence). Bad JSON syntax is 400, wrong shape 422."""
-    if any(e.get("type") == "json_invalid" for e in errors):
-        detail = next(e for e in errors if e.get("type") == "json_invalid").get("ctx", {}).get("error", "")
-        return 400, f"request body is not valid JSON: {detail}".rstrip(": ")
-    parts = []
-    for error in errors[:5]:
-        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{location}: {error.get('msg', 'invalid')}")
-    if len(errors) > 5:
-        parts.append(f"... and {len(errors) - 5} more")
-    return 422, "; ".join(parts)
+class BodyReadError(HTTPException):
+    """Carries a kolite error raised while FastAPI reads the body: FastAPI re-raises an HTTPException from there
+    unchanged, but turns any other exception into its own 400."""
+
+    def __init__(self, error: KoliteError) -> None:
+        super().__init__(status_code=error.http_status, detail=str(error))
+        self.error = error
+
+
+# What the statuses Starlette and FastAPI choose themselves mean (no route, wrong method, unparsable body).
+_FRAMEWORK_ERRORS = (NotFoundError, MethodNotAllowedError, MalformedRequestError)
+
+
+def error_for_status(status: int, message: str) -> KoliteError:
+    """The registry's class for a status the framework chose itself; 500 ``Backend`` for one no class has."""
+    for cls in (*_FRAMEWORK_ERRORS, *registry()):
+        if cls.http_status == status and cls is not KoliteError:
+            return cls(message)
+    return BackendError(message)
+
+
+def openapi_responses() -> dict[int | str, dict[str, Any]]:
+    """The error responses every route documents in OpenAPI, one entry per status, from the registry (the errors
+    a request can meet: not the base class, not the load-time ones)."""
+    from kolite.server.schemas import ErrorOut
+
+    described: dict[int, list[str]] = {}
+    for cls in registry():
+        if cls is not KoliteError and not issubclass(cls, LoadError):
+            when = " ".join((cls.__doc__ or "").split()).replace("``", "`")
+            described.setdefault(cls.http_status, []).append(f"`{cls.error_type}`: {when}")
+    return {status: {"model": ErrorOut, "description": "; ".join(lines)} for status, lines in described.items()}
 
 
 def is_json(content_type: str) -> bool:
@@ -81,35 +120,63 @@ def is_json(content_type: str) -> bool:
     return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Map every exception FastAPI/Starlette can raise to the TEI error shape."""
+def _validation_error(request: Request, errors: list[dict[str, Any]]) -> KoliteError:
+    """Pydantic's error list → one readable error. No JSON at all is 400, JSON of the wrong shape 422."""
+    if request.scope.get("kolite.body_bytes") == 0:
+        # An empty body is no JSON at all, like a malformed one (FastAPI reports it as a missing field).
+        return MalformedRequestError('the request body is empty: send a JSON object such as {"inputs": "text"}')
+    syntax = next((e for e in errors if e.get("type") == "json_invalid"), None)
+    if syntax is not None:
+        detail = syntax.get("ctx", {}).get("error", "")
+        return MalformedRequestError(f"request body is not valid JSON: {detail}".rstrip(": "))
+    if any(tuple(e.get("loc", ())) == ("body",) and e.get("type") == "model_attributes_type" for e in errors):
+        return InvalidInputError('body must be a JSON object such as {"inputs": "text"}')
+    parts = []
+    for error in errors[:5]:
+        location = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{location}: {error.get('msg', 'invalid')}")
+    if len(errors) > 5:
+        parts.append(f"... and {len(errors) - 5} more")
+    return InvalidInputError("; ".join(parts))
 
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error_response(request, exc.status_code, str(exc.detail), exc.error_type, exc.headers)
+
+def _response(request: Request, error: KoliteError, outside_middleware: bool = False) -> Response:
+    request_id = request.scope.get("kolite.request_id") or new_request_id()
+    rendered = render_error(error, request_id)
+    request.scope["kolite.error_type"] = rendered.error_type  # read by the metrics middleware
+    headers = rendered.headers
+    if outside_middleware:  # the request middleware, which adds the id header, is not on this response's way
+        headers = [*headers, ("x-request-id", request_id)]
+    response = Response(rendered.body, status_code=rendered.status)
+    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+    return response
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception FastAPI/Starlette can raise to a registry class, rendered by ``render_error``."""
+
+    @app.exception_handler(KoliteError)
+    async def _kolite_error(request: Request, exc: KoliteError) -> Response:
+        if exc.http_status == HTTPStatus.INTERNAL_SERVER_ERROR:  # a fault of the server: keep the traceback
+            logger.error("error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _response(request, exc)
 
     @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        error_type = ERROR_TABLE.get(exc.status_code, ("Validation", ""))[0]
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if isinstance(exc, BodyReadError):
+            return _response(request, exc.error)
         message = str(exc.detail)
-        if exc.status_code == 404 and message == "Not Found":
-            message = "no such route; see /docs for the API"
-        return _error_response(request, exc.status_code, message, error_type, exc.headers)
+        if isinstance(error := error_for_status(exc.status_code, message), NotFoundError) and message == "Not Found":
+            error = NotFoundError("no such route; see /docs for the API")
+        return _response(request, error)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
-        if request.scope.get("kolite.body_bytes") == 0:
-            # An empty body is no JSON at all, like a malformed one (FastAPI reports it as a missing field).
-            return _error_response(request, 400, 'the request body is empty: send a JSON object such as '
-                                                 '{"inputs": "text"}', "Validation")
-        if any(tuple(e.get("loc", ())) == ("body",) and e.get("type") == "model_attributes_type" for e in errors):
-            return _error_response(request, 422, 'body must be a JSON object such as {"inputs": "text"}',
-                                   "Validation")
-        status, message = _describe_validation(errors)
-        return _error_response(request, status, message, "Validation")
+    async def _request_validation(request: Request, exc: RequestValidationError) -> Response:
+        return _response(request, _validation_error(request, list(exc.errors())))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return _error_response(request, 500, f"internal error: {type(exc).__name__}: {exc}", "Backend")
+        # Starlette runs this handler in its outermost middleware, outside kolite's request middleware.
+        return _response(request, BackendError(f"internal error: {type(exc).__name__}: {exc}"),
+                         outside_middleware=True)

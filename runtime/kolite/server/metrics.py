@@ -44,7 +44,7 @@ class ServerMetrics:
         self.ready = Gauge("kolite_ready", "1 once every model is loaded and warmed up", registry=r)
         self.open_connections = Gauge("kolite_open_connections", "Open HTTP connections", registry=r)
         self.connection_errors = Counter("kolite_connection_errors", "Connections closed before a request was read: "
-                                         "header_timeout, max_connections", ("reason",), registry=r)
+                                         "header_timeout, max_connections, header_too_large", ("reason",), registry=r)
 
     def for_model(self, name: str) -> ModelMetrics:
         return ModelMetrics(self, name)

@@ -17,18 +17,22 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hmac
-import itertools
-import json
 import logging
-import os
 import sys
 import time
 from typing import Any
 
 from starlette.routing import Match
 
+from kolite.errors import (
+    KoliteError,
+    PayloadTooLargeError,
+    RequestTimeoutError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+)
 from kolite.server.config import AuthConfig, Limits
-from kolite.server.errors import ApiError, error_body, is_json
+from kolite.server.errors import BodyReadError, is_json, new_request_id, render_error
 from kolite.server.metrics import ServerMetrics
 from kolite.server.tracing import Tracing
 
@@ -36,11 +40,6 @@ __all__ = ["REQUEST_ID", "RequestIdFilter", "RequestMiddleware"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("kolite_request_id", default="-")
 _MAX_REQUEST_ID = 200
-# Generated ids: 32 hex digits, a random per-process half and a counter (unique across replicas without a
-# random draw per request).
-_ID_PREFIX = os.urandom(8).hex()
-_ID_COUNTER = itertools.count(1)
-_CLOSE = {"Connection": "close"}  # the rest of an unread body must not be parsed as the next request
 
 
 class RequestIdFilter(logging.Filter):
@@ -58,7 +57,7 @@ def _request_id(scope: dict[str, Any]) -> str:
             if 0 < len(value) <= _MAX_REQUEST_ID and all(0x21 <= byte <= 0x7E for byte in value):
                 return value.decode("ascii")
             break
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):016x}"
+    return new_request_id()
 
 
 def _header(scope: dict[str, Any], name: bytes) -> bytes | None:
@@ -127,7 +126,7 @@ class RequestMiddleware:
             if status >= 400:
                 self.metrics.errors.labels(route, scope.get("kolite.error_type", str(status))).inc()
 
-    def _unauthorized(self, scope: dict[str, Any]) -> ApiError | None:
+    def _unauthorized(self, scope: dict[str, Any]) -> UnauthorizedError | None:
         if self.api_key is None or scope["path"] in self.open_routes:
             return None
         given = _header(scope, b"authorization") or b""
@@ -136,8 +135,7 @@ class RequestMiddleware:
         if scheme.lower() == b"bearer" and hmac.compare_digest(key.strip(), self.api_key):
             return None
         why = "missing" if not given else "wrong"
-        return ApiError(401, f"{why} API key: send `Authorization: Bearer <key>` (--api-key)", "Unauthorized",
-                        headers={"WWW-Authenticate": "Bearer"})
+        return UnauthorizedError(f"{why} API key: send `Authorization: Bearer <key>` (--api-key)")
 
     def _admitted(self, scope: dict[str, Any], receive: Any) -> Any:
         limits = self.limits
@@ -153,16 +151,16 @@ class RequestMiddleware:
                 if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
                     raise _body_too_large(limits)
                 if content_type is None or not is_json(content_type.decode("latin-1")):
-                    raise ApiError(415, "send the body as JSON with `Content-Type: application/json`",
-                                   "Validation")
+                    raise BodyReadError(UnsupportedMediaTypeError(
+                        "send the body as JSON with `Content-Type: application/json`"))
                 seen = 0
             if not more:
                 return await receive()
             try:
                 message = await _receive_by(receive, deadline)
             except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct classes before Python 3.11
-                raise ApiError(408, f"request body not received within {limits.body_timeout_s} s "
-                                    "(--body-timeout-s)", "RequestTimeout", headers=_CLOSE) from exc
+                raise BodyReadError(RequestTimeoutError(
+                    f"request body not received within {limits.body_timeout_s} s (--body-timeout-s)")) from exc
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 more = message.get("more_body", False)
@@ -185,15 +183,14 @@ class RequestMiddleware:
         return "unmatched"
 
 
-def _body_too_large(limits: Limits) -> ApiError:
-    return ApiError(413, f"request body exceeds the {limits.max_body_bytes} byte limit (--max-body-bytes)",
-                    "PayloadTooLarge", headers=_CLOSE)
+def _body_too_large(limits: Limits) -> BodyReadError:
+    error = PayloadTooLargeError(f"request body exceeds the {limits.max_body_bytes} byte limit (--max-body-bytes)")
+    error.close_connection = True  # the rest of an unread body must not be parsed as the next request
+    return BodyReadError(error)
 
 
-async def _send_error(send: Any, error: ApiError, request_id: str) -> None:
-    payload = json.dumps(error_body(str(error.detail), error.error_type, request_id)).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    extra = error.headers or {}
-    headers += [(key.lower().encode("latin-1"), value.encode("latin-1")) for key, value in extra.items()]
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+async def _send_error(send: Any, error: KoliteError, request_id: str) -> None:
+    rendered = render_error(error, request_id)
+    headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in rendered.headers]
+    await send({"type": "http.response.start", "status": rendered.status, "headers": headers})
+    await send({"type": "http.response.body", "body": rendered.body})

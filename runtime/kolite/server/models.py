@@ -11,6 +11,7 @@ thin HTTP handlers in ``app.py``).
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from kolite.cpu_budget import cpu_budget
-from kolite.errors import KoliteError
+from kolite.errors import InvalidInputError, KoliteError, PayloadTooLargeError
 from kolite.manifest import Manifest, load_manifest
 from kolite.server.batcher import DynamicBatcher, Job
 from kolite.server.config import ServerConfig
-from kolite.server.errors import ApiError
 from kolite.server.metrics import ServerMetrics
 from kolite.server.options import pipeline_entity
 from kolite.tokenization import Encoded
@@ -35,28 +35,35 @@ logger = logging.getLogger("kolite.server")
 _WARMUP_TEXT = "워밍업 문장입니다. 서버가 첫 요청을 빠르게 처리하도록 미리 한 번 실행합니다."
 
 
-def model_name(artifact: Path, manifest: Manifest) -> str:
-    """The folder name (what users type); the manifest name when the path has none (e.g. ``.``)."""
-    return artifact.resolve().name or manifest.name
+def model_name(artifact: Path, manifest: Manifest | None) -> str:
+    """The folder's name as given (what users type: a symlink ``current -> v3`` is ``current``, never resolved);
+    the manifest's name when the path has none (``/``)."""
+    name = Path(os.path.abspath(artifact)).name  # abspath: ``.`` and ``x/..`` normalised, symlinks kept
+    return name or (manifest.name if manifest is not None else str(artifact))
 
 
 class ServedModel:
-    """One artifact behind the server. Cheap to build (manifest only); ``load()`` does the heavy work."""
+    """One artifact behind the server. Cheap to build (manifest only); ``load()`` does the heavy work. A manifest
+    that cannot be read makes the model failed from the start (the server decides whether to serve the others)."""
 
     def __init__(self, artifact: Path, config: ServerConfig, metrics: ServerMetrics) -> None:
         self.artifact = Path(artifact)
-        self.manifest = load_manifest(self.artifact)
+        self.manifest: Manifest | None = None
+        self.failure: str | None = None  # why loading failed; the model is then never served
+        try:
+            self.manifest = load_manifest(self.artifact)
+        except KoliteError as exc:
+            self.failure = f"{type(exc).__name__}: {exc}"
         self.name = model_name(self.artifact, self.manifest)
         self.config = config
         self.batcher = DynamicBatcher(self.name, self.run_batch, config.batching, metrics.for_model(self.name))
         self._batched_requests = metrics.batch_requests.labels(self.name)
         self.model: Any = None
-        self.failure: str | None = None  # why loading failed; the model is then never served
         self._state_lock = threading.Lock()
 
     @property
     def is_tagger(self) -> bool:
-        return self.manifest.task == "token-classification"
+        return self.manifest is not None and self.manifest.task == "token-classification"
 
     @property
     def state(self) -> str:
@@ -71,6 +78,8 @@ class ServedModel:
         """Load, warm up and start the batcher; on any error record it as this model's failure and re-raise."""
         import kolite
 
+        if self.failure is not None:
+            raise KoliteError(self.failure)
         try:
             # max_text_chars=None: the server applies its own limit (--max-text-chars) before encoding.
             model = kolite.load(self.artifact, variant=self.config.variant, device=self.config.device,
@@ -97,13 +106,14 @@ class ServedModel:
             self.model.close()
 
     def info(self) -> dict[str, Any]:
+        manifest = self.manifest
         return {
             "name": self.name,
-            "task": self.manifest.task,
-            "labels": list(self.manifest.labels),
+            "task": manifest.task if manifest is not None else None,
+            "labels": list(manifest.labels) if manifest is not None else [],
             "variant": self.model.variant.name if self.model is not None else self.config.variant,
             "device": self.model.device if self.model is not None else self.config.device,
-            "max_length": self.manifest.max_length,
+            "max_length": manifest.max_length if manifest is not None else None,
             "source": str(self.artifact),
             "state": self.state,
             "error": self.failure,
@@ -112,11 +122,13 @@ class ServedModel:
     # ---- request path ----
 
     def options(self, **kwargs: Any) -> Any:
-        """The request's task options, validated by the model (422 on a bad value)."""
+        """The request's task options, validated by the model (a bad value is the client's: 422)."""
         try:
             return self.model.options(**kwargs)
+        except InvalidInputError:
+            raise
         except KoliteError as exc:
-            raise ApiError(422, str(exc), "Validation") from exc
+            raise InvalidInputError(str(exc)) from exc
 
     def encode(self, texts: list[str], options: Any, truncate: bool) -> Encoded:
         """Tokenizer pool: apply the character limit, tokenize once, refuse what may not be cut."""
@@ -131,17 +143,19 @@ class ServedModel:
                 texts[index] = text[:limit]
                 continue
             fix = "split the text or raise --max-text-chars" if never_cut else "send truncate=true to cut it"
-            raise ApiError(413, f"inputs[{index}] has {len(text)} characters, over the limit of {limit} "
-                                f"(--max-text-chars); {fix}", "PayloadTooLarge")
+            raise PayloadTooLargeError(f"inputs[{index}] has {len(text)} characters, over the limit of {limit} "
+                                       f"(--max-text-chars); {fix}")
         try:
             encoded = self.model.encode(texts, options)
-        except KoliteError as exc:
-            raise ApiError(422, str(exc), "Validation") from exc
+        except InvalidInputError:
+            raise
+        except KoliteError as exc:  # the text was the client's: never a 500
+            raise InvalidInputError(str(exc)) from exc
         if not truncate:
             for index, cut in enumerate(encoded.truncated):
                 if cut:
-                    raise ApiError(413, f"inputs[{index}] has more tokens than the model's max_length "
-                                        f"{self.manifest.max_length}; send truncate=true to cut it", "PayloadTooLarge")
+                    raise PayloadTooLargeError(f"inputs[{index}] has more tokens than the model's max_length "
+                                               f"{self.manifest.max_length}; send truncate=true to cut it")
         return encoded
 
     def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any,

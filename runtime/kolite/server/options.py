@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kolite.errors import InvalidInputError
 from kolite.results import Entity
-from kolite.server.errors import ApiError
 from kolite.server.schemas import PredictRequest, TagRequest
 
 __all__ = ["pipeline_entity", "predict_options", "tag_options"]
@@ -30,8 +30,8 @@ def _gather(body: TagRequest, fields: tuple[str, ...]) -> dict[str, Any]:
             if value is None or name not in fields:
                 continue
             if name in options and options[name] != value:
-                raise ApiError(422, f"{name}={options[name]!r} and parameters.{hf_name}={value!r} disagree: "
-                                    "give one of them", "Validation")
+                raise InvalidInputError(f"{name}={options[name]!r} and parameters.{hf_name}={value!r} disagree: "
+                                        "give one of them")
             options[name] = value
     return options
 
@@ -42,8 +42,8 @@ def predict_options(body: PredictRequest) -> dict[str, Any]:
     options = _gather(body, _PREDICT_FIELDS)
     if body.raw_scores:
         if options.get("function_to_apply", "none") != "none":
-            raise ApiError(422, f"raw_scores=true returns logits, but function_to_apply="
-                                f"{options['function_to_apply']!r} was asked: give one of them", "Validation")
+            raise InvalidInputError(f"raw_scores=true returns logits, but function_to_apply="
+                                    f"{options['function_to_apply']!r} was asked: give one of them")
         options["function_to_apply"] = "none"
     options.setdefault("top_k", None)
     return options

@@ -23,6 +23,7 @@ from kolite.server.middleware import RequestIdFilter
 
 __all__ = ["DrainingServer", "RunOptions", "build_server", "configure_logging"]
 
+_READ_SLACK_BYTES = 4 * 2**20  # well above one read of the event loop (asyncio and uvloop: 256 KiB)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
 
 
@@ -120,6 +121,9 @@ def build_server(app: Any, options: RunOptions) -> DrainingServer:
         log_config=None,  # configure_logging's format, request ids included
         access_log=options.log_level == "debug",  # one log line per request costs throughput
         timeout_graceful_shutdown=options.graceful_timeout_s,
+        # h11 refuses (400) a buffer over this; the guard's 431 at --max-header-bytes must come first. The guard
+        # checks after every read, so h11 never buffers more than the cap plus one read.
+        h11_max_incomplete_event_size=limits.max_header_bytes + _READ_SLACK_BYTES,
         backlog=2048,
     )
     return DrainingServer(config, options.drain_s, state.begin_drain)

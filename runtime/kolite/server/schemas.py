@@ -117,11 +117,11 @@ class ErrorOut(BaseModel):
 
 class ModelInfo(BaseModel):
     name: str
-    task: str
+    task: str | None = Field(description="None when the manifest itself could not be read (state `failed`).")
     labels: list[str]
     variant: str
     device: str
-    max_length: int
+    max_length: int | None
     source: str
     state: Literal["loading", "ready", "failed"] = Field(description="Load state; a failed model is never served.")
     error: str | None = Field(None, description="Why the model failed to load.")

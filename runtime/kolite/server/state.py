@@ -8,18 +8,30 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kolite.errors import KoliteError
-from kolite.server.batcher import BatcherClosedError, QueueFullError
+from kolite.errors import (
+    EmptyInputError,
+    InvalidInputError,
+    KoliteError,
+    ModelUnavailableError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ResultTimeoutError,
+)
 from kolite.server.config import ServerConfig
-from kolite.server.errors import ApiError
 from kolite.server.metrics import ServerMetrics
 from kolite.server.middleware import REQUEST_ID
 from kolite.server.models import ServedModel
 from kolite.server.tracing import Tracing
 
-__all__ = ["ServerState"]
+__all__ = ["ServerState", "failure_report"]
 
 logger = logging.getLogger("kolite.server")
+
+
+def failure_report(models: list[ServedModel]) -> str:
+    """One line per model that cannot be served, with its folder and reason."""
+    lines = [f"model {m.name!r} ({m.artifact}) failed to load: {m.failure}" for m in models]
+    return "\n".join(lines) + "\n(--no-exit-on-error serves the models that load)"
 
 
 class ServerState:
@@ -33,8 +45,9 @@ class ServerState:
         for artifact in config.artifacts:
             model = ServedModel(artifact, config, metrics)
             if model.name in self.models:
-                raise KoliteError(f"two artifacts are named {model.name!r} ({self.models[model.name].artifact} and "
-                                  f"{artifact}); rename one folder")
+                raise KoliteError(f"two artifacts would both be served as {model.name!r} "
+                                  f"({self.models[model.name].artifact} and {artifact}): models are named after "
+                                  "their folder; serve one of them through a symlink of another name")
             self.models[model.name] = model
         # Tokenizing and decoding run here, never on the event loop (text-embeddings-inference's tokenizer pool).
         workers = config.tokenizer_workers or min(4, os.cpu_count() or 1)
@@ -51,7 +64,7 @@ class ServerState:
             try:
                 model.load()
             except Exception:  # any failure, typed or not, must show in /health instead of "warming up" forever
-                logger.error("kolite serve: model %r failed to load: %s", name, model.failure)
+                logger.error("kolite serve: model %r (%s) failed to load: %s", name, model.artifact, model.failure)
                 failures.append(f"{name}: {model.failure}")
         if not failures:
             self.metrics.ready.set(1)
@@ -65,18 +78,23 @@ class ServerState:
     def require_ready(self) -> None:
         """/health: 503 unless every model is ready and the server is neither draining nor stopping."""
         if self.draining or self.stopping:
-            raise ApiError(503, "the server is shutting down", "Unhealthy")
-        self.require_serving()
-
-    def require_serving(self) -> None:
-        """Inference: 503 while a model is loading or failed; served while draining."""
+            raise ModelUnavailableError("the server is shutting down")
         failed = [f"{m.name}: {m.failure}" for m in self.models.values() if m.state == "failed"]
         if failed:
-            raise ApiError(503, "model loading failed: " + "; ".join(failed), "Unhealthy")
+            raise ModelUnavailableError("model loading failed: " + "; ".join(failed))
         loading = [m for m in self.models.values() if m.state == "loading"]
         if loading:
             ready = len(self.models) - len(loading)
-            raise ApiError(503, f"warming up: {ready}/{len(self.models)} models ready", "Unhealthy")
+            raise ModelUnavailableError(f"warming up: {ready}/{len(self.models)} models ready")
+
+    @staticmethod
+    def require_model(model: ServedModel) -> None:
+        """Inference on ``model``: 503 while it is loading or failed (another model's failure does not matter);
+        served while draining."""
+        if model.state == "failed":
+            raise ModelUnavailableError(f"model {model.name!r} failed to load: {model.failure}")
+        if model.state == "loading":
+            raise ModelUnavailableError(f"warming up: model {model.name!r} is not ready yet")
 
     def begin_drain(self) -> None:
         if not self.draining:
@@ -88,11 +106,11 @@ class ServerState:
         if name is None:
             if len(self.models) == 1:
                 return next(iter(self.models.values()))
-            raise ApiError(422, f"several models are served ({', '.join(self.models)}): set \"model\" in the body "
-                                "or POST to /models/{name}/predict", "Validation")
+            raise InvalidInputError(f"several models are served ({', '.join(self.models)}): set \"model\" in the "
+                                    "body or POST to /models/{name}/predict")
         model = self.models.get(name)
         if model is None:
-            raise ApiError(404, f"unknown model {name!r}; served models: {', '.join(self.models)}", "NotFound")
+            raise NotFoundError(f"unknown model {name!r}; served models: {', '.join(self.models)}")
         return model
 
     # ---- one request ----
@@ -101,30 +119,26 @@ class ServerState:
                     options: dict[str, Any], hf_shape: bool = False) -> Any:
         """encode (pool) → queue → run (batcher thread) → decode (pool). One text in: one result list out (wrapped
         once more for a classifier in the Inference API's shape, which ``InferenceClient`` unwraps)."""
-        self.require_serving()
+        self.require_model(model)
         limits = self.config.limits
         truncate = limits.truncate if truncate is None else truncate
         single = isinstance(inputs, str)
         texts = [inputs] if single else list(inputs)
         if not texts:
-            raise ApiError(400, "inputs is an empty list: send at least one text", "Empty")
+            raise EmptyInputError("inputs is an empty list: send at least one text")
         if len(texts) > limits.max_items:
-            raise ApiError(413, f"{len(texts)} inputs in one request, over the limit of {limits.max_items} "
-                                "(--max-items); split the request", "PayloadTooLarge")
+            raise PayloadTooLargeError(f"{len(texts)} inputs in one request, over the limit of {limits.max_items} "
+                                       "(--max-items); split the request")
         parsed = model.options(**options)
         loop = asyncio.get_running_loop()
         tracing = self.tracing
         with tracing.span("tokenize", **{"kolite.model": model.name, "kolite.request.texts": len(texts)}):
             encoded = await loop.run_in_executor(self.pool, model.encode, texts, parsed, truncate)
-        try:
+        try:  # a full queue or a closed batcher raises its own kolite error (429, 503)
             job = await asyncio.wait_for(model.batcher.submit(encoded, REQUEST_ID.get()), limits.timeout_s)
-        except QueueFullError as exc:
-            raise ApiError(429, str(exc), "Overloaded", headers={"Retry-After": "1"}) from exc
-        except BatcherClosedError as exc:
-            raise ApiError(503, str(exc), "Unhealthy") from exc
         except asyncio.TimeoutError as exc:
-            raise ApiError(504, f"no result within {limits.timeout_s} s (--timeout-s); the server is overloaded",
-                           "Timeout") from exc
+            raise ResultTimeoutError(f"no result within {limits.timeout_s} s (--timeout-s); the server is "
+                                     "overloaded") from exc
         tracing.batched(job, model.name)
         with tracing.span("decode", **{"kolite.model": model.name}):
             results = await loop.run_in_executor(self.pool, model.decode, job.future.result(), encoded, parsed,
