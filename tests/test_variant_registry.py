@@ -82,7 +82,7 @@ def test_manifest_ranks_order_auto_per_device(tiny_artifact):
         by_rank = [n for n in sorted(VARIANTS, key=lambda n: VARIANTS[n].rank) if provider in VARIANTS[n].providers]
         assert by_rank[: len(order)] == order
     manifest = kolite.load_manifest(tiny_artifact("000"))
-    assert manifest.schema_version == "1.1"
+    assert manifest.schema_version == kolite.manifest.SCHEMA_VERSION
     assert {name: v.rank for name, v in manifest.variants.items()} == {n: VARIANTS[n].rank for n in manifest.variants}
     assert [v.name for v in auto_candidates(manifest, cpu_device())] == ["int8-static", "int8", "fp32-opt", "fp32"]
     cuda = resolve_device("cuda", available=["CUDAExecutionProvider", "CPUExecutionProvider"])

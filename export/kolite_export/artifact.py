@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kolite.errors import KoliteError
-from kolite.manifest import FileRef, Manifest, load_manifest
+from kolite.manifest import SCHEMA_VERSION, FileRef, Manifest, load_manifest
 
 __all__ = ["file_ref", "reusable_manifest", "sha256_file", "staging_dir"]
 
@@ -82,6 +82,8 @@ def reusable_manifest(
     except KoliteError:
         return None
     if manifest.source.get("fingerprint") != fingerprint or manifest.tools.get("kolite") != kolite_version:
+        return None
+    if manifest.schema_version != SCHEMA_VERSION:  # written before this schema's fields (e.g. 1.2's guard)
         return None
     if validation_request is not None and manifest.validation.get("request") != validation_request:
         return None

@@ -9,7 +9,8 @@ An artifact is a folder::
 
 The schema is versioned; the runtime reads any manifest of its major version (fields a newer minor version adds
 are ignored) and refuses another major version. 1.1 added per variant ``rank`` (auto preference) and
-``cpu_features`` (what an int8 recipe assumes of the serving CPU); a 1.0 manifest loads with neither.
+``cpu_features`` (what an int8 recipe assumes of the serving CPU); a 1.0 manifest loads with neither. 1.2 added
+per int8 variant ``guard`` (the fidelity guard's τ, its float variant and how τ was measured; ``kolite.guard``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ __all__ = [
     "load_manifest",
 ]
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 MANIFEST_FILE = "manifest.json"
 MAX_MANIFEST_BYTES = 4 * 2**20  # a real manifest is a few KB; refuse to parse anything huge
 TASKS = ("text-classification", "token-classification")
@@ -71,6 +72,9 @@ class Variant:
     rank: int | None = None
     # CPU features (kolite.cpu_features names) the graph's int8 kernels assume, e.g. ("vnni",) for full-range int8.
     cpu_features: tuple[str, ...] = ()
+    # Fidelity guard (int8 variants): tau, float_variant, rerun_fraction and the method export measured them with;
+    # empty: no guard (kolite.guard.GuardRecord reads it).
+    guard: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

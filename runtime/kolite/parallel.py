@@ -14,10 +14,12 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from kolite.providers import cpu_device
+from kolite.session import open_session
 
 __all__ = ["ParallelSessions", "default_session_count"]
 
@@ -30,26 +32,13 @@ def default_session_count(cores: int) -> int:
 
 
 class ParallelSessions:
-    """``count`` sessions of ``path``, one intra-op thread each; ``run`` spreads batches over them."""
+    """``count`` CPU sessions of the serialized ``graph``, one intra-op thread each, opened as every kolite session
+    is (``kolite.session.open_session``); ``run`` spreads batches over them."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        count: int,
-        make_options: Callable[[int], Any],
-        providers: Sequence[str] = ("CPUExecutionProvider",),
-        disabled_optimizers: Sequence[str] = (),
-    ) -> None:
-        import onnxruntime as ort
-
+    def __init__(self, graph: bytes, count: int, make_options: Callable[[int], Any], name: str = "graph") -> None:
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        self.sessions = [
-            ort.InferenceSession(
-                str(path), make_options(1), providers=list(providers), disabled_optimizers=list(disabled_optimizers)
-            )
-            for _ in range(count)
-        ]
+        self.sessions = [open_session(graph, make_options(1), cpu_device(), name) for _ in range(count)]
 
     def run(self, batches: Sequence[Feeds], output: str = "logits") -> list[np.ndarray]:
         """``output`` of every batch, in the order given. Give batches sorted by length, longest first or last:

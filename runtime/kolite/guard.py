@@ -1,0 +1,112 @@
+"""The fidelity guard: int8 speed with the float graph's answers where int8 could change them.
+
+The int8 graph runs every row first. A row whose decision is not certain — its top-1 minus top-2 logit margin is
+below the threshold τ that export measured for this graph — is run again in the float graph (``fp32-opt``) in the
+same call, and its float logits replace the int8 ones. A label can only flip when the two logits it depends on move
+by more than their gap, so with τ above twice the int8 logit error every answer is the float graph's (and the float
+graph's are the original's: its gate holds them to a 1e-4 logit tolerance).
+
+The decision reads only the row's own int8 logits, so it is the same whatever batch the row came in: answers stay
+bitwise batch-invariant (int8-static and fp32 graphs are). Per-token outputs (NER) are certain only if every token
+is; multi-label outputs (sigmoid, a decision per label at 0) use each logit's distance from 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kolite.errors import KoliteError
+
+__all__ = ["DEFAULT_MAX_RERUN_FRACTION", "FidelityGuard", "GuardRecord", "decision_margins"]
+
+# guard=None ("auto") turns the guard on when export measured that it re-runs at most this share of rows: there it
+# costs about that much more compute (plus the float graph's memory, see docs/guides/fidelity.md); above it the
+# int8 error is too large for a guard to be cheap (NER today) and the int8 graph alone is served.
+DEFAULT_MAX_RERUN_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class GuardRecord:
+    """What export measured for one int8 variant (the manifest's ``variants.<name>.guard``)."""
+
+    tau: float
+    float_variant: str
+    rerun_fraction: float | None = None
+    method: str = ""
+
+    @classmethod
+    def from_manifest(cls, data: Mapping[str, Any]) -> GuardRecord | None:
+        """The record, or None when the variant has none; a malformed one is a clear error."""
+        if not data:
+            return None
+        tau, float_variant = data.get("tau"), data.get("float_variant")
+        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau < 1e6 or tau != tau:
+            raise KoliteError(f"manifest guard.tau must be a finite number >= 0, got {tau!r}")
+        if not isinstance(float_variant, str) or not float_variant:
+            raise KoliteError(f"manifest guard.float_variant must name a variant, got {float_variant!r}")
+        fraction = data.get("rerun_fraction")
+        if fraction is not None and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))):
+            raise KoliteError(f"manifest guard.rerun_fraction must be a number, got {fraction!r}")
+        rerun = None if fraction is None else float(fraction)
+        return cls(float(tau), float_variant, rerun, str(data.get("method", "")))
+
+
+def decision_margins(outputs: Sequence[np.ndarray], multi_label: bool = False) -> np.ndarray:
+    """Per row, how far its decision is from changing: top-1 minus top-2 logit (the smallest over a row's tokens
+    for per-token outputs); for multi-label outputs, the smallest |logit| (each label's decision is logit > 0)."""
+    margins = np.empty(len(outputs), dtype=np.float64)
+    for index, output in enumerate(outputs):
+        logits = np.atleast_2d(np.asarray(output, dtype=np.float32))
+        if logits.shape[0] == 0 or logits.shape[-1] == 0:
+            margins[index] = np.inf
+        elif multi_label:
+            margins[index] = float(np.abs(logits).min())
+        elif logits.shape[-1] == 1:
+            margins[index] = np.inf  # one label: nothing to flip to
+        else:
+            top2 = np.partition(logits, -2, axis=-1)[..., -2:]
+            margins[index] = float((top2[..., 1] - top2[..., 0]).min())
+    return margins
+
+
+class FidelityGuard:
+    """Re-runs uncertain rows of an int8 pass in the float graph; counts what it re-ran (thread-safe)."""
+
+    def __init__(self, record: GuardRecord, float_session: Any, multi_label: bool = False) -> None:
+        self.record = record
+        self.session = float_session
+        self.multi_label = multi_label
+        self.rows_checked = 0
+        self.rows_rerun = 0
+        self._lock = threading.Lock()
+
+    @property
+    def tau(self) -> float:
+        return self.record.tau
+
+    def apply(
+        self,
+        sequences: Sequence[Sequence[int]],
+        outputs: list[np.ndarray],
+        run_float: Callable[[Sequence[Sequence[int]]], list[np.ndarray]],
+    ) -> list[np.ndarray]:
+        """``outputs`` (the int8 pass over ``sequences``) with every uncertain row replaced by its float output."""
+        uncertain = np.flatnonzero(decision_margins(outputs, self.multi_label) < self.record.tau)
+        with self._lock:
+            self.rows_checked += len(outputs)
+            self.rows_rerun += len(uncertain)
+        if len(uncertain) == 0:
+            return outputs
+        rerun = run_float([sequences[i] for i in uncertain])
+        guarded = list(outputs)
+        for index, output in zip(uncertain, rerun, strict=True):
+            guarded[int(index)] = output
+        return guarded
+
+    def close(self) -> None:
+        self.session.close()
