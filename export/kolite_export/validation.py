@@ -116,7 +116,8 @@ def served_outputs(
 
     data = graph if isinstance(graph, bytes) else Path(graph).read_bytes()
     name = "graph" if isinstance(graph, bytes) else str(graph)
-    model = OnnxModel(name, cpu_device(), read_graph=lambda: data)
+    beside = None if isinstance(graph, bytes) else Path(graph).parent  # repair's spliced graphs share one weights file
+    model = OnnxModel(name, cpu_device(), read_graph=lambda: data, external_data_dir=beside)
     try:
         outputs = run_planned(sequences, model.run_many, pad_token_id, batch_size, None, CALL_OVERHEAD_TOKENS["cpu"])
         return [np.array(o, dtype=np.float32) for o in outputs]

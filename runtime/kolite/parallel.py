@@ -14,6 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,19 @@ class ParallelSessions:
     """``count`` CPU sessions of the serialized ``graph``, one intra-op thread each, opened as every kolite session
     is (``kolite.session.open_session``); ``run`` spreads batches over them."""
 
-    def __init__(self, graph: bytes, count: int, make_options: Callable[[int], Any], name: str = "graph") -> None:
+    def __init__(
+        self,
+        graph: bytes,
+        count: int,
+        make_options: Callable[[int], Any],
+        name: str = "graph",
+        external_data_dir: Path | None = None,
+    ) -> None:
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        self.sessions = [open_session(graph, make_options(1), cpu_device(), name) for _ in range(count)]
+        self.sessions = [
+            open_session(graph, make_options(1), cpu_device(), name, external_data_dir) for _ in range(count)
+        ]
 
     def run(self, batches: Sequence[Feeds], output: str = "logits") -> list[np.ndarray]:
         """``output`` of every batch, in the order given. Give batches sorted by length, longest first or last:

@@ -79,13 +79,16 @@ def disabled_optimizers(device: DeviceSpec) -> list[str]:
     return [] if device.is_cuda else list(CPU_DISABLED_OPTIMIZERS)
 
 
-def open_session(graph: bytes, options: Any, device: DeviceSpec, name: str = "graph") -> Any:
+def open_session(
+    graph: bytes, options: Any, device: DeviceSpec, name: str = "graph", external_data_dir: Path | None = None
+) -> Any:
     """The one way kolite opens a graph: from the bytes it was given (the ones that were hashed, never a second
     read of a path), with ``options`` and the device's providers and disabled optimizers. Export's gates, accuracy
     repair and the benchmarks' accuracy passes open their graphs here too, so what they measure is what is served.
 
     A graph whose tensors live in external data files is refused: from bytes, onnxruntime would look for those
-    files in the working directory, unverified (see ``kolite.graph_bytes``)."""
+    files in the working directory, unverified (see ``kolite.graph_bytes``). Only export's own scratch graphs
+    (accuracy repair's spliced graphs share one weights file) name ``external_data_dir``: they load from there."""
     import onnxruntime as ort
 
     if not isinstance(graph, (bytes, bytearray)):
@@ -94,7 +97,9 @@ def open_session(graph: bytes, options: Any, device: DeviceSpec, name: str = "gr
         external = external_tensors(graph)
     except ValueError as exc:
         raise KoliteError(f"onnxruntime could not load {name}: {exc}") from exc
-    if external:
+    if external and external_data_dir is not None:
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(external_data_dir))
+    elif external:
         raise KoliteError(
             f"{name} keeps {len(external)} tensor(s) in external data files (first: {external[0]!r}); kolite runs "
             "only self-contained graphs, whose every byte the manifest's sha256 covers: re-export the artifact"
@@ -113,10 +118,12 @@ def open_session(graph: bytes, options: Any, device: DeviceSpec, name: str = "gr
 
 def cpu_session(graph: bytes | str | Path, threads: int | None = None) -> Any:
     """A plain onnxruntime CPU session opened exactly as ``kolite.load`` opens it (options, disabled optimizers),
-    for code that feeds the graph itself: export's gates and repair trials, the benchmarks' accuracy passes."""
-    data = graph if isinstance(graph, (bytes, bytearray)) else Path(graph).read_bytes()
-    name = "graph" if isinstance(graph, (bytes, bytearray)) else str(graph)
-    return open_session(bytes(data), build_session_options(threads), cpu_device(), name)
+    for code that feeds the graph itself: export's gates and repair trials, the benchmarks' accuracy passes. A
+    graph file may keep its weights as external data beside it (export's scratch graphs)."""
+    if isinstance(graph, (bytes, bytearray)):
+        return open_session(bytes(graph), build_session_options(threads), cpu_device())
+    path = Path(graph)
+    return open_session(path.read_bytes(), build_session_options(threads), cpu_device(), str(path), path.parent)
 
 
 class OnnxModel:
@@ -142,10 +149,12 @@ class OnnxModel:
         strict_device: bool = True,
         parallel: int | None = None,
         read_graph: Callable[[], bytes] | None = None,
+        external_data_dir: Path | None = None,
     ) -> None:
         options = build_session_options(threads, session_options)
         graph = read_graph() if read_graph is not None else Path(path).read_bytes()
-        self.session = open_session(graph, options, device, str(path))
+        self._external_data_dir = external_data_dir  # export's scratch graphs only; kolite.load never sets it
+        self.session = open_session(graph, options, device, str(path), external_data_dir)
         self.device = check_session_providers(device, self.session.get_providers(), strict_device)
         self.threads = int(options.intra_op_num_threads)
         self.path = Path(path)
@@ -201,6 +210,7 @@ class OnnxModel:
                     self.parallel,
                     lambda threads: build_session_options(threads, self._overrides),
                     name=str(self.path),
+                    external_data_dir=self._external_data_dir,
                 )
                 self._graph = None
             return self._workers
