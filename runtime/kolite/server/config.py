@@ -85,6 +85,7 @@ class ServerConfig:
     threads: int | None = None  # onnxruntime intra-op threads per model (None: physical cores)
     tokenizer_workers: int | None = None  # tokenizer/response threads (None: min(4, CPUs))
     warmup: bool = True
+    guard: bool | None = None  # fidelity guard per model (kolite.load's guard; None: each artifact's default)
     auth: AuthConfig = field(default_factory=AuthConfig)
 
     def __post_init__(self) -> None:
