@@ -332,3 +332,17 @@ def test_cli_predict_and_label_take_guard_flags(flipping, tmp_path):
     assert outputs["label--guard"] == outputs["--guard"] and outputs["label--no-guard"] == outputs["--no-guard"]
     info = subprocess.run([*run, "info", str(artifact)], capture_output=True, text=True, check=True).stdout
     assert "guard int8-static: tau=" in info and "re-runs" in info
+
+
+def test_a_long_text_is_uncertain_when_its_pooled_windows_are():
+    """Windows that each look certain can pool to a near tie (one says positive, one negative): all are re-run."""
+    from kolite.guard import FidelityGuard, GuardRecord
+
+    guard = FidelityGuard(GuardRecord(tau=0.1, float_variant="fp32-opt"), float_session=None)
+    int8 = [np.array([3.0, 0.0], np.float32), np.array([0.0, 3.05], np.float32), np.array([2.0, 0.0], np.float32)]
+    floats = {(1,): np.array([9.0, 9.0], np.float32), (2,): np.array([8.0, 8.0], np.float32)}
+    got = guard.apply([[1], [2], [3]], int8, lambda rows: [floats[tuple(r)] for r in rows], window_counts=[2, 1])
+    assert [g.tolist() for g in got] == [[9.0, 9.0], [8.0, 8.0], [2.0, 0.0]]
+    assert guard.rows_rerun == 2
+    alone = FidelityGuard(GuardRecord(tau=0.1, float_variant="fp32-opt"), float_session=None)
+    assert alone.apply([[1], [2], [3]], int8, lambda rows: [], window_counts=[1, 1, 1]) == int8  # texts of one window

@@ -94,9 +94,24 @@ class FidelityGuard:
         sequences: Sequence[Sequence[int]],
         outputs: list[np.ndarray],
         run_float: Callable[[Sequence[Sequence[int]]], list[np.ndarray]],
+        window_counts: Sequence[int] | None = None,
     ) -> list[np.ndarray]:
-        """``outputs`` (the int8 pass over ``sequences``) with every uncertain row replaced by its float output."""
-        uncertain = np.flatnonzero(decision_margins(outputs, self.multi_label) < self.record.tau)
+        """``outputs`` (the int8 pass over ``sequences``) with every uncertain row replaced by its float output.
+
+        ``window_counts`` (sequences per text, in order) matters for long texts classified over several windows: the
+        answer is the pooled logits', so a text is also uncertain when its mean- or max-pooled margin is below τ
+        (pooling moves no logit further than the windows' own errors), and then all its windows are re-run."""
+        uncertain_rows = decision_margins(outputs, self.multi_label) < self.record.tau
+        if window_counts is not None and len(window_counts) < len(outputs) and np.ndim(outputs[0]) == 1:
+            start = 0
+            for count in window_counts:
+                if count > 1:
+                    stacked = np.stack(outputs[start : start + count])
+                    pooled = decision_margins([stacked.mean(0), stacked.max(0)], self.multi_label)
+                    if pooled.min() < self.record.tau:
+                        uncertain_rows[start : start + count] = True
+                start += count
+        uncertain = np.flatnonzero(uncertain_rows)
         with self._lock:
             self.rows_checked += len(outputs)
             self.rows_rerun += len(uncertain)

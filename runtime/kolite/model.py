@@ -135,6 +135,7 @@ class KoliteModel:
             encoded.sequences,
             outputs,
             lambda rows: run_planned(rows, guard.session.run_many, pad, batch_size, max_tokens, overhead),
+            encoded.window_counts,
         )
 
     def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[Any]]:
