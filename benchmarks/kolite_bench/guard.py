@@ -167,6 +167,7 @@ def agreement(artifact: Path, checkpoint_dir: Path, limit: int | None, shared: s
     from kolite_export.layouts import load_checkpoint
 
     started = time.perf_counter()
+    _say(f"measuring tau on held-out texts into {SCRATCH / artifact.name}")
     scratch = prepare_artifact(artifact, SCRATCH / artifact.name, shared)
     manifest = kolite.load_manifest(scratch)
     data_spec = manifest.validation["data"].split(":")[0]
@@ -181,9 +182,10 @@ def agreement(artifact: Path, checkpoint_dir: Path, limit: int | None, shared: s
         if variant is None or not variant.passed:
             continue
         with kolite.load(scratch, variant=name, guard=False) as model:
+            _say(f"{name} on {len(texts)} texts")
             encoded, outputs = _run_chunks(model, texts)
             if reference is None:
-                print(f"PyTorch on {len(encoded.sequences)} sequences...", file=sys.stderr)
+                _say(f"PyTorch on {len(encoded.sequences)} sequences")
                 reference = torch_outputs(checkpoint, encoded.sequences, manifest.pad_token_id)
             entry: dict[str, Any] = {"guard": variant.guard}
             score = _Scorer(model, encoded, reference, per_token)
@@ -207,6 +209,7 @@ def agreement(artifact: Path, checkpoint_dir: Path, limit: int | None, shared: s
                 entry["rerun_fraction_by_tau"] = {
                     str(t): float((margins < t).mean()) for t in (0.05, 0.1, 0.2, 0.3, round(tau, 4))
                 }
+        _say(f"{name} guarded by the runtime")
         with kolite.load(scratch, variant=name, guard=True) as model:  # the runtime's own guard agrees
             runtime_guarded = _run_chunks(model, texts)[1]
             entry["runtime_guard_equals_offline"] = all(
@@ -216,6 +219,10 @@ def agreement(artifact: Path, checkpoint_dir: Path, limit: int | None, shared: s
         result["variants"][name] = entry
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 _RSS_PROBE = """
