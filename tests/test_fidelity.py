@@ -346,3 +346,29 @@ def test_a_long_text_is_uncertain_when_its_pooled_windows_are():
     assert guard.rows_rerun == 2
     alone = FidelityGuard(GuardRecord(tau=0.1, float_variant="fp32-opt"), float_session=None)
     assert alone.apply([[1], [2], [3]], int8, lambda rows: [], window_counts=[1, 1, 1]) == int8  # texts of one window
+
+
+def test_external_data_is_found_in_subgraphs_and_garbage_is_a_clear_error():
+    from kolite.graph_bytes import external_tensors
+    from kolite.providers import cpu_device
+    from kolite.session import build_session_options, open_session
+    from onnx import TensorProto, helper
+
+    hidden = helper.make_tensor("hidden", TensorProto.FLOAT, [1], [0.0])
+    hidden.data_location = TensorProto.EXTERNAL
+    hidden.ClearField("float_data")
+    hidden.external_data.add(key="location", value="../../etc/passwd")
+    branch = helper.make_graph([helper.make_node("Identity", ["hidden"], ["y"])], "then", [],
+                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [hidden])
+    plain = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "else", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    node = helper.make_node("If", ["c"], ["logits"], then_branch=branch, else_branch=plain)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    data = model.SerializeToString()
+    assert external_tensors(data) == ["hidden"]
+    with pytest.raises(KoliteError, match="external data"):
+        open_session(data, build_session_options(1), cpu_device())
+    with pytest.raises(KoliteError, match="could not load"):
+        open_session(b"\x0a\xff\xff\xff\xff\x0f", build_session_options(1), cpu_device())
