@@ -246,6 +246,7 @@ def rss(artifact: Path) -> dict[str, Any]:
                              capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         runs["on" if guard else "off"] = json.loads(out.stdout.strip().splitlines()[-1])
     runs["delta_rss_mb"] = round(runs["on"]["rss_mb"] - runs["off"]["rss_mb"], 1)
+    runs["artifact"] = str(artifact)
     return runs
 
 
