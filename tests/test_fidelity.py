@@ -276,14 +276,18 @@ def test_ner_guard_rows_get_float_outputs(tiny_artifact, shared_data):
     with kolite.load(artifact, variant="int8-static", guard=True) as guarded, kolite.load(
         artifact, variant="fp32-opt"
     ) as reference:
-        got = guarded.run(guarded.encode(texts))
+        encoded = guarded.encode(texts)
+        words = guarded.guard_words(encoded)
+        got = guarded.run(encoded)
         assert 0 < guarded.guard.rows_rerun < len(texts)
         floats = reference.run(reference.encode(texts))
         with kolite.load(artifact, variant="int8-static", guard=False) as unguarded:
             plain = unguarded.run(unguarded.encode(texts))
-    from kolite.guard import decision_margins
+    from kolite.guard import decision_margins, pooled_word_uncertain
 
-    uncertain = decision_margins(plain) < guarded.guard.tau
+    tau = guarded.guard.tau
+    uncertain = decision_margins(plain) < tau
+    uncertain |= [pooled_word_uncertain(p, kept, flags, tau) for p, (kept, flags) in zip(plain, words, strict=True)]
     for index, output in enumerate(got):
         want = floats[index] if uncertain[index] else plain[index]
         assert output.tobytes() == want.tobytes()
@@ -372,3 +376,16 @@ def test_external_data_is_found_in_subgraphs_and_garbage_is_a_clear_error():
         open_session(data, build_session_options(1), cpu_device())
     with pytest.raises(KoliteError, match="could not load"):
         open_session(b"\x0a\xff\xff\xff\xff\x0f", build_session_options(1), cpu_device())
+
+
+def test_a_word_whose_pooled_scores_are_near_a_tie_is_uncertain():
+    """average/max pool a word's subword scores: tokens that are each certain can pool to a near tie."""
+    from kolite.guard import pooled_word_uncertain
+
+    kept = np.array([1, 2, 3])
+    split = np.array([[2.0, 0.0], [0.0, 2.05], [5.0, 0.0]], np.float32)  # tokens 1+2 one word: average is ~tied
+    logits = np.vstack([np.zeros((1, 2), np.float32), split, np.zeros((1, 2), np.float32)])
+    assert pooled_word_uncertain(logits, kept, np.array([False, True, False]), tau=0.1)
+    assert not pooled_word_uncertain(logits, kept, np.array([False, False, False]), tau=0.1)  # single-token words
+    agree = np.array([[0, 0], [3.0, 0.0], [2.5, 0.0], [0, 0], [0, 0]], np.float32)
+    assert not pooled_word_uncertain(agree, kept, np.array([False, True, False]), tau=0.1)

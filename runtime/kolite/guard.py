@@ -13,6 +13,7 @@ is; multi-label outputs (sigmoid, a decision per label at 0) use each logit's di
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ import numpy as np
 
 from kolite.errors import KoliteError
 
-__all__ = ["DEFAULT_MAX_RERUN_FRACTION", "FidelityGuard", "GuardRecord", "decision_margins"]
+__all__ = ["DEFAULT_MAX_RERUN_FRACTION", "FidelityGuard", "GuardRecord", "decision_margins", "pooled_word_uncertain"]
 
 # guard=None ("auto") turns the guard on when export measured that it re-runs at most this share of rows: there it
 # costs about that much more compute (plus the float graph's memory, see docs/guides/fidelity.md); above it the
@@ -74,6 +75,37 @@ def decision_margins(outputs: Sequence[np.ndarray], multi_label: bool = False) -
     return margins
 
 
+def pooled_word_uncertain(logits: np.ndarray, kept: np.ndarray, is_subword: np.ndarray, tau: float) -> bool:
+    """Whether int8 error below τ/2 per logit could change a word's label under ``average`` or ``max`` aggregation.
+
+    These pool softmax scores over a word's tokens, so a per-token logit margin does not bound them: two tokens
+    that are each certain can average to a near tie. Each probability moves by a factor within [e^-τ, e^τ] when
+    every logit moves by at most τ/2, so a pooled top-1 score P₁ can lose to P₂ only if P₁ < P₂·e^(2τ) (``average``);
+    under ``max`` the winning token can change only if its top score is within that factor of another token's
+    with a different label."""
+    if len(kept) < 2:
+        return False
+    scores = np.asarray(logits, dtype=np.float64)[kept]
+    scores = np.exp(scores - scores.max(-1, keepdims=True))
+    scores /= scores.sum(-1, keepdims=True)
+    factor = float(np.exp(2 * tau))
+    starts = np.flatnonzero(~np.asarray(is_subword, dtype=bool))
+    bounds = [*starts.tolist(), len(kept)] if len(starts) and starts[0] == 0 else [0, *starts.tolist(), len(kept)]
+    for begin, end in itertools.pairwise(bounds):
+        if end - begin < 2:
+            continue
+        word = scores[begin:end]
+        top2 = np.sort(word.mean(0))[-2:]
+        if top2[1] < top2[0] * factor:
+            return True
+        best = word.max(-1)
+        order = np.argsort(best)[::-1]
+        first, second = order[0], order[1]
+        if word[first].argmax() != word[second].argmax() and best[first] < best[second] * factor:
+            return True
+    return False
+
+
 class FidelityGuard:
     """Re-runs uncertain rows of an int8 pass in the float graph; counts what it re-ran (thread-safe)."""
 
@@ -95,12 +127,16 @@ class FidelityGuard:
         outputs: list[np.ndarray],
         run_float: Callable[[Sequence[Sequence[int]]], list[np.ndarray]],
         window_counts: Sequence[int] | None = None,
+        words: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> list[np.ndarray]:
         """``outputs`` (the int8 pass over ``sequences``) with every uncertain row replaced by its float output.
 
         ``window_counts`` (sequences per text, in order) matters for long texts classified over several windows: the
         answer is the pooled logits', so a text is also uncertain when its mean- or max-pooled margin is below τ
-        (pooling moves no logit further than the windows' own errors), and then all its windows are re-run."""
+        (pooling moves no logit further than the windows' own errors), and then all its windows are re-run.
+
+        ``words`` (NER: per sequence, the decoded token positions and their subword flags) adds the word-level
+        check of the ``average`` and ``max`` aggregations (``pooled_word_uncertain``)."""
         uncertain_rows = decision_margins(outputs, self.multi_label) < self.record.tau
         if window_counts is not None and len(window_counts) < len(outputs) and np.ndim(outputs[0]) == 1:
             start = 0
@@ -111,6 +147,10 @@ class FidelityGuard:
                     if pooled.min() < self.record.tau:
                         uncertain_rows[start : start + count] = True
                 start += count
+        if words is not None:
+            for index, (kept, is_subword) in enumerate(words):
+                if not uncertain_rows[index] and pooled_word_uncertain(outputs[index], kept, is_subword, self.tau):
+                    uncertain_rows[index] = True
         uncertain = np.flatnonzero(uncertain_rows)
         with self._lock:
             self.rows_checked += len(outputs)

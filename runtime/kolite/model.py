@@ -136,7 +136,13 @@ class KoliteModel:
             outputs,
             lambda rows: run_planned(rows, guard.session.run_many, pad, batch_size, max_tokens, overhead),
             encoded.window_counts,
+            self.guard_words(encoded),
         )
+
+    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Per sequence, the positions its decode reads and their subword flags, for tasks whose decode pools
+        scores over a word's tokens (NER's average/max); None for the others."""
+        return None
 
     def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[Any]]:
         """The task's results, one list per text of ``encoded``."""
