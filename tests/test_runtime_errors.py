@@ -299,6 +299,8 @@ def test_cuda_session_plans_memory_per_shape_unless_the_caller_decides(monkeypat
             return [type("Out", (), {"name": "logits"})()]
 
     monkeypatch.setattr(ort, "InferenceSession", FakeSession)
+    monkeypatch.setattr("kolite.session.external_tensors", lambda graph: [])
+    (tmp_path / "g.onnx").write_bytes(b"not parsed: the session is fake")
     cuda = resolve_device("cuda", available=["CUDAExecutionProvider", "CPUExecutionProvider"])
     OnnxModel(tmp_path / "g.onnx", cuda)
     OnnxModel(tmp_path / "g.onnx", cuda, session_options={"enable_mem_pattern": False})

@@ -27,9 +27,11 @@ def test_parallel_sessions_match_one_session_bitwise(tiny_artifact, variant):
         feeds.setdefault("token_type_ids", np.zeros_like(feeds["input_ids"]))
         batches.append({name: feeds[name] for name in manifest.inputs})
     path = artifact / manifest.variants[variant].file
-    single = ort.InferenceSession(str(path), build_session_options(1), providers=["CPUExecutionProvider"])
+    single = ort.InferenceSession(
+        str(path), build_session_options(1), ["CPUExecutionProvider"], disabled_optimizers=list(CPU_DISABLED_OPTIMIZERS)
+    )
     expected = [single.run(["logits"], feeds)[0] for feeds in batches]
-    parallel = ParallelSessions(path, 3, build_session_options, disabled_optimizers=CPU_DISABLED_OPTIMIZERS)
+    parallel = ParallelSessions(path.read_bytes(), 3, build_session_options)
     got = parallel.run(batches)
     assert len(got) == len(expected)
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
@@ -38,7 +40,7 @@ def test_parallel_sessions_match_one_session_bitwise(tiny_artifact, variant):
 def test_parallel_sessions_surface_a_failing_batch(tiny_artifact):
     artifact = tiny_artifact("000")
     manifest = load_manifest(artifact)
-    parallel = ParallelSessions(artifact / manifest.variants["fp32"].file, 2, build_session_options)
+    parallel = ParallelSessions((artifact / manifest.variants["fp32"].file).read_bytes(), 2, build_session_options)
     bad = {"input_ids": np.zeros((1, 3), dtype=np.int32)}  # wrong dtype, missing inputs
     with pytest.raises(Exception, match=r"(?i)input"):
         parallel.run([bad, bad, bad])

@@ -30,16 +30,11 @@ import numpy as np
 __all__ = ["fidelity", "invariance", "main", "speed"]
 
 
-def _session(path: str | Path, threads: int = 1) -> Any:
-    import onnxruntime as ort
-    from kolite.session import CPU_DISABLED_OPTIMIZERS, build_session_options
+def _session(path: str | Path, threads: int | None = 1) -> Any:
+    """The graph opened exactly as ``kolite.load`` opens it (kolite.session owns how)."""
+    from kolite.session import cpu_session
 
-    return ort.InferenceSession(
-        str(path),
-        build_session_options(threads),
-        providers=["CPUExecutionProvider"],
-        disabled_optimizers=list(CPU_DISABLED_OPTIMIZERS),
-    )
+    return cpu_session(path, threads)
 
 
 def fidelity(checkpoint_dir: Path, data: str, models: Sequence[Path], limit: int | None = None) -> dict[str, Any]:
@@ -55,7 +50,7 @@ def fidelity(checkpoint_dir: Path, data: str, models: Sequence[Path], limit: int
     reference = reference_outputs(checkpoint, encoded)
     result: dict[str, Any] = {"texts": len(dataset.texts), "torch_seconds": time.perf_counter() - started}
     for model in models:
-        outputs = onnx_outputs(_session(model, os.cpu_count() or 1), checkpoint, encoded)
+        outputs = onnx_outputs(_session(model, None), checkpoint, encoded)
         numbers = evaluate_gate(model.name, Gate(), checkpoint, reference, outputs, dataset)
         if checkpoint.task != "token-classification":
             numbers["label_flips"] = sum(int(r.argmax() != o.argmax()) for r, o in zip(reference, outputs, strict=True))
@@ -136,7 +131,7 @@ def invariance(artifact: Path, model: Path, texts: int) -> dict[str, Any]:
     """How many texts get bitwise the logits they get alone, per batching (length-bucketed and file order)."""
     ids, manifest = _encoded(artifact, texts)
     ids.append(ids[0][:1] + ids[0][-1:])  # [CLS][SEP]: the empty text
-    session = _session(model, os.cpu_count() or 1)
+    session = _session(model, None)
 
     def rows(size: int, by_length: bool) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.empty(0)] * len(ids)

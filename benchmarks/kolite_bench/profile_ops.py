@@ -105,9 +105,9 @@ def profile_artifact(
     """
     import kolite
     import numpy as np
-    import onnxruntime as ort
     from kolite.batching import pad_batch, plan_batches
-    from kolite.session import CPU_DISABLED_OPTIMIZERS, build_session_options
+    from kolite.providers import cpu_device
+    from kolite.session import build_session_options, open_session
 
     model = kolite.load(artifact, variant=variant, threads=threads)
     encoded = model.encoder.encode(list(texts))
@@ -120,15 +120,16 @@ def profile_artifact(
     model.close()
 
     with tempfile.TemporaryDirectory(prefix="kolite-profile-") as scratch:
-        # Exactly the session kolite builds on CPU: its options and the fusions it turns off.
-        create = dict(providers=["CPUExecutionProvider"], disabled_optimizers=list(CPU_DISABLED_OPTIMIZERS))
-        session = ort.InferenceSession(str(model_path), build_session_options(threads), **create)
+        # Exactly the session kolite builds on CPU (kolite.session.open_session: its options, the fusions it
+        # turns off, from the graph's bytes), plus profiling.
+        graph = model_path.read_bytes()
+        session = open_session(graph, build_session_options(threads), cpu_device(), str(model_path))
         for feeds in batches[:warmup]:
             session.run(None, feeds)
         options = build_session_options(threads)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(scratch) / "ort")
-        session = ort.InferenceSession(str(model_path), options, **create)
+        session = open_session(graph, options, cpu_device(), str(model_path))
         for feeds in batches[:warmup]:  # the profiled session warms up too; its first runs are dropped below
             session.run(None, feeds)
         for feeds in batches:

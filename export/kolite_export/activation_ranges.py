@@ -42,16 +42,14 @@ def _real_tokens(value: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def _session_with_outputs(model_path: Path, tensors: Sequence[str]) -> object:
     import onnx
-    import onnxruntime as ort
+    from kolite.session import cpu_session
 
     model = onnx.load(str(model_path))
     present = {o.name for o in model.graph.output}
     for name in tensors:
         if name not in present:
             model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return cpu_session(model.SerializeToString())  # opened as the runtime opens graphs
 
 
 def collect_stats(

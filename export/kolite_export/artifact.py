@@ -83,7 +83,7 @@ def reusable_manifest(
         return None
     if manifest.source.get("fingerprint") != fingerprint or manifest.tools.get("kolite") != kolite_version:
         return None
-    if manifest.schema_version != SCHEMA_VERSION:  # written before a field this export records now
+    if manifest.schema_version != SCHEMA_VERSION:  # written before this schema's fields (1.2: max_positions, guard)
         return None
     if validation_request is not None and manifest.validation.get("request") != validation_request:
         return None

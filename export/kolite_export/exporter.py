@@ -36,6 +36,7 @@ class ExportOptions:
     batch_size: int = 64
     repair: bool = True  # keep the most sensitive nodes of a failing int8 variant in float until it passes
     max_float_fraction: float = 0.25  # repair gives up beyond this share of the quantizable weights in float
+    guard_texts: int | None = None  # held-out texts τ of the fidelity guard is measured on (None: per task)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides: Any) -> ExportOptions:
@@ -157,7 +158,7 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
     from kolite_export.layouts import detect_layout
     from kolite_export.onnx_export import export_fp32
     from kolite_export.trial import Validator
-    from kolite_export.validation import check_tokenizer_parity, encode_set, reference_outputs
+    from kolite_export.validation import check_tokenizer_parity, encode_set, reference_outputs, runtime_sequences
     from kolite_export.variants import BuildContext
 
     layout = detect_layout(src.folder)
@@ -183,7 +184,10 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
         ctx = BuildContext(
             checkpoint, tmp, detect_cpu(), calibration_texts=calibration.texts, calibration_source=calibration.source
         )
-        variants, failures = _build_variants(Validator(ctx, reference, encoded, data), options, progress)
+        sequences = runtime_sequences(tmp / "tokenizer.json", checkpoint.max_length, data.texts)
+        validator = Validator(ctx, reference, encoded, data, sequences)
+        variants, failures = _build_variants(validator, options, progress)
+        variants = _measure_guards(variants, tmp, checkpoint, data_spec, data, calibration, options, progress)
         for scratch in tmp.glob("scratch.*"):
             scratch.unlink()
         if "fp32" not in variants:
@@ -235,6 +239,38 @@ def _build_variants(
             failures[name] = variant.validation.get("error", "failed")
         progress(f"{name}: {variant.status} ({variant.size_bytes / 1e6:.1f} MB, {time.perf_counter() - started:.1f}s)")
     return variants, failures
+
+
+def _measure_guards(
+    variants: dict[str, Variant],
+    tmp: Path,
+    checkpoint: Any,
+    data_spec: str,
+    data: ValidationSet,
+    calibration: Any,
+    options: ExportOptions,
+    progress: Progress,
+) -> dict[str, Variant]:
+    """τ of the fidelity guard for every passed int8 variant, on held-out texts (``guard_threshold``)."""
+    from kolite_export.guard_threshold import DEFAULT_GUARD_TEXTS, guard_texts, with_guards
+
+    if not any(v.precision == "int8" and v.passed for v in variants.values()):
+        return variants
+    count = options.guard_texts if options.guard_texts is not None else DEFAULT_GUARD_TEXTS[checkpoint.task]
+    source, texts = guard_texts(data_spec, data, calibration, count, options.shared)
+    started = time.perf_counter()
+    multi_label = checkpoint.problem_type == "multi_label_classification"
+    guarded = with_guards(
+        variants, tmp, tmp / "tokenizer.json", checkpoint.max_length, checkpoint.pad_token_id, multi_label, texts,
+        source,
+    )
+    for name, variant in guarded.items():
+        if variant.guard:
+            progress(
+                f"{name}: guard tau {variant.guard['tau']:.4f}, re-runs {variant.guard['rerun_fraction']:.2%} of "
+                f"{len(texts)} held-out texts ({time.perf_counter() - started:.0f}s)"
+            )
+    return guarded
 
 
 def _save_runtime_tokenizer(checkpoint: Any, path: Path) -> None:

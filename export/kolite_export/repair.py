@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from kolite_export.float_swap import GraphSplicer
-from kolite_export.trial import Trial, Validator, cpu_session
-from kolite_export.validation import encode_set, onnx_outputs
+from kolite_export.trial import Trial, Validator
 from kolite_export.variants import VariantSpec
 
 __all__ = ["ranking_rows", "repair"]
@@ -78,7 +77,6 @@ def _rank(
     ctx = validator.ctx
     rows = ranking_rows(validator.reference, failed.outputs or [])
     reference = [validator.reference[i] for i in rows]
-    encoded = encode_set(ctx.checkpoint, tuple(validator.data.texts[i] for i in rows))
     progress(f"{spec.name} repair: ranking {len(nodes)} quantized nodes, each alone, on {len(rows)} texts")
     scores = []
     for done, node in enumerate(nodes):
@@ -88,7 +86,7 @@ def _rank(
         if graph is None:  # this builder's graph does not allow the splice: quantize only that node
             spec.build(ctx, ctx.workdir / SCRATCH, tuple(n for n in nodes if n != node))
             graph = ctx.workdir / SCRATCH
-        scores.append((node, _nmse(reference, onnx_outputs(cpu_session(graph), ctx.checkpoint, encoded))))
+        scores.append((node, _nmse(reference, validator.outputs(graph, rows))))
     order = {node: i for i, node in enumerate(nodes)}
     return sorted(scores, key=lambda item: (-item[1], order[item[0]]))
 

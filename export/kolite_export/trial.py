@@ -3,31 +3,26 @@ accuracy repair runs once per candidate recipe."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kolite.errors import KoliteError
 from kolite.manifest import Variant
+from kolite.session import cpu_session
 
 from kolite_export.artifact import file_ref
 from kolite_export.errors import ValidationError
-from kolite_export.validation import EncodedSet, evaluate_gate, onnx_outputs
+from kolite_export.validation import EncodedSet, evaluate_gate, onnx_outputs, served_outputs
 from kolite_export.validation_data import ValidationSet
 from kolite_export.variants import BuildContext, VariantSpec
 
 __all__ = ["Trial", "Validator", "cpu_session"]
 
 
-def cpu_session(graph: Path | bytes, threads: int | None = None) -> Any:
-    """A CPU session on a graph file or a serialized graph."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
-    source = graph if isinstance(graph, bytes) else str(graph)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+# ``cpu_session`` is the runtime's (kolite.session): every gate, repair trial and calibration pass opens its graph
+# exactly as ``kolite.load`` does, so a gate figure is a served figure (tests/test_fidelity.py holds them equal).
 
 
 @dataclass(frozen=True)
@@ -45,12 +40,27 @@ class Trial:
 
 @dataclass(frozen=True)
 class Validator:
-    """What every trial is compared on: the PyTorch reference logits of the encoded validation texts."""
+    """What every trial is compared on: the PyTorch reference logits of the encoded validation texts.
+
+    ``sequences`` are the runtime encoder's ids of the same texts: when given, every trial runs through the
+    runtime's session and planner (``served_outputs``), so its gate numbers describe what ``kolite.load`` serves."""
 
     ctx: BuildContext
     reference: list[np.ndarray]
     encoded: EncodedSet
     data: ValidationSet
+    sequences: tuple[tuple[int, ...], ...] | None = None
+
+    def outputs(self, graph: Path | bytes, rows: list[int] | None = None) -> list[np.ndarray]:
+        """Logits of ``graph`` per validation text (or per text of ``rows``), as served."""
+        if self.sequences is None:
+            texts = self.data.texts if rows is None else tuple(self.data.texts[i] for i in rows)
+            from kolite_export.validation import encode_set
+
+            encoded = self.encoded if rows is None else encode_set(self.ctx.checkpoint, texts)
+            return onnx_outputs(cpu_session(graph), self.ctx.checkpoint, encoded)
+        sequences = self.sequences if rows is None else tuple(self.sequences[i] for i in rows)
+        return served_outputs(graph, sequences, self.ctx.checkpoint.pad_token_id)
 
     def check(self, spec: VariantSpec, graph: Path | bytes) -> tuple[str, dict[str, Any], list[np.ndarray] | None]:
         """Run ``graph`` on CPU over the validation set and apply ``spec``'s gate: (status, numbers, outputs)."""
@@ -59,12 +69,12 @@ class Validator:
 
         outputs = None
         try:
-            outputs = onnx_outputs(cpu_session(graph), self.ctx.checkpoint, self.encoded)
+            outputs = self.outputs(graph)
             numbers = evaluate_gate(spec.name, spec.gate, self.ctx.checkpoint, self.reference, outputs, self.data)
             return "passed", {**numbers, "validated_on": "CPUExecutionProvider"}, outputs
         except ValidationError as exc:
             return "failed", {**exc.numbers, "error": str(exc), "validated_on": "CPUExecutionProvider"}, outputs
-        except (Fail, InvalidGraph, OrtNotImplemented, RuntimeException) as exc:
+        except (Fail, InvalidGraph, OrtNotImplemented, RuntimeException, KoliteError) as exc:
             # e.g. an fp16 graph whose ops have no CPU kernels: it could not be validated, so it is not served.
             message = str(exc).strip().splitlines()[0]
             return "failed", {"validated_on": "none", "error": f"cannot run on CPU to validate: {message}"}, None

@@ -31,6 +31,8 @@ __all__ = [
     "evaluate_gate",
     "onnx_outputs",
     "reference_outputs",
+    "runtime_sequences",
+    "served_outputs",
 ]
 
 
@@ -91,6 +93,36 @@ def onnx_outputs(session: Any, checkpoint: LoadedCheckpoint, encoded: EncodedSet
             yield np.asarray(session.run(["logits"], batch)[0], dtype=np.float32)
 
     return _unbatch(encoded, run(), checkpoint.task == "token-classification")
+
+
+def runtime_sequences(tokenizer_json: Path, max_length: int, texts: tuple[str, ...]) -> tuple[tuple[int, ...], ...]:
+    """The token ids the runtime feeds for ``texts``: kolite's own encoder (normalisation, truncation) on the
+    staged tokenizer.json (``check_tokenizer_parity`` holds them equal to the HF tokenizer's ids)."""
+    from kolite.tokenization import TextEncoder
+
+    encoder = TextEncoder(tokenizer_json.read_text(encoding="utf-8"), max_length)
+    return tuple(tuple(ids) for ids in encoder.encode(list(texts)).sequences)
+
+
+def served_outputs(
+    graph: Path | bytes, sequences: tuple[tuple[int, ...], ...], pad_token_id: int, batch_size: int = 32
+) -> list[np.ndarray]:
+    """The graph's logits per sequence exactly as ``kolite.load(...).logits`` computes them: the runtime's session
+    (``kolite.session``: options, disabled optimizers, threads from the CPU budget, parallel one-thread sessions)
+    and planner (``kolite.batching.run_planned``, the default batch size). A gate figure is then a served figure."""
+    from kolite.batching import CALL_OVERHEAD_TOKENS, run_planned
+    from kolite.providers import cpu_device
+    from kolite.session import OnnxModel
+
+    data = graph if isinstance(graph, bytes) else Path(graph).read_bytes()
+    name = "graph" if isinstance(graph, bytes) else str(graph)
+    beside = None if isinstance(graph, bytes) else Path(graph).parent  # repair's spliced graphs share one weights file
+    model = OnnxModel(name, cpu_device(), read_graph=lambda: data, external_data_dir=beside)
+    try:
+        outputs = run_planned(sequences, model.run_many, pad_token_id, batch_size, None, CALL_OVERHEAD_TOKENS["cpu"])
+        return [np.array(o, dtype=np.float32) for o in outputs]
+    finally:
+        model.close()
 
 
 def _gold_index(labels: tuple[str, ...], gold: tuple[str, ...]) -> np.ndarray | None:

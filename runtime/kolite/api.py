@@ -18,9 +18,10 @@ from typing import Any
 from kolite.batching import pad_batch
 from kolite.classification import TextClassifier
 from kolite.cpu_features import first_safe_variant, missing_features, unsafe_variant_message
-from kolite.errors import IntegrityError, InvalidInputError, ManifestError, UnknownVariantError
+from kolite.errors import IntegrityError, InvalidInputError, KoliteError, ManifestError, UnknownVariantError
 from kolite.graph_facts import read_graph_facts
-from kolite.integrity import read_verified, safe_member, verify_file
+from kolite.guard import DEFAULT_MAX_RERUN_FRACTION, FidelityGuard, GuardRecord
+from kolite.integrity import read_verified, safe_member
 from kolite.manifest import Manifest, Variant, load_manifest
 from kolite.model import DEFAULT_MAX_ITEMS, DEFAULT_MAX_TEXT_CHARS, KoliteModel, check_positive_int
 from kolite.normalization import NORMALIZATIONS
@@ -47,6 +48,7 @@ AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
     "cuda": ("fp16", "fp32-opt", "fp32"),
 }
 MAX_TOKENIZER_BYTES = 256 * 2**20  # real tokenizer.json files are 1-20 MB
+MAX_GRAPH_BYTES = 2**31  # protobuf's limit for one self-contained graph (kolite refuses external data)
 
 
 def auto_candidates(manifest: Manifest, device: DeviceSpec) -> list[Variant]:
@@ -110,6 +112,7 @@ def load(
     normalization: str | None = None,
     max_length: int | None = None,
     parallel: int | None = None,
+    guard: bool | None = None,
 ) -> TextClassifier | TokenClassifier:
     """Load an exported kolite artifact.
 
@@ -131,6 +134,11 @@ def load(
       the cap. Truncated texts are cut before tokenizing and are not limited.
     - ``max_length``: a shorter window than the manifest's (e.g. 128, what many Korean fine-tunes were trained
       with): texts are truncated, or windowed, at that many tokens.
+    - ``guard``: the fidelity guard (``kolite.guard``) of an int8 variant: rows whose int8 decision margin is below
+      the τ export measured are re-run in the float graph, so their answers are the float graph's. ``True``: on
+      (an int8 variant without a recorded τ is an error); ``False``: off; ``None`` (default): on when export
+      measured that it re-runs at most 5 % of rows. It loads the float graph too (more memory). Float variants
+      need no guard.
     """
     if not isinstance(variant, str):
         raise UnknownVariantError(f"variant must be a string, got {type(variant).__name__}")
@@ -153,13 +161,22 @@ def load(
         manifest.truncation_side,
         normalization or manifest.normalization,
     )
+    if guard is not None and not isinstance(guard, bool):
+        raise InvalidInputError(f"guard must be True, False or None (auto), got {guard!r}")
     settings = _SessionSettings(threads, session_options, verify, parallel)
     chosen, session = _open_session(source, manifest, variant, spec, settings, device)
+    fidelity_guard = None
     try:
         _check_graph(source, manifest, chosen)
         _check_outputs(session, manifest, chosen, encoder)
+        fidelity_guard = _guard(source, manifest, chosen, session, settings, guard)
+        if fidelity_guard is not None:
+            _check_outputs(fidelity_guard.session, manifest, manifest.variants[fidelity_guard.record.float_variant],
+                           encoder)
     except BaseException:
         session.close()
+        if fidelity_guard is not None:
+            fidelity_guard.close()
         raise
     return TASK_MODELS[manifest.task](
         manifest,
@@ -170,7 +187,49 @@ def load(
         max_text_chars=max_text_chars,
         source=str(path_or_hub_id),
         artifact_dir=source.directory,
+        guard=fidelity_guard,
     )
+
+
+def guard_wanted(manifest: Manifest, chosen: Variant, guard: bool | None) -> GuardRecord | None:
+    """The guard record to apply for ``guard`` (True / False / None = auto) on ``chosen``, or None for no guard."""
+    if guard is False or chosen.precision != "int8":
+        return None  # float variants are their own answers
+    record = GuardRecord.from_manifest(chosen.guard)
+    if record is None:
+        if guard:
+            raise KoliteError(
+                f"{manifest.name}: variant {chosen.name!r} records no fidelity guard threshold (exported before "
+                "kolite measured one); re-export the artifact, or load with guard=False"
+            )
+        return None
+    float_variant = manifest.variants.get(record.float_variant)
+    if float_variant is None or not float_variant.passed:
+        raise ManifestError(
+            f"{manifest.name}: the guard of {chosen.name!r} re-runs in {record.float_variant!r}, which the artifact "
+            "does not hold as a passed variant"
+        )
+    if guard is None and (record.rerun_fraction is None or record.rerun_fraction > DEFAULT_MAX_RERUN_FRACTION):
+        return None
+    return record
+
+
+def _guard(
+    source: ArtifactSource,
+    manifest: Manifest,
+    chosen: Variant,
+    session: OnnxModel,
+    settings: _SessionSettings,
+    guard: bool | None,
+) -> FidelityGuard | None:
+    record = guard_wanted(manifest, chosen, guard)
+    if record is None:
+        return None
+    # One session of the float graph, on the int8 session's threads: it runs only the uncertain rows.
+    float_settings = _SessionSettings(settings.threads, settings.session_options, settings.verify, 0)
+    float_session = _session(source, manifest.variants[record.float_variant], session.device, float_settings, True)
+    multi_label = manifest.problem_type == "multi_label_classification"
+    return FidelityGuard(record, float_session, multi_label)
 
 
 def _read_tokenizer(source: ArtifactSource, manifest: Manifest, verify: bool) -> str:
@@ -211,11 +270,16 @@ def _session(
 ) -> OnnxModel:
     model_path = safe_member(source.directory, chosen.file)
     source.ensure(chosen.file)
-    if settings.verify:
-        verify_file(model_path, chosen.sha256, chosen.size_bytes)
+    sha256, size = (chosen.sha256, chosen.size_bytes) if settings.verify else (None, None)
+
+    def read_graph() -> bytes:  # one read: the hashed bytes are the bytes onnxruntime runs
+        return read_verified(model_path, sha256, size, MAX_GRAPH_BYTES)
+
     options = settings.session_options
     options = dict(options) if isinstance(options, Mapping) else options
-    return OnnxModel(model_path, spec, "logits", settings.threads, options, strict, settings.parallel)
+    return OnnxModel(
+        model_path, spec, "logits", settings.threads, options, strict, settings.parallel, read_graph=read_graph
+    )
 
 
 def _check_graph(source: ArtifactSource, manifest: Manifest, chosen: Variant) -> None:

@@ -69,6 +69,18 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    add_guard_option(parser)
+
+
+def add_guard_option(parser: argparse.ArgumentParser) -> None:
+    """``--guard/--no-guard`` (predict, label, serve): kolite.load's ``guard`` (None = the artifact's default)."""
+    parser.add_argument(
+        "--guard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fidelity guard: rows whose int8 decision margin is below the artifact's measured tau are re-run in "
+        "the float graph (default: on where export measured it re-runs <= 5%% of rows; `kolite info` shows it)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

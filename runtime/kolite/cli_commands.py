@@ -55,7 +55,8 @@ def run_predict(args: argparse.Namespace) -> int:
     options: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     if args.top_k is not None:
         options["top_k"] = _top_k(args.top_k)
-    model = kolite.load(args.artifact, variant=args.variant, device=args.device, threads=args.threads)
+    model = kolite.load(args.artifact, variant=args.variant, device=args.device, threads=args.threads,
+                        guard=args.guard)
     # Validate task options once, up front, instead of failing every chunk.
     model.options(**options)
     options["batch_size"] = args.batch_size
@@ -118,6 +119,29 @@ def _variant_facts(variant: Any) -> str:
     return ", ".join(facts) or "-"
 
 
+def _guard_lines(manifest: Any) -> list[str]:
+    """The fidelity guard of each int8 variant: τ, what it re-runs, and whether it is on by default."""
+    from kolite.guard import DEFAULT_MAX_RERUN_FRACTION, GuardRecord
+
+    lines = []
+    for name, variant in manifest.variants.items():
+        if variant.precision != "int8":
+            continue
+        record = GuardRecord.from_manifest(variant.guard)
+        if record is None:
+            lines.append(f"guard {name}: none recorded (exported before the guard; --guard needs a re-export)")
+            continue
+        fraction = record.rerun_fraction
+        default = "on" if fraction is not None and fraction <= DEFAULT_MAX_RERUN_FRACTION else "off"
+        measured = "not measured" if fraction is None else f"{fraction:.2%}"
+        rows, flips = variant.guard.get("rows"), variant.guard.get("unguarded_flips")
+        lines.append(
+            f"guard {name}: tau={record.tau:.4g}, re-runs {measured} of {rows} held-out texts in "
+            f"{record.float_variant} ({flips} unguarded flips there); default {default}"
+        )
+    return lines
+
+
 def run_info(args: argparse.Namespace) -> int:
     from kolite.api import auto_candidates
     from kolite.cpu_budget import cpu_budget
@@ -144,6 +168,7 @@ def run_info(args: argparse.Namespace) -> int:
     for name, variant in manifest.variants.items():
         size = _size(variant.size_bytes)
         lines.append(f"  {name:<12} {variant.precision:<5} {size:>10}  {variant.status:<6}  {_variant_facts(variant)}")
+    lines += _guard_lines(manifest)
     for kind, (_, device) in DEVICE_REGISTRY.items():
         candidates = auto_candidates(manifest, device(0))
         chosen = candidates[0].name if candidates else "none (name a variant)"

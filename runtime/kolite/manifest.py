@@ -10,7 +10,8 @@ An artifact is a folder::
 The schema is versioned; the runtime reads any manifest of its major version (fields a newer minor version adds
 are ignored) and refuses another major version. 1.1 added per variant ``rank`` (auto preference) and
 ``cpu_features`` (what an int8 recipe assumes of the serving CPU); a 1.0 manifest loads with neither. 1.2 added
-``max_positions`` (rows of the graph's position table); without it the runtime reads the graph itself.
+``max_positions`` (rows of the graph's position table; without it the runtime reads the graph itself) and, per int8
+variant, ``guard`` (the fidelity guard's τ, its float variant and how τ was measured; ``kolite.guard``).
 
 The parse is strict: a key given twice, NaN/Infinity, or a number outside its range is a ManifestError naming it,
 never a silent last-one-wins, an OverflowError or a crash inside onnxruntime.
@@ -82,6 +83,9 @@ class Variant:
     rank: int | None = None
     # CPU features (kolite.cpu_features names) the graph's int8 kernels assume, e.g. ("vnni",) for full-range int8.
     cpu_features: tuple[str, ...] = ()
+    # Fidelity guard (int8 variants): tau, float_variant, rerun_fraction and the method export measured them with;
+    # empty: no guard (kolite.guard.GuardRecord reads it).
+    guard: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 
 from kolite.batching import CALL_OVERHEAD_TOKENS, run_planned
 from kolite.errors import InvalidInputError
+from kolite.guard import FidelityGuard
 from kolite.manifest import Manifest, Variant
 from kolite.session import OnnxModel
 from kolite.tokenization import Encoded, TextEncoder
@@ -87,6 +88,7 @@ class KoliteModel:
         source: str = "",
         artifact_dir: Path | None = None,
         max_text_chars: int | None = DEFAULT_MAX_TEXT_CHARS,
+        guard: FidelityGuard | None = None,
     ) -> None:
         self.manifest = manifest
         self.variant = variant
@@ -96,6 +98,7 @@ class KoliteModel:
         self.max_text_chars = max_text_chars
         self.source = source  # what the user passed (path or hub id)
         self.artifact_dir = artifact_dir  # the local folder it resolved to
+        self.guard = guard  # int8 rows whose decision is not certain are re-run in the float graph (kolite.guard)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -140,13 +143,28 @@ class KoliteModel:
         """Raw outputs, one per sequence of ``encoded`` in order: [labels] per text or [tokens, labels] per window.
 
         Sequences are sorted by length and cut into calls of at most ``batch_size`` sequences and, if given,
-        ``max_tokens`` padded tokens.
+        ``max_tokens`` padded tokens. With the fidelity guard on, the sequences whose int8 decision is not certain
+        are run again, planned the same way, in the float graph, and get its outputs.
         """
         batch_size = check_positive_int("batch_size", batch_size)
         overhead = CALL_OVERHEAD_TOKENS["cuda" if self.device == "cuda" else "cpu"]
-        return run_planned(
-            encoded.sequences, self.session.run_many, self.manifest.pad_token_id, batch_size, max_tokens, overhead
+        pad = self.manifest.pad_token_id
+        outputs = run_planned(encoded.sequences, self.session.run_many, pad, batch_size, max_tokens, overhead)
+        guard = self.guard
+        if guard is None:
+            return outputs
+        return guard.apply(
+            encoded.sequences,
+            outputs,
+            lambda rows: run_planned(rows, guard.session.run_many, pad, batch_size, max_tokens, overhead),
+            encoded.window_counts,
+            self.guard_words(encoded),
         )
+
+    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Per sequence, the positions its decode reads and their subword flags, for tasks whose decode pools
+        scores over a word's tokens (NER's average/max); None for the others."""
+        return None
 
     def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[Any]]:
         """The task's results, one list per text of ``encoded``."""
@@ -179,8 +197,10 @@ class KoliteModel:
     # ---- lifecycle ----
 
     def close(self) -> None:
-        """Release the onnxruntime session (the object is unusable afterwards)."""
+        """Release the onnxruntime session(s) (the object is unusable afterwards)."""
         self.session.close()
+        if self.guard is not None:
+            self.guard.close()
 
     def __enter__(self) -> KoliteModel:
         return self
@@ -191,7 +211,8 @@ class KoliteModel:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.manifest.name!r}, task={self.manifest.task!r}, "
-            f"variant={self.variant.name!r}, device={self.device!r}, labels={len(self.labels)})"
+            f"variant={self.variant.name!r}, device={self.device!r}, labels={len(self.labels)}, "
+            f"guard={'on' if self.guard is not None else 'off'})"
         )
 
 

@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from kolite.providers import cpu_device
+from kolite.session import open_session
+
 __all__ = ["ParallelSessions", "default_session_count"]
 
 Feeds = Mapping[str, np.ndarray]
@@ -30,25 +33,21 @@ def default_session_count(cores: int) -> int:
 
 
 class ParallelSessions:
-    """``count`` sessions of ``path``, one intra-op thread each; ``run`` spreads batches over them."""
+    """``count`` CPU sessions of the serialized ``graph``, one intra-op thread each, opened as every kolite session
+    is (``kolite.session.open_session``); ``run`` spreads batches over them."""
 
     def __init__(
         self,
-        path: str | Path,
+        graph: bytes,
         count: int,
         make_options: Callable[[int], Any],
-        providers: Sequence[str] = ("CPUExecutionProvider",),
-        disabled_optimizers: Sequence[str] = (),
+        name: str = "graph",
+        external_data_dir: Path | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
         self.sessions = [
-            ort.InferenceSession(
-                str(path), make_options(1), providers=list(providers), disabled_optimizers=list(disabled_optimizers)
-            )
-            for _ in range(count)
+            open_session(graph, make_options(1), cpu_device(), name, external_data_dir) for _ in range(count)
         ]
 
     def run(self, batches: Sequence[Feeds], output: str = "logits") -> list[np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +11,18 @@ import numpy as np
 
 from kolite.cpu_budget import cpu_budget
 from kolite.errors import KoliteError
-from kolite.providers import DeviceSpec, check_session_providers
+from kolite.graph_bytes import external_tensors
+from kolite.providers import DeviceSpec, check_session_providers, cpu_device
 
-__all__ = ["CPU_DISABLED_OPTIMIZERS", "OnnxModel", "build_session_options", "default_threads"]
+__all__ = [
+    "CPU_DISABLED_OPTIMIZERS",
+    "OnnxModel",
+    "build_session_options",
+    "cpu_session",
+    "default_threads",
+    "disabled_optimizers",
+    "open_session",
+]
 
 # onnxruntime's CPU kernels for these fused ops are slower than the ops they replace (ORT 1.31, measured with
 # ``python -m kolite_bench.profile_ops``: SkipLayerNormalization ≈ 1.1 ms vs Add + LayerNormalization ≈ 0.27 ms,
@@ -65,6 +74,58 @@ def build_session_options(threads: int | None = None, overrides: Any = None) -> 
     return options
 
 
+def disabled_optimizers(device: DeviceSpec) -> list[str]:
+    """The graph optimizers kolite turns off on ``device``."""
+    return [] if device.is_cuda else list(CPU_DISABLED_OPTIMIZERS)
+
+
+def open_session(
+    graph: bytes, options: Any, device: DeviceSpec, name: str = "graph", external_data_dir: Path | None = None
+) -> Any:
+    """The one way kolite opens a graph: from the bytes it was given (the ones that were hashed, never a second
+    read of a path), with ``options`` and the device's providers and disabled optimizers. Export's gates, accuracy
+    repair and the benchmarks' accuracy passes open their graphs here too, so what they measure is what is served.
+
+    A graph whose tensors live in external data files is refused: from bytes, onnxruntime would look for those
+    files in the working directory, unverified (see ``kolite.graph_bytes``). Only export's own scratch graphs
+    (accuracy repair's spliced graphs share one weights file) name ``external_data_dir``: they load from there."""
+    import onnxruntime as ort
+
+    if not isinstance(graph, (bytes, bytearray)):
+        raise TypeError(f"open_session takes the graph's bytes, got {type(graph).__name__}")
+    try:
+        external = external_tensors(graph)
+    except ValueError as exc:
+        raise KoliteError(f"onnxruntime could not load {name}: {exc}") from exc
+    if external and external_data_dir is not None:
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(external_data_dir))
+    elif external:
+        raise KoliteError(
+            f"{name} keeps {len(external)} tensor(s) in external data files (first: {external[0]!r}); kolite runs "
+            "only self-contained graphs, whose every byte the manifest's sha256 covers: re-export the artifact"
+        )
+    try:
+        return ort.InferenceSession(
+            bytes(graph),
+            sess_options=options,
+            providers=list(device.providers),
+            provider_options=[dict(o) for o in device.provider_options],
+            disabled_optimizers=disabled_optimizers(device),
+        )
+    except Exception as exc:  # onnxruntime raises untyped Fail/InvalidGraph/RuntimeError
+        raise KoliteError(f"onnxruntime could not load {name}: {exc}") from exc
+
+
+def cpu_session(graph: bytes | str | Path, threads: int | None = None) -> Any:
+    """A plain onnxruntime CPU session opened exactly as ``kolite.load`` opens it (options, disabled optimizers),
+    for code that feeds the graph itself: export's gates and repair trials, the benchmarks' accuracy passes. A
+    graph file may keep its weights as external data beside it (export's scratch graphs)."""
+    if isinstance(graph, (bytes, bytearray)):
+        return open_session(bytes(graph), build_session_options(threads), cpu_device())
+    path = Path(graph)
+    return open_session(path.read_bytes(), build_session_options(threads), cpu_device(), str(path), path.parent)
+
+
 class OnnxModel:
     """An onnxruntime session that maps ``{input: int64 array}`` → float32 output array.
 
@@ -72,6 +133,10 @@ class OnnxModel:
     (``kolite.parallel``) instead of one after another on the session's N intra-op threads. Every op of a small
     encoder is too short to split well across threads (each split ends at a barrier); whole batches share nothing.
     A single call (batch-1 latency) keeps the N-thread session. The extra sessions are made on first use.
+
+    Every session is built from bytes, never from the path: ``read_graph`` (default: read ``path``) is called once;
+    ``kolite.load`` passes a reader that checks size and sha256 on the very bytes it returns. Those bytes are kept
+    until the one-thread sessions are made (so they run what was verified too), then dropped.
     """
 
     def __init__(
@@ -83,9 +148,9 @@ class OnnxModel:
         session_options: Any = None,
         strict_device: bool = True,
         parallel: int | None = None,
+        read_graph: Callable[[], bytes] | None = None,
+        external_data_dir: Path | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         options = build_session_options(threads, session_options)
         caller_decides = session_options is not None and (
             not isinstance(session_options, Mapping) or "enable_mem_pattern" in session_options
@@ -94,20 +159,14 @@ class OnnxModel:
             # On CUDA a batch's shapes repeat (sorted plans), and onnxruntime's per-shape memory plan saves a
             # device allocation per op; on CPU it is off (see build_session_options). See providers.py.
             options.enable_mem_pattern = True
-        try:
-            self.session = ort.InferenceSession(
-                str(path),
-                sess_options=options,
-                providers=list(device.providers),
-                provider_options=[dict(o) for o in device.provider_options],
-                disabled_optimizers=[] if device.is_cuda else list(CPU_DISABLED_OPTIMIZERS),
-            )
-        except Exception as exc:  # onnxruntime raises untyped Fail/InvalidGraph/RuntimeError
-            raise KoliteError(f"onnxruntime could not load {path}: {exc}") from exc
+        graph = read_graph() if read_graph is not None else Path(path).read_bytes()
+        self._external_data_dir = external_data_dir  # export's scratch graphs only; kolite.load never sets it
+        self.session = open_session(graph, options, device, str(path), external_data_dir)
         self.device = check_session_providers(device, self.session.get_providers(), strict_device)
         self.threads = int(options.intra_op_num_threads)
         self.path = Path(path)
         self.parallel = _parallel_sessions(parallel, self.threads, self.device, session_options)
+        self._graph: bytes | None = graph if self.parallel >= 2 else None
         self._overrides = session_options
         self._workers: Any = None
         self._workers_lock = threading.Lock()
@@ -157,12 +216,15 @@ class OnnxModel:
             if self._workers is None:
                 from kolite.parallel import ParallelSessions
 
+                assert self._graph is not None
                 self._workers = ParallelSessions(
-                    self.path,
+                    self._graph,
                     self.parallel,
                     lambda threads: build_session_options(threads, self._overrides),
-                    disabled_optimizers=CPU_DISABLED_OPTIMIZERS,
+                    name=str(self.path),
+                    external_data_dir=self._external_data_dir,
                 )
+                self._graph = None
             return self._workers
 
     def _run_cuda(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -189,6 +251,7 @@ class OnnxModel:
     def close(self) -> None:
         self.__dict__.pop("session", None)
         self._workers = None
+        self._graph = None
 
 
 _INPUT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}

@@ -77,6 +77,20 @@ class TokenClassifier(KoliteModel):
             results.append([_to_original(entity, text, normalized) for entity in raw])
         return results
 
+    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The fidelity guard's view of words: per window, the non-special token positions and their subword flags
+        (the decode's own rule, ``subword_flags``)."""
+        words = []
+        for normalized, windows in zip(encoded.normalized, encoded.windows, strict=True):
+            for window in windows:
+                kept = np.flatnonzero(np.asarray(window.special_tokens_mask) == 0)
+                offsets = np.asarray(window.offsets, dtype=np.int64).reshape(-1, 2)[kept]
+                tokens, ids = window.tokens, np.asarray(window.ids, dtype=np.int64)
+                flags = subword_flags(normalized.text, [tokens[i] for i in kept], ids[kept], offsets,
+                                      self.encoder.subword_prefix, self.encoder.unk_token_id)
+                words.append((kept, flags))
+        return words
+
     def tag(
         self,
         texts: str | Sequence[str],

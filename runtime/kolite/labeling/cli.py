@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kolite.cli import add_guard_option
 from kolite.errors import KoliteError
 from kolite.labeling.formats import format_names
 from kolite.labeling.job import DEFAULT_PART_ROWS, DEFAULT_STALL_TIMEOUT, LabelJob, label_file
@@ -71,6 +72,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--workers", type=int, help="worker processes (local) or Ray actors (ray)")
     parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads per worker/actor")
+    add_guard_option(parser)
     parser.add_argument(
         "--prefix",
         default="",
@@ -123,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride,
         encoding=args.encoding,
         stall_timeout=args.stall_timeout,
+        guard=args.guard,
     )
     try:
         summary = label_file(job)

@@ -60,6 +60,7 @@ class LabelJob:
     long_text: str | None = None  # classification: truncate, or windows (logits pooled over overlapping windows)
     pooling: str | None = None  # how a long text's windows combine (long_text="windows"): mean or max
     stride: int | None = None  # window overlap in tokens (NER; classification windows); None: the model's default
+    guard: bool | None = None  # fidelity guard (kolite.load's guard; None: the artifact's default)
 
     @property
     def model_options(self) -> dict[str, Any]:
@@ -123,6 +124,7 @@ def job_spec(job: LabelJob, model: Any, encoding: str = "utf-8") -> JobSpec:
         allow_empty=job.allow_empty,
         encoding=encoding,
         model_options=job.model_options,
+        guarded=model.guard is not None,
     )
 
 

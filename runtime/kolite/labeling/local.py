@@ -86,13 +86,15 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), name="kolite-parent-watch", daemon=True).start()
 
 
-def _init_worker(parent: int, model: str, variant: str, device: str, threads: int, labeler: dict[str, Any]) -> None:
+def _init_worker(
+    parent: int, model: str, variant: str, device: str, threads: int, labeler: dict[str, Any], guard: bool
+) -> None:
     exit_with_parent(parent)
     # Ctrl-C reaches the whole process group: the parent handles it and shuts the pool down; the workers must not
     # each print a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     global _LABELER
-    _LABELER = Labeler(load_model(model, variant, device, threads), **labeler)
+    _LABELER = Labeler(load_model(model, variant, device, threads, guard), **labeler)
 
 
 def _label_in_worker(values: list[object]) -> dict[str, list[Any]]:
@@ -111,7 +113,8 @@ class _LocalRunner:
         self.slots = 0
         if layout.workers > 1:
             settings = labeler_settings(job, labeler.encoding)
-            args = (os.getpid(), job.model, labeler.model.variant.name, job.device, layout.threads, settings)
+            guarded = labeler.model.guard is not None
+            args = (os.getpid(), job.model, labeler.model.variant.name, job.device, layout.threads, settings, guarded)
             # spawn: forking a process that already holds an onnxruntime thread pool is not safe.
             self.pool = ProcessPoolExecutor(
                 layout.workers, multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=args
@@ -144,7 +147,7 @@ def run_local(job: LabelJob) -> Summary:
     started = time.perf_counter()
     layout = choose_layout(job.workers, job.threads)
     # The driver's own model resolves variant/task for the spec and labels in-process when there is one worker.
-    model = load_model(job.model, job.variant, job.device, layout.threads)
+    model = load_model(job.model, job.variant, job.device, layout.threads, job.guard)
 
     def open_runner(spec: JobSpec, encoding: EncodingChoice) -> _LocalRunner:
         labeler = Labeler(model, **labeler_settings(job, encoding.name))

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +62,14 @@ class JobSpec:
     allow_empty: bool = False
     encoding: str = "utf-8"  # the codec the input is decoded with (chosen once, recorded so a resume agrees)
     model_options: dict[str, Any] = field(default_factory=dict)  # long_text, pooling, stride
+    guarded: bool = False  # fidelity guard on: uncertain rows carry the float graph's answers
     spec_version: int = 2
 
     def differences(self, other: dict[str, Any]) -> list[str]:
         mine = asdict(self)
-        return [f"{k}: {other.get(k)!r} → {v!r}" for k, v in mine.items() if other.get(k) != v]
+        # A field a job.json written before it existed lacks reads as its default (guarded=False was then true).
+        defaults = {f.name: f.default for f in fields(self) if f.default is not MISSING}
+        return [f"{k}: {other.get(k)!r} → {v!r}" for k, v in mine.items() if other.get(k, defaults.get(k)) != v]
 
 
 @dataclass

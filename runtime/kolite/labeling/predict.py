@@ -53,11 +53,14 @@ class OutputColumns:
         return [name for name in self.names if name in set(input_columns)]
 
 
-def load_model(artifact: str, variant: str = "auto", device: str = "cpu", threads: int | None = None) -> Any:
-    """``kolite.load`` with ``threads`` ONNX Runtime intra-op threads (one worker process = one session)."""
+def load_model(
+    artifact: str, variant: str = "auto", device: str = "cpu", threads: int | None = None, guard: bool | None = None
+) -> Any:
+    """``kolite.load`` with ``threads`` ONNX Runtime intra-op threads (one worker process = one session) and the
+    fidelity guard as asked (workers get the driver's resolved choice, like the variant)."""
     import kolite
 
-    return kolite.load(artifact, variant=variant, device=device, threads=threads)
+    return kolite.load(artifact, variant=variant, device=device, threads=threads, guard=guard)
 
 
 def labeler_settings(job: Any, encoding: str) -> dict[str, Any]:

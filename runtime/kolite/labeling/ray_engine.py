@@ -62,8 +62,10 @@ def require_ray() -> Any:
 class LabelActor:
     """One model per actor; labels slices of text cells exactly as a local worker process does."""
 
-    def __init__(self, model: str, variant: str, device: str, threads: int, labeler: dict[str, Any]) -> None:
-        self.labeler = Labeler(load_model(model, variant, device, threads), **labeler)
+    def __init__(
+        self, model: str, variant: str, device: str, threads: int, labeler: dict[str, Any], guard: bool = False
+    ) -> None:
+        self.labeler = Labeler(load_model(model, variant, device, threads, guard), **labeler)
 
     def label(self, values: list[object]) -> dict[str, list[Any]]:
         return self.labeler.label(values)
@@ -193,7 +195,9 @@ class _RayRunner:
         actor = ray.remote(num_cpus=threads, max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)(
             LabelActor
         )
-        self.actors = [actor.remote(job.model, spec.variant, job.device, threads, settings) for _ in range(count)]
+        self.actors = [
+            actor.remote(job.model, spec.variant, job.device, threads, settings, spec.guarded) for _ in range(count)
+        ]
         self.starting = {a.__ray_ready__.remote(): a for a in self.actors}
         self.load: dict[Any, int] = {}  # started actor → slices sent and not yet collected
         self.sent: dict[Any, Any] = {}  # slice ref → actor
@@ -263,7 +267,7 @@ def run_ray(job: LabelJob) -> Summary:
     started = time.perf_counter()
     if Path(job.model).exists():  # actors run in other working directories (and on other nodes)
         job = dataclasses.replace(job, model=str(Path(job.model).resolve()))
-    model = load_model(job.model, job.variant, job.device, 1)  # resolves variant + task on the driver
+    model = load_model(job.model, job.variant, job.device, 1, job.guard)  # resolves variant, task, guard
     try:
         with connected(ray, job.address):
             return drive(job, model, lambda spec, encoding: _RayRunner(ray, job, spec, encoding), started)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kolite.cli import add_guard_option
 from kolite.errors import KoliteError
 
 __all__ = ["build_config", "main", "register", "serve"]
@@ -43,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime intra-op threads per model (default: physical cores)")
+    add_guard_option(parser)
     parser.add_argument("--tokenizer-workers", type=int, default=None,
                         help="threads that tokenize requests and build responses off the event loop "
                              "(default: min(4, CPUs))")
@@ -125,6 +127,7 @@ def build_config(args: argparse.Namespace) -> Any:
         tokenizer_workers=args.tokenizer_workers,
         warmup=not args.no_warmup,
         exit_on_error=args.exit_on_error,
+        guard=args.guard,
         auth=AuthConfig(api_key=api_key,
                         open_routes=tuple(route.strip() for route in args.open_routes.split(",") if route.strip())),
     )

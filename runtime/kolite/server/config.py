@@ -88,6 +88,7 @@ class ServerConfig:
     threads: int | None = None  # onnxruntime intra-op threads per model (None: physical cores)
     tokenizer_workers: int | None = None  # tokenizer/response threads (None: min(4, CPUs))
     warmup: bool = True
+    guard: bool | None = None  # fidelity guard per model (kolite.load's guard; None: each artifact's default)
     auth: AuthConfig = field(default_factory=AuthConfig)
     # Triton's --exit-on-error: a model that cannot load stops the server (every reason reported); False serves
     # the models that load and shows the failed ones in /models, with /health answering 503.

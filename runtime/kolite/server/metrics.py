@@ -37,6 +37,8 @@ class ServerMetrics:
                                       ("model",), buckets=_TOKEN_BUCKETS, registry=r)
         self.batch_requests = Counter("kolite_batched_requests", "Requests served by inference batches",
                                       ("model",), registry=r)
+        self.guarded_rows = Counter("kolite_guarded_rows", "Sequences the fidelity guard re-ran in the float graph "
+                                    "(their int8 decision margin was below tau)", ("model",), registry=r)
         self.inference = Histogram("kolite_inference_duration_seconds", "Wall time of one inference batch",
                                    ("model",), buckets=_LATENCY_BUCKETS, registry=r)
         self.queue_wait = Histogram("kolite_queue_wait_seconds", "Time the oldest request of a batch waited",

@@ -58,6 +58,7 @@ class ServedModel:
         self.config = config
         self.batcher = DynamicBatcher(self.name, self.run_batch, config.batching, metrics.for_model(self.name))
         self._batched_requests = metrics.batch_requests.labels(self.name)
+        self._guarded_rows = metrics.guarded_rows.labels(self.name)
         self.model: Any = None
         self._state_lock = threading.Lock()
 
@@ -83,7 +84,8 @@ class ServedModel:
         try:
             # max_text_chars=None: the server applies its own limit (--max-text-chars) before encoding.
             model = kolite.load(self.artifact, variant=self.config.variant, device=self.config.device,
-                                threads=self.config.threads, session_options=SESSION_OPTIONS, max_text_chars=None)
+                                threads=self.config.threads, session_options=SESSION_OPTIONS, max_text_chars=None,
+                                guard=self.config.guard)
             if self.config.warmup:
                 # A short text, then a full-length batch: onnxruntime allocates its arena for the largest shapes once.
                 model.predict([_WARMUP_TEXT])
@@ -97,8 +99,9 @@ class ServedModel:
             self.model = model
             self.batcher.start()
         why = "--threads" if self.config.threads else cpu_budget().reason
-        logger.info("model %r ready: %s, variant %s, device %s, %d threads (%s)", self.name, self.manifest.task,
-                    model.variant.name, model.device, model.threads, why)
+        guard = f"on (tau {model.guard.tau:g})" if model.guard is not None else "off"
+        logger.info("model %r ready: %s, variant %s, device %s, %d threads (%s), guard %s", self.name,
+                    self.manifest.task, model.variant.name, model.device, model.threads, why, guard)
 
     def close(self) -> None:
         self.batcher.close(timeout=60.0)
@@ -114,6 +117,7 @@ class ServedModel:
             "variant": self.model.variant.name if self.model is not None else self.config.variant,
             "device": self.model.device if self.model is not None else self.config.device,
             "max_length": manifest.max_length if manifest is not None else None,
+            "guard": self.model is not None and self.model.guard is not None,
             "source": str(self.artifact),
             "state": self.state,
             "error": self.failure,
@@ -174,7 +178,11 @@ class ServedModel:
         self._batched_requests.inc(len(jobs))
         encoded = Encoded.join([job.encoded for job in jobs])
         batching = self.config.batching
+        guard = self.model.guard
+        rerun_before = guard.rows_rerun if guard is not None else 0  # one worker thread per model: no race
         outputs = self.model.run(encoded, batch_size=batching.max_batch_items, max_tokens=batching.max_call_tokens)
+        if guard is not None:
+            self._guarded_rows.inc(guard.rows_rerun - rerun_before)
         results, position = [], 0
         for job in jobs:
             count = len(job.encoded.sequences)

@@ -122,6 +122,7 @@ class ModelInfo(BaseModel):
     variant: str
     device: str
     max_length: int | None
+    guard: bool = Field(False, description="Fidelity guard on: uncertain int8 rows are re-run in the float graph.")
     source: str
     state: Literal["loading", "ready", "failed"] = Field(description="Load state; a failed model is never served.")
     error: str | None = Field(None, description="Why the model failed to load.")
