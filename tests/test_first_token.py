@@ -119,3 +119,18 @@ def test_the_exported_manifest_records_the_pass(tiny_artifact):
         recipe = manifest["variants"][name]["recipe"]
         assert recipe["first_token_pass"] >= 1
         assert recipe["first_token_tail"]["applied"], (name, recipe["first_token_tail"])
+
+
+@pytest.mark.slow
+def test_the_trained_000_stand_in_keeps_bitwise_logits_on_real_reviews(shared_data, tmp_path, monkeypatch):
+    """The full-size trained 000 stand-in (12 layers, hidden 256), int8-static, 256 NSMC test reviews."""
+    from kolite_export.catalogue import read_nsmc
+
+    reviews = list(read_nsmc(shared_data / "data" / "nsmc" / "ratings_test.txt").texts[:256])
+    ctx = _context(shared_data / "standins" / "koelectra-small-v3-nsmc", tmp_path, reviews[:64])
+    rewritten, plain, recipe = _with_and_without_pass(ctx, monkeypatch, "int8-static")
+    assert recipe["first_token_tail"]["applied"]
+    for batch_size in (1, 32):
+        got = _logits(rewritten, ctx.checkpoint, reviews, batch_size)
+        expected = _logits(plain, ctx.checkpoint, reviews, batch_size)
+        assert np.array_equal(got, expected), f"batch {batch_size}: max |Δ| {np.abs(got - expected).max():.3g}"
