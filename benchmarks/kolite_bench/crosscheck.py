@@ -129,7 +129,7 @@ class _OpenVINO:
             shapes.setdefault(feeds["input_ids"].shape, feeds)
         queue = self.ov.AsyncInferQueue(self.compiled, 2 * self.streams)
         for feeds in shapes.values():
-            for _ in range(2):
+            for _ in range(2):  # twice: the crosscheck is allowed to be more generous than the bench
                 for _ in range(2 * self.streams):
                     queue.start_async(feeds)
                 queue.wait_all()

@@ -189,8 +189,8 @@ class OpenVINOContender(Contender):
         return self.queue
 
     def warm_pass(self, batches: list[list[str]], sorted_by_length: bool) -> None:
-        """Every distinct input shape of the pass, two requests per stream in flight at once (so every stream
-        runs it), twice; then the pass itself once."""
+        """Every distinct input shape of the pass with two requests per stream in flight at once (each stream takes
+        one as soon as they start, so every stream runs every shape); then the pass itself once."""
         if self.queue is None:
             return super().warm_pass(batches, sorted_by_length)
         queue = self._queue_for(len(batches))
@@ -201,10 +201,9 @@ class OpenVINOContender(Contender):
             shapes.setdefault(next(iter(feeds.values())).shape, feeds)
         in_flight = min(len(queue), 2 * int(str(self.compiled.get_property("NUM_STREAMS"))))
         for feeds in shapes.values():
-            for _ in range(2):
-                for _ in range(in_flight):
-                    queue.start_async(feeds)
-                queue.wait_all()
+            for _ in range(in_flight):
+                queue.start_async(feeds)
+            queue.wait_all()
         self.run_pass(batches, sorted_by_length)
 
     def model_bytes(self) -> int:
@@ -230,7 +229,7 @@ class OpenVINOContender(Contender):
             "batching": "AsyncInferQueue over the streams, one request per batch of a pass (all in flight)"
             if self.queue is not None
             else "one request at a time",
-            "warm-up": "every input shape of a pass, 2 requests per stream at once, twice; then the pass once",
+            "warm-up": "every input shape of a pass, 2 requests per stream at once; then the pass once",
             "hint": self.hint,
             "plugin": chosen,
         }
