@@ -65,6 +65,8 @@ def category(frame: object) -> str | None:
         return None
     if code.co_name == "select" or (code.co_name == "_run_once" and "asyncio" in path):
         return None
+    if code.co_name in ("run_forever", "run_until_complete", "run") and ("asyncio" in path or "uvloop" in path):
+        return None  # uvloop's loop is C: this frame is innermost while it waits in epoll (or runs C callbacks)
     for fragment, name in CATEGORIES:
         if fragment in path:
             return name
@@ -84,6 +86,7 @@ def _role(thread: threading.Thread | None) -> str:
 
 def _sample(out: Path, interval_s: float) -> None:
     counts: dict[str, Counter[str]] = {}
+    frames: dict[str, Counter[str]] = {}  # innermost file:function per role, to check the categories
     own = threading.get_ident()
     last_write = time.monotonic()
     while True:
@@ -92,10 +95,15 @@ def _sample(out: Path, interval_s: float) -> None:
         for ident, frame in sys._current_frames().items():
             if ident == own:
                 continue
-            counts.setdefault(_role(threads.get(ident)), Counter())[category(frame) or "idle"] += 1
+            role = _role(threads.get(ident))
+            counts.setdefault(role, Counter())[category(frame) or "idle"] += 1
+            code = frame.f_code
+            frames.setdefault(role, Counter())[f"{Path(code.co_filename).name}:{code.co_name}"] += 1
         if time.monotonic() - last_write > 1.0:
             last_write = time.monotonic()
-            out.write_text(json.dumps({role: dict(c) for role, c in counts.items()}, indent=1), encoding="utf-8")
+            summary = {role: dict(c) for role, c in counts.items()}
+            summary["innermost frames"] = {role: dict(c.most_common(15)) for role, c in frames.items()}
+            out.write_text(json.dumps(summary, indent=1), encoding="utf-8")
 
 
 def main() -> None:
