@@ -77,6 +77,7 @@ class _OpenVINO:
         self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.request = self.compiled.create_infer_request()
         self.ov = ov
+        self.queues: dict[int, Any] = {}
 
     def _feeds(self, texts: list[str]) -> dict[str, np.ndarray]:
         enc = self.tokenizer.encode_batch(texts)
@@ -88,7 +89,7 @@ class _OpenVINO:
         return {name: np.asarray(cols[name], dtype=np.int64) for name in self.inputs}
 
     def _run(self, batches: list[list[str]]) -> np.ndarray:
-        queue = self.ov.AsyncInferQueue(self.compiled, max(len(batches), 1))  # every batch in flight
+        queue = self._queue(len(batches))
         out: list[Any] = [None] * len(batches)
 
         def done(request: Any, index: int) -> None:
@@ -99,6 +100,13 @@ class _OpenVINO:
             queue.start_async(self._feeds(batch), userdata=index)
         queue.wait_all()
         return np.concatenate(out)
+
+    def _queue(self, size: int) -> Any:
+        """An AsyncInferQueue of ``size`` requests (every batch of a pass in flight), made once per size during the
+        warm-up: creating the requests is set-up, not inference."""
+        if size not in self.queues:
+            self.queues[size] = self.ov.AsyncInferQueue(self.compiled, max(size, 1))
+        return self.queues[size]
 
     def lengths(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self.tokenizer.encode_batch(texts)]
