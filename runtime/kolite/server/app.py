@@ -19,7 +19,6 @@ from kolite.server.metrics import ServerMetrics
 from kolite.server.middleware import RequestMiddleware
 from kolite.server.models import ServedModel
 from kolite.server.options import predict_options, tag_options
-from kolite.server.plain import plain_predict_route
 from kolite.server.schemas import (
     EntityOut,
     ErrorOut,
@@ -118,12 +117,11 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
     async def predict_model(name: str, body: PredictRequest) -> KoliteJSONResponse:
         return await answer_predict(name, body)
 
-    # One handler for the four /predict routes; plain bodies skip FastAPI's body parsing (``kolite.server.plain``).
-    plain_route = plain_predict_route(state)
+    # One handler for the four /predict routes (TEI's, the root, SageMaker's and the per-model one).
     for path, summary, description in _PREDICT_ROUTES:
         endpoint = predict_model if "{name}" in path else predict
-        app.router.add_api_route(path, endpoint, methods=["POST"], summary=summary, description=description,
-                                 response_model=_PREDICT_OUT, tags=["inference"], route_class_override=plain_route)
+        app.add_api_route(path, endpoint, methods=["POST"], summary=summary, description=description,
+                          response_model=_PREDICT_OUT, tags=["inference"])
 
     @app.post("/tag", response_model=_TAG_OUT, tags=["inference"])
     async def tag(body: TagRequest) -> KoliteJSONResponse:

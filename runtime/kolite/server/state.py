@@ -21,9 +21,6 @@ __all__ = ["ServerState"]
 
 logger = logging.getLogger("kolite.server")
 
-# Requests of at most this many characters in all are tokenized and decoded on the event loop (see ``infer``).
-INLINE_CHARS = 1024
-
 
 class ServerState:
     """The served models, whether they are ready, and the thread pool that tokenizes and decodes off the loop."""
@@ -117,14 +114,8 @@ class ServerState:
         parsed = model.options(**options)
         loop = asyncio.get_running_loop()
         tracing = self.tracing
-        # A short request is tokenized and decoded right here: two hops to the pool and back cost more than the
-        # work (tens of µs for a review-sized text) and wake more threads on cores the model needs.
-        inline = sum(len(text) if isinstance(text, str) else INLINE_CHARS for text in texts) <= INLINE_CHARS
         with tracing.span("tokenize", **{"kolite.model": model.name, "kolite.request.texts": len(texts)}):
-            if inline:
-                encoded = model.encode(texts, parsed, truncate)
-            else:
-                encoded = await loop.run_in_executor(self.pool, model.encode, texts, parsed, truncate)
+            encoded = await loop.run_in_executor(self.pool, model.encode, texts, parsed, truncate)
         try:
             job = await asyncio.wait_for(model.batcher.submit(encoded, REQUEST_ID.get()), limits.timeout_s)
         except QueueFullError as exc:
@@ -136,11 +127,8 @@ class ServerState:
                            "Timeout") from exc
         tracing.batched(job, model.name)
         with tracing.span("decode", **{"kolite.model": model.name}):
-            if inline:
-                results = model.decode(job.future.result(), encoded, parsed, hf_shape)
-            else:
-                results = await loop.run_in_executor(self.pool, model.decode, job.future.result(), encoded, parsed,
-                                                     hf_shape)
+            results = await loop.run_in_executor(self.pool, model.decode, job.future.result(), encoded, parsed,
+                                                 hf_shape)
         if not single:
             return results
         return results if hf_shape and not model.is_tagger else results[0]
