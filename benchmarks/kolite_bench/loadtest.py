@@ -152,10 +152,14 @@ async def run_level(port: int, texts: list[str], concurrency: int, duration_s: f
     }
 
 
-def _start_server(artifact: Path, port: int, extra: list[str]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "kolite.server", str(artifact), "--host", "127.0.0.1", "--port", str(port),
+def _start_server(artifact: Path, port: int, extra: list[str], profile: Path | None = None) -> subprocess.Popen[bytes]:
+    """``python -m kolite.server``; with ``profile``, under ``kolite_bench.serve_sampler`` (stack samples there)."""
+    module = "kolite_bench.serve_sampler" if profile else "kolite.server"
+    command = [sys.executable, "-m", module, str(artifact), "--host", "127.0.0.1", "--port", str(port),
                "--log-level", "warning", *extra]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_end_with_parent)
+    env = {**os.environ, "KOLITE_SAMPLE_OUT": str(profile)} if profile else None
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_end_with_parent,
+                            env=env)
 
 
 def _end_with_parent() -> None:
@@ -191,7 +195,8 @@ async def run_mode(mode: str, args: argparse.Namespace, texts: list[str]) -> lis
     extra = [*MODES[mode], "--max-wait-ms", str(args.max_wait_ms), "--max-queue", "4096"]
     if args.threads:
         extra += ["--threads", str(args.threads)]
-    server = _start_server(args.artifact, port, extra)
+    profile = args.out / f"{args.name}.{mode}.samples.json" if args.profile else None
+    server = _start_server(args.artifact, port, extra, profile)
     rows = []
     try:
         limits = httpx.Limits(max_connections=max(args.concurrency), max_keepalive_connections=max(args.concurrency))
@@ -275,6 +280,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="load generator: minimal asyncio HTTP/1.1 client (default) or httpx")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
     parser.add_argument("--name", default="loadtest-000")
+    parser.add_argument("--profile", action="store_true", help="sample the server's Python stacks "
+                        "(kolite_bench.serve_sampler) into <out>/<name>.<mode>.samples.json")
     args = parser.parse_args(argv)
     if not (args.artifact / "manifest.json").is_file():
         parser.error(f"{args.artifact} is not an artifact; export it first (kolite export ...)")

@@ -9,7 +9,16 @@ import numpy as np
 
 from kolite_bench.limits import gemm_fraction, gemm_mix_ceiling
 
-__all__ = ["OPENVINO", "gemm_fractions", "openvino_best", "render_limit", "render_speed", "speed_ratios"]
+__all__ = [
+    "OPENVINO",
+    "busy_rounds",
+    "gemm_fractions",
+    "openvino_best",
+    "render_limit",
+    "render_speed",
+    "round_ratios",
+    "speed_ratios",
+]
 
 OPENVINO = ("openvino-int8-latency", "openvino-int8-throughput")
 _PASSES = {"sorted": "sorted by length", "file_order": "file order"}
@@ -80,6 +89,47 @@ def speed_ratios(results: dict[str, Any], name: str) -> dict[str, float | None]:
     }
 
 
+def round_ratios(results: dict[str, Any], name: str) -> dict[str, dict[str, Any] | None]:
+    """``name`` against OpenVINO's best int8 mode *round by round* (the same texts, minutes apart): texts/s ratio
+    per batch pass and OpenVINO p50 / ``name`` p50 at batch 1 (> 1: ``name`` is faster), with median, min and max.
+    A ratio of medians can hide that the rounds disagree; these are the numbers to quote."""
+    ok = _ok(results)
+    mine = ok.get(name)
+    peers = [ok[n] for n in OPENVINO if n in ok]
+    if mine is None or not peers:
+        return {}
+    out: dict[str, dict[str, Any] | None] = {}
+    for kind in _PASSES:
+        own = mine.get("throughput_rounds", {}).get(kind, {}).get("rounds", [])
+        theirs = [p.get("throughput_rounds", {}).get(kind, {}).get("rounds", []) for p in peers]
+        best = [max(values) for values in zip(*theirs, strict=False)]
+        out[kind] = _ratio_spread([m / b for m, b in zip(own, best, strict=False)])
+    own = mine["latency_bs1"]["spread"]["p50"]["rounds"]
+    best = [min(values) for values in zip(*[p["latency_bs1"]["spread"]["p50"]["rounds"] for p in peers], strict=False)]
+    out["bs1_p50"] = _ratio_spread([b / m for m, b in zip(own, best, strict=False)])
+    return out
+
+
+def _ratio_spread(ratios: list[float]) -> dict[str, Any] | None:
+    if not ratios:
+        return None
+    return {"rounds": [round(r, 3) for r in ratios], "median": float(np.median(ratios)), "min": min(ratios),
+            "max": max(ratios)}
+
+
+def busy_rounds(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The round workers that started with a 1-min load average above the machine's logical cores: more runnable
+    threads than cores, so other work competed with that round (its numbers are flagged, not dropped)."""
+    cores = results.get("environment", {}).get("logical_cores") or 1
+    busy = []
+    for name, r in _ok(results).items():
+        for step in r.get("round_order", []):
+            load = step["load_average"]["before"][0]
+            if load > cores:
+                busy.append({"contender": name, "round": step["round"], "load1": load})
+    return busy
+
+
 def _rounds(values: list[float], digits: int) -> str:
     return " / ".join(f"{v:,.{digits}f}" for v in values)
 
@@ -125,6 +175,16 @@ def render_speed(results: dict[str, Any]) -> list[str]:
         "- × OpenVINO best: against the faster of OpenVINO's two modes for that column (> 1: faster than OpenVINO);"
         " GEMM %: useful GEMM work (real tokens, no padding) per second over the peak (median over rounds).",
     ]
+    for name in ok:
+        if name.startswith("kolite") and (ratios := round_ratios(results, name)):
+            parts = [f"{label} {_rounds(ratio['rounds'], 2)} (median {ratio['median']:.2f}×)"
+                     for label, ratio in (("sorted", ratios.get("sorted")), ("file order", ratios.get("file_order")),
+                                          ("bs1 p50", ratios.get("bs1_p50"))) if ratio]
+            rows.append(f"- {name} ÷ OpenVINO best, round by round: " + "; ".join(parts) + ".")
+    if busy := busy_rounds(results):
+        rows.append(f"- **Busy machine**: {len(busy)} round worker(s) started with a 1-min load above the"
+                    f" {results['environment']['logical_cores']} cores (max {max(b['load1'] for b in busy):.2f});"
+                    " their figures competed with other work. Compare ratios within this run only.")
     loads = [x for r in ok.values() for step in r.get("round_order", []) for x in
              (step["load_average"]["before"][:1] + step["load_average"]["after"][:1])]
     if loads:

@@ -197,7 +197,12 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
         "openvino": closure_size(["openvino", "tokenizers"]),
     }
     environment["load_average_end"] = load_average()
+    speed = {"contenders": results, "environment": environment}
+    from kolite_bench.report_speed import busy_rounds, round_ratios
+
     return {
+        "ratios_per_round": {name: round_ratios(speed, name) for name in results if name.startswith("kolite")},
+        "busy_rounds": busy_rounds(speed),
         "schema": RESULTS_SCHEMA, "run_id": run_id, "created_at": stamp, "wall_seconds": time.time() - started,
         "model": {"seed_id": config.seed.seed_id, "hub_id": config.seed.hub_id, "task": config.seed.task,
                   "source": config.source, "source_kind": config.source_kind, "stand_in": config.stand_in,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kolite_export.activation_ranges import choose_range, collect_stats, uint8_params
+from kolite_export.first_token import PASS_VERSION, first_token_tail
 from kolite_export.recipes import StaticScaleRecipe
 
 if TYPE_CHECKING:
@@ -169,7 +170,9 @@ def build_int8_static(ctx: BuildContext, target: Path, exclude_nodes: tuple[str,
     if tensors:  # none when repair keeps every node in float
         stats = collect_stats(base, tensors, calibration_batches(ctx, texts, recipe.calibration_batch_size))
         params = {n: uint8_params(*choose_range(stats[n], recipe.range_method, recipe.percentile)) for n in tensors}
-    onnx.save(fuse_integer_matmuls(with_static_scales(dynamic, params)), str(target))
+    # The first-token pass runs on the finished graph: calibration saw every token, as the encoder layers do.
+    static, first_token = first_token_tail(fuse_integer_matmuls(with_static_scales(dynamic, params)))
+    onnx.save(static, str(target))
     dynamic_path.unlink()
     return {
         **recipe.to_dict(),
@@ -178,4 +181,6 @@ def build_int8_static(ctx: BuildContext, target: Path, exclude_nodes: tuple[str,
         "quantized_activations": len(tensors),
         "fused_ops": dynamic_info.get("fused_ops", {}),
         "skipped_fusions": dynamic_info.get("skipped_fusions", []),
+        "first_token_pass": PASS_VERSION,
+        "first_token_tail": first_token,
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kolite_export.cpu import CpuFeatures
+from kolite_export.first_token import PASS_VERSION
 from kolite_export.gates import Gate
 from kolite_export.recipes import StaticScaleRecipe
 from kolite_export.static_int8 import build_int8_static
@@ -15,7 +16,7 @@ from kolite_export.variants.spec import CPU, VariantSpec, register
 
 
 def current_recipe(cpu: CpuFeatures) -> dict[str, Any]:
-    return StaticScaleRecipe.for_cpu(cpu).chosen_for_cpu()
+    return {**StaticScaleRecipe.for_cpu(cpu).chosen_for_cpu(), "first_token_pass": PASS_VERSION}
 
 
 SPEC = register(

@@ -38,6 +38,13 @@ logger = logging.getLogger("kolite.server")
 
 _PREDICT_OUT = (list[PredictionOut] | list[list[PredictionOut]] | list[EntityOut] | list[list[EntityOut]]
                 | list[PipelineEntityOut] | list[list[PipelineEntityOut]])
+_PREDICT_ROUTES = (  # path, summary, description (OpenAPI)
+    ("/predict", "Predict", "Classify one text or a list (TEI-compatible); on an NER model, tag it (like /tag)."),
+    ("/", "Root", "/predict at the root, as TEI routes it: where `InferenceClient(base_url=...)` posts."),
+    ("/invocations", "Invocations", "/predict under SageMaker's route, as TEI serves it."),
+    ("/models/{name}/predict", "Predict Model", "Like /predict for the model in the path (the body's `model` field "
+                                                "is ignored)."),
+)
 _TAG_OUT = list[EntityOut] | list[list[EntityOut]] | list[PipelineEntityOut] | list[list[PipelineEntityOut]]
 
 
@@ -90,9 +97,9 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
     app.add_middleware(RequestMiddleware, metrics=metrics, limits=config.limits, auth=config.auth,
                        router=app.router, draining=lambda: state.draining, tracing=tracing)
 
-    async def run_predict(model: ServedModel, body: PredictRequest) -> KoliteJSONResponse:
+    async def answer_predict(name: str | None, body: PredictRequest) -> KoliteJSONResponse:
         hf_shape = body.parameters is not None
-        result = await state.infer(model, body.inputs, body.truncate, predict_options(body), hf_shape)
+        result = await state.infer(state.pick(name), body.inputs, body.truncate, predict_options(body), hf_shape)
         return KoliteJSONResponse(result)
 
     async def run_tag(model: ServedModel, body: TagRequest) -> KoliteJSONResponse:
@@ -101,25 +108,17 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
         hf_shape = body.parameters is not None
         return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, tag_options(body), hf_shape))
 
-    @app.post("/predict", response_model=_PREDICT_OUT, tags=["inference"])
     async def predict(body: PredictRequest) -> KoliteJSONResponse:
-        """Classify one text or a list (TEI-compatible); on an NER model, tag it (like /tag)."""
-        return await run_predict(state.pick(body.model), body)
+        return await answer_predict(body.model, body)
 
-    @app.post("/", response_model=_PREDICT_OUT, tags=["inference"])
-    async def root(body: PredictRequest) -> KoliteJSONResponse:
-        """/predict at the root, as TEI routes it: where `InferenceClient(base_url=...)` posts."""
-        return await run_predict(state.pick(body.model), body)
-
-    @app.post("/invocations", response_model=_PREDICT_OUT, tags=["inference"])
-    async def invocations(body: PredictRequest) -> KoliteJSONResponse:
-        """/predict under SageMaker's route, as TEI serves it."""
-        return await run_predict(state.pick(body.model), body)
-
-    @app.post("/models/{name}/predict", response_model=_PREDICT_OUT, tags=["inference"])
     async def predict_model(name: str, body: PredictRequest) -> KoliteJSONResponse:
-        """Like /predict for the model in the path (the body's `model` field is ignored)."""
-        return await run_predict(state.pick(name), body)
+        return await answer_predict(name, body)
+
+    # One handler for the four /predict routes (TEI's, the root, SageMaker's and the per-model one).
+    for path, summary, description in _PREDICT_ROUTES:
+        endpoint = predict_model if "{name}" in path else predict
+        app.add_api_route(path, endpoint, methods=["POST"], summary=summary, description=description,
+                          response_model=_PREDICT_OUT, tags=["inference"])
 
     @app.post("/tag", response_model=_TAG_OUT, tags=["inference"])
     async def tag(body: TagRequest) -> KoliteJSONResponse:

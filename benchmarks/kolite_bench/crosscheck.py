@@ -1,0 +1,315 @@
+"""A second, deliberately simple speed harness, to check ``kolite bench`` against: plain loops in one process.
+
+``python -m kolite_bench.crosscheck --artifact A [--artifact B] --openvino OV_FOLDER --texts 2000 --rounds 4``
+
+Nothing from the bench's runner, planner or contenders is used. Each contender is loaded once, in its own
+process (so no runtime's idle spinning threads share the cores with another's timed work), and only one works at
+a time. Round by round, with the order rotated, each contender runs (1) the sorted pass: its own tokenizer's token
+counts, texts sorted by them and cut into batches of ``--batch-size``, (2) the file-order pass: consecutive
+batches, and (3) batch 1 over ``--bs1-texts`` texts. Every pass runs once untimed first (OpenVINO: every input
+shape on two requests per stream at once, so every stream has compiled it). Figures are quoted as ratios between
+contenders *within a round*; the 1-minute load average is recorded around every timed segment, and a round that
+starts with more runnable threads than cores is flagged busy.
+
+kolite runs through its public API (``kolite.load(...).logits``, its own length planner, its default
+data-parallel sessions); OpenVINO runs the bench's cached NNCF int8 IR (``.cache/bench/openvino/<key>/``) with
+``PERFORMANCE_HINT=THROUGHPUT`` and an ``AsyncInferQueue`` holding all of a pass's batches, its default inference
+precision, the same thread budget. With two kolite artifacts (e.g. with and without a graph pass) their logits
+are also compared text by text (bitwise count, max |Δ|, label agreement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["main"]
+
+
+def _load1() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+class _Kolite:
+    def __init__(self, artifact: str, variant: str, threads: int) -> None:
+        import kolite
+
+        self.name = f"kolite:{Path(artifact).name}:{variant}"
+        self.model = kolite.load(artifact, variant=variant, threads=threads)
+
+    def sorted_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return np.asarray(self.model.logits(texts, batch_size=batch_size))
+
+    def file_order_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
+        chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+        return np.concatenate([np.asarray(self.model.logits(c, batch_size=batch_size)) for c in chunks])
+
+    def one(self, text: str) -> None:
+        self.model.logits([text], batch_size=1)
+
+    def warm(self, texts: list[str], batch_size: int) -> None:
+        self.sorted_pass(texts, batch_size)
+        self.file_order_pass(texts, batch_size)
+
+
+class _OpenVINO:
+    def __init__(self, folder: str, threads: int) -> None:
+        import openvino as ov
+        from tokenizers import Tokenizer
+
+        info = json.loads((Path(folder) / "info.json").read_text(encoding="utf-8"))
+        self.name = f"openvino-throughput:{info.get('openvino')}"
+        self.inputs = info["inputs"]
+        self.tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+        self.tokenizer.enable_truncation(512)
+        self.tokenizer.enable_padding(pad_id=info["pad_token_id"], pad_token=info["pad_token"])
+        config = {"PERFORMANCE_HINT": "THROUGHPUT", "INFERENCE_NUM_THREADS": threads}
+        self.compiled = ov.Core().compile_model(Path(folder) / "model.int8.xml", "CPU", config)
+        self.streams = int(str(self.compiled.get_property("NUM_STREAMS")))
+        self.precision = str(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.request = self.compiled.create_infer_request()
+        self.ov = ov
+        self.queues: dict[int, Any] = {}
+
+    def _feeds(self, texts: list[str]) -> dict[str, np.ndarray]:
+        enc = self.tokenizer.encode_batch(texts)
+        cols = {
+            "input_ids": [e.ids for e in enc],
+            "attention_mask": [e.attention_mask for e in enc],
+            "token_type_ids": [e.type_ids for e in enc],
+        }
+        return {name: np.asarray(cols[name], dtype=np.int64) for name in self.inputs}
+
+    def _run(self, batches: list[list[str]]) -> np.ndarray:
+        queue = self._queue(len(batches))
+        out: list[Any] = [None] * len(batches)
+
+        def done(request: Any, index: int) -> None:
+            out[index] = request.get_output_tensor(0).data.copy()
+
+        queue.set_callback(done)
+        for index, batch in enumerate(batches):
+            queue.start_async(self._feeds(batch), userdata=index)
+        queue.wait_all()
+        return np.concatenate(out)
+
+    def _queue(self, size: int) -> Any:
+        """An AsyncInferQueue of ``size`` requests (every batch of a pass in flight), made once per size during the
+        warm-up: creating the requests is set-up, not inference."""
+        if size not in self.queues:
+            self.queues[size] = self.ov.AsyncInferQueue(self.compiled, max(size, 1))
+        return self.queues[size]
+
+    def lengths(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self.tokenizer.encode_batch(texts)]
+
+    def sorted_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
+        order = np.argsort(self.lengths(texts), kind="stable")
+        batches = [[texts[i] for i in order[s : s + batch_size]] for s in range(0, len(texts), batch_size)]
+        logits = self._run(batches)
+        result = np.empty_like(logits)
+        result[order] = logits
+        return result
+
+    def file_order_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self._run([texts[i : i + batch_size] for i in range(0, len(texts), batch_size)])
+
+    def one(self, text: str) -> None:
+        self.request.infer(self._feeds([text]))
+
+    def warm(self, texts: list[str], batch_size: int) -> None:
+        """Every input shape of both passes on 2 requests per stream at once (twice), then both passes."""
+        lengths = self.lengths(texts)
+        order = np.argsort(lengths, kind="stable")
+        batches = [[texts[i] for i in order[s : s + batch_size]] for s in range(0, len(texts), batch_size)]
+        batches += [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+        shapes: dict[tuple[int, ...], dict[str, np.ndarray]] = {}
+        for batch in batches:
+            feeds = self._feeds(batch)
+            shapes.setdefault(feeds["input_ids"].shape, feeds)
+        queue = self.ov.AsyncInferQueue(self.compiled, 2 * self.streams)
+        for feeds in shapes.values():
+            for _ in range(2):  # twice: the crosscheck is allowed to be more generous than the bench
+                for _ in range(2 * self.streams):
+                    queue.start_async(feeds)
+                queue.wait_all()
+        self.sorted_pass(texts, batch_size)
+        self.file_order_pass(texts, batch_size)
+
+
+def _timed(fn: Any, *args: Any) -> tuple[float, Any, dict[str, float]]:
+    before = _load1()
+    start = time.perf_counter()
+    result = fn(*args)
+    seconds = time.perf_counter() - start
+    return seconds, result, {"before": before, "after": _load1()}
+
+
+def _bs1(contender: Any, texts: list[str]) -> dict[str, Any]:
+    for text in texts[:20]:
+        contender.one(text)
+    samples = []
+    before = _load1()
+    for text in texts:
+        start = time.perf_counter()
+        contender.one(text)
+        samples.append((time.perf_counter() - start) * 1000)
+    return {
+        "p50_ms": float(np.percentile(samples, 50)),
+        "p99_ms": float(np.percentile(samples, 99)),
+        "load1": {"before": before, "after": _load1()},
+    }
+
+
+def _texts(data_dir: Path, count: int, offset: int) -> list[str]:
+    lines = (data_dir / "nsmc" / "ratings_test.txt").read_text(encoding="utf-8").splitlines()[1:]
+    return [line.split("\t")[1] for line in lines[offset : offset + count]]
+
+
+def _agreement(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    return {
+        "texts": len(a),
+        "bitwise_identical_rows": int((a == b).all(axis=1).sum()),
+        "max_abs_diff": float(np.abs(a - b).max()),
+        "label_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
+    }
+
+
+def _build(kind: str, source: str, args: argparse.Namespace) -> Any:
+    return _Kolite(source, args.variant, args.threads) if kind == "kolite" else _OpenVINO(source, args.threads)
+
+
+def _serve(conn: Any, kind: str, source: str, args: argparse.Namespace, texts: list[str]) -> None:
+    """A contender's process: load, warm, then answer the parent's commands one at a time."""
+    contender = _build(kind, source, args)
+    contender.warm(texts, args.batch_size)
+    described = {"name": contender.name}
+    if kind == "openvino":
+        described.update(streams=contender.streams, inference_precision=contender.precision)
+    conn.send(described)
+    while (command := conn.recv()) != "stop":
+        if command == "logits":
+            ones = texts[: min(200, len(texts))]
+            bs1 = np.concatenate([contender.model.logits([t], batch_size=1) for t in ones])
+            conn.send((contender.sorted_pass(texts, args.batch_size), bs1))
+        elif command == "bs1":
+            conn.send(_bs1(contender, texts[: args.bs1_texts]))
+        else:
+            fn = contender.sorted_pass if command == "sorted" else contender.file_order_pass
+            seconds, _, load = _timed(fn, texts, args.batch_size)
+            conn.send({"texts_per_s": len(texts) / seconds, "load1": load})
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import multiprocessing
+
+    texts = _texts(Path(args.data_dir), args.texts, args.offset)
+    context = multiprocessing.get_context("spawn")
+    sources = [("kolite", a) for a in args.artifact] + ([("openvino", args.openvino)] if args.openvino else [])
+    workers = []
+    for kind, source in sources:  # loaded and warmed one after another, so warm-ups do not overlap either
+        parent, child = context.Pipe()
+        process = context.Process(target=_serve, args=(child, kind, source, args, texts), daemon=True)
+        process.start()
+        workers.append((parent, process, parent.recv()))
+    names = [info["name"] for _, _, info in workers]
+    equivalence = None
+    if len(args.artifact) == 2:
+        outputs = []
+        for conn, _, _ in workers[:2]:
+            conn.send("logits")
+            outputs.append(conn.recv())
+        equivalence = {
+            "batch": _agreement(outputs[0][0], outputs[1][0]),
+            "bs1": _agreement(outputs[0][1], outputs[1][1]),
+        }
+    rounds = []
+    for r in range(args.rounds):
+        order = workers[r % len(workers) :] + workers[: r % len(workers)]
+        row: dict[str, Any] = {"round": r, "order": [info["name"] for _, _, info in order], "load1_start": _load1()}
+        row["busy"] = row["load1_start"] > (os.cpu_count() or 1)
+        for conn, _, info in order:
+            entry: dict[str, Any] = {}
+            for command in ("sorted", "file_order", "bs1"):
+                conn.send(command)
+                entry[command] = conn.recv()
+            row[info["name"]] = entry
+        rounds.append(row)
+        print(
+            f"round {r + 1} (load {row['load1_start']}): "
+            + ", ".join(
+                f"{n} {row[n]['sorted']['texts_per_s']:.0f}/{row[n]['file_order']['texts_per_s']:.0f} t/s, bs1 p50 "
+                f"{row[n]['bs1']['p50_ms']:.2f} ms"
+                for n in names
+            ),
+            flush=True,
+        )
+    for conn, process, _ in workers:
+        conn.send("stop")
+        process.join(timeout=30)
+    ratios: dict[str, Any] = {}
+    for a in names:
+        for b in names:
+            if a == b:
+                continue
+            per = {
+                kind: [row[a][kind]["texts_per_s"] / row[b][kind]["texts_per_s"] for row in rounds]
+                for kind in ("sorted", "file_order")
+            }
+            per["bs1_p50"] = [row[b]["bs1"]["p50_ms"] / row[a]["bs1"]["p50_ms"] for row in rounds]
+            ratios[f"{a} / {b}"] = {
+                k: {"rounds": [round(x, 3) for x in v], "median": float(np.median(v)), "min": min(v), "max": max(v)}
+                for k, v in per.items()
+            }
+    return {
+        "harness": "kolite_bench.crosscheck (plain loops, one process per contender, one at a time, rounds rotated)",
+        "run_id": f"crosscheck-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}",
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "python": platform.python_version()},
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "contenders": [info for _, _, info in workers],
+        "equivalence": equivalence,
+        "rounds": rounds,
+        "ratios": ratios,
+        "busy_rounds": [row["round"] for row in rounds if row["busy"]],
+    }
+
+
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kolite_bench.crosscheck", description=__doc__.splitlines()[0])
+    parser.add_argument("--artifact", action="append", required=True, help="kolite artifact folder (1 or 2)")
+    parser.add_argument("--variant", default="int8-static")
+    parser.add_argument("--openvino", help="folder of the bench's cached OpenVINO IR (model.int8.xml, info.json)")
+    parser.add_argument("--data-dir", default=os.path.join(os.environ.get("KOLITE_SHARED", "../shared"), "data"))
+    parser.add_argument("--texts", type=int, default=2000)
+    parser.add_argument("--offset", type=int, default=0, help="first NSMC test line to use")
+    parser.add_argument("--bs1-texts", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", required=True, help="results JSON to write")
+    args = parser.parse_args(argv)
+    result = run(args)
+    Path(args.out).write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    for pair, ratio in result["ratios"].items():
+        print(pair, {k: f"{v['median']:.2f}× ({v['min']:.2f}–{v['max']:.2f})" for k, v in ratio.items()})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Serving A/B in one run: this checkout's `kolite serve` against another runtime tree (e.g. ``git archive`` of
+main), in alternating rounds, with the model's offline texts/s measured in every round next to them.
+
+    python -m kolite_bench.serve_ab --artifact ART --baseline-runtime /tmp/base/runtime --rounds 3 --out R.json
+
+Each round: the offline ceiling (``loadtest.inference_ceiling``: the server's own encode + planned calls over
+batches of 32, no HTTP), then each server in turn (order alternating by round), started fresh, warmed, then
+``--clients`` closed-loop clients sending one NSMC text per request for ``--duration-s``. Server CPU per answered
+request comes from /proc; with ``--profile`` each server runs under ``kolite_bench.serve_sampler`` and its stack
+samples are saved beside the results. Quote the per-round ratios; the 1-min load average is recorded with each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kolite_export.catalogue import data_path, read_nsmc
+
+from kolite_bench.loadtest import _free_port, _server_cpu_s, _wait_healthy, inference_ceiling, run_level
+
+__all__ = ["main"]
+
+
+async def _serve_once(args: argparse.Namespace, texts: list[str], runtime: str | None, profile: Path | None) -> dict:
+    import httpx
+
+    port = _free_port()
+    env = dict(os.environ)
+    if runtime:  # the other runtime tree first on the path: its kolite (server included) is imported
+        env["PYTHONPATH"] = os.pathsep.join([runtime, env.get("PYTHONPATH", "")])
+    if profile:
+        env["KOLITE_SAMPLE_OUT"] = str(profile)
+    module = "kolite_bench.serve_sampler" if profile else "kolite.server"
+    command = [sys.executable, "-m", module, str(args.artifact), "--host", "127.0.0.1", "--port", str(port),
+               "--log-level", "warning", "--max-wait-ms", "0", "--max-queue", "4096"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        async with httpx.AsyncClient(timeout=60.0, trust_env=False) as client:
+            await _wait_healthy(client, f"http://127.0.0.1:{port}", server)
+        await run_level(port, texts, 4, 2.0, 10_000)
+        cpu_before, load_before = _server_cpu_s(server.pid), os.getloadavg()[0]
+        row = await run_level(port, texts, args.clients, args.duration_s, 100_000)
+        cpu_after = _server_cpu_s(server.pid)
+        if cpu_before is not None and cpu_after is not None:
+            row["server_cpu_ms_per_request"] = round(1000 * (cpu_after - cpu_before) / max(row["ok"], 1), 3)
+        row["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+        return row
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kolite_bench.serve_ab", description=__doc__.splitlines()[0])
+    parser.add_argument("--artifact", type=Path, required=True)
+    parser.add_argument("--baseline-runtime", required=True, help="folder holding the other kolite package")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--duration-s", type=float, default=15.0)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--out", type=Path, required=True, help="results JSON")
+    args = parser.parse_args(argv)
+    texts = list(read_nsmc(data_path("nsmc")).texts[:5000])
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    contenders = {"this": None, "baseline": args.baseline_runtime}
+    rounds = []
+    for r in range(args.rounds):
+        row: dict[str, Any] = {"round": r, "offline": inference_ceiling(args.artifact, texts, None)}
+        order = list(contenders) if r % 2 == 0 else list(contenders)[::-1]
+        for name in order:
+            profile = args.out.with_name(f"{args.out.stem}.{name}.round{r}.samples.json") if args.profile else None
+            row[name] = asyncio.run(_serve_once(args, texts, contenders[name], profile))
+            offline = row["offline"]["texts_per_s_batch_32"]
+            row[name]["served_over_offline"] = round(row[name]["throughput_rps"] / offline, 3)
+            print(f"round {r + 1} {name}: {row[name]['throughput_rps']} req/s = {row[name]['served_over_offline']:.0%}"
+                  f" of offline {offline} texts/s, CPU {row[name].get('server_cpu_ms_per_request')} ms/req, p50 "
+                  f"{row[name]['p50_ms']} ms, load {row[name]['load_avg_1m']}", flush=True)
+        rounds.append(row)
+    ratio = [row["this"]["throughput_rps"] / row["baseline"]["throughput_rps"] for row in rounds]
+    cpu = [row["this"]["server_cpu_ms_per_request"] / row["baseline"]["server_cpu_ms_per_request"] for row in rounds]
+    result = {
+        "run_id": f"serve-ab-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}",
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"logical_cores": os.cpu_count()},
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "rounds": rounds,
+        "req_per_s_this_over_baseline": {"rounds": [round(x, 3) for x in ratio], "median": float(np.median(ratio))},
+        "cpu_per_request_this_over_baseline": {"rounds": [round(x, 3) for x in cpu], "median": float(np.median(cpu))},
+        "served_over_offline": {name: [row[name]["served_over_offline"] for row in rounds] for name in contenders},
+        "seconds": round(time.process_time(), 1),
+    }
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    print(json.dumps({k: result[k] for k in ("req_per_s_this_over_baseline", "cpu_per_request_this_over_baseline",
+                                             "served_over_offline")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
