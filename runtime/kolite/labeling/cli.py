@@ -50,7 +50,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="of CSV/TSV/JSONL input: auto (default: a BOM, else UTF-8 if valid, else detected, e.g. CP949 for "
         "Excel and Korean public-data files) or a codec name (cp949, euc-kr, utf-16...). Output is always UTF-8",
     )
-    parser.add_argument("--engine", choices=("local", "ray"), default="local", help="local cores or Ray Data")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: worker processes on this machine; ray: Ray actors label, this process reads "
+                             "and writes (default: local)")
     parser.add_argument(
         "--address", help="Ray cluster address (auto, ray://host:10001); default: start a new local Ray instance"
     )

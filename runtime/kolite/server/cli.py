@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kolite.cli import THREADS_HELP, DefaultsHelpFormatter
 from kolite.errors import KoliteError
 
 __all__ = ["build_config", "main", "register", "serve"]
@@ -37,14 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="artifact folders; each model is named after its folder")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 in "
                                                             "containers)")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
     parser.add_argument("--variant", default="auto", help="variant to load for every model (default auto)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     parser.add_argument("--threads", type=int, default=None,
-                        help="onnxruntime intra-op threads per model (default: physical cores)")
+                        help=f"onnxruntime intra-op threads per model ({THREADS_HELP})")
     parser.add_argument("--tokenizer-workers", type=int, default=None,
                         help="threads that tokenize requests and build responses off the event loop "
-                             "(default: min(4, CPUs))")
+                             "(default: min(4, the CPU budget))")
     group = parser.add_argument_group("dynamic batching")
     group.add_argument("--max-batch-tokens", type=int, default=b.max_batch_tokens,
                        help="padded tokens (items x longest) per inference batch")
@@ -93,7 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="export OpenTelemetry traces to this OTLP/HTTP collector, e.g. http://localhost:4318 "
                             "(needs kolite[otel])")
     group.add_argument("--otlp-service-name", default="kolite", help="service.name of the exported traces")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="debug adds one access line per request")
     parser.add_argument("--no-warmup", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -158,6 +160,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m kolite.server ARTIFACT ...`` (same options as ``kolite serve``)."""
-    parser = argparse.ArgumentParser(prog="python -m kolite.server", description="Serve kolite artifacts over HTTP.")
+    parser = argparse.ArgumentParser(prog="python -m kolite.server", description="Serve kolite artifacts over HTTP.",
+                                     formatter_class=DefaultsHelpFormatter)
     add_arguments(parser)
     return serve(parser.parse_args(argv))
