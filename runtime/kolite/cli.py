@@ -11,7 +11,7 @@ from typing import Any
 
 from kolite.errors import KoliteError
 
-__all__ = ["INSTALL_HINTS", "THREADS_HELP", "DefaultsHelpFormatter", "build_parser", "main"]
+__all__ = ["INSTALL_HINTS", "THREADS_HELP", "DefaultsHelpFormatter", "build_parser", "format_default", "main"]
 
 # What to install when a subcommand's optional dependencies are missing.
 # torch goes first, from the CPU index: an unpinned `pip install torch` pulls gigabytes of CUDA wheels.
@@ -36,15 +36,21 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         help_text = action.help or ""
-        default = action.default
         if (
             "default" in help_text.lower()
-            or default in (None, False, argparse.SUPPRESS)
-            or isinstance(action, argparse._VersionAction)
+            or action.default in (None, argparse.SUPPRESS)
+            or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._VersionAction))
             or not action.option_strings
         ):
             return help_text
-        return f"{help_text} (default: %(default)s)".lstrip()
+        return f"{help_text} (default: {format_default(action.default)})".lstrip().replace("%", "%%")
+
+
+def format_default(value: Any) -> str:
+    """A default as a user would type it: lists comma-joined, the empty string as ''."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "''"
+    return str(value) if value != "" else "''"
 
 
 def _unavailable(name: str, reason: str) -> Callable[[argparse.Namespace], int]:

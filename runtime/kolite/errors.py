@@ -12,11 +12,15 @@ __all__ = [
     "OfflineError",
     "ProviderUnavailableError",
     "UnknownVariantError",
+    "registry",
 ]
 
 
 class KoliteError(Exception):
     """Base class of every error kolite raises on purpose."""
+
+    http_status: int = 500
+    error_type: str = "Backend"
 
 
 class ManifestError(KoliteError):
@@ -49,3 +53,32 @@ class UnknownVariantError(KoliteError, ValueError):
 
 class CpuFeatureError(KoliteError):
     """No variant of the artifact runs exactly on this CPU (its int8 recipes assume features, e.g. VNNI, it lacks)."""
+
+
+# What each error means over HTTP, one place per class (the errors reference page is generated from this).
+_HTTP: dict[type[KoliteError], tuple[int, str]] = {
+    KoliteError: (500, "Backend"),
+    ManifestError: (500, "Backend"),
+    IntegrityError: (500, "Backend"),
+    ModelNotFoundError: (404, "NotFound"),
+    OfflineError: (503, "Unhealthy"),
+    ProviderUnavailableError: (503, "Unhealthy"),
+    InvalidInputError: (422, "Validation"),
+    UnknownVariantError: (422, "Validation"),
+    CpuFeatureError: (503, "Unhealthy"),
+}
+for _cls, (_status, _type) in _HTTP.items():
+    _cls.http_status, _cls.error_type = _status, _type
+
+
+def registry() -> list[type[KoliteError]]:
+    """Every ``KoliteError`` class (the base first, then its subclasses by name); each carries ``http_status``
+    and ``error_type``."""
+    found: list[type[KoliteError]] = []
+    pending: list[type[KoliteError]] = [KoliteError]
+    while pending:
+        cls = pending.pop()
+        if cls not in found:
+            found.append(cls)
+            pending.extend(cls.__subclasses__())
+    return [KoliteError, *sorted(found[1:], key=lambda cls: cls.__name__)]
