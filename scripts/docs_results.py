@@ -39,7 +39,8 @@ def _when(stamp: str) -> str:
 def _machine(env: dict[str, Any]) -> str:
     flags = "AMX" if "amx_int8" in env.get("cpu_flags", []) else "VNNI" if env.get("vnni") else "no VNNI"
     vendor = f"{env['cpu_vendor']}, " if env.get("cpu_vendor") else ""
-    return f"{env.get('cpu_model', '?')} ({vendor}{flags}), {env.get('logical_cores')} logical cores, {env.get('memory_gb')} GB"
+    cores, memory = env.get("logical_cores"), env.get("memory_gb")
+    return f"{env.get('cpu_model', '?')} ({vendor}{flags}), {cores} logical cores, {memory} GB"
 
 
 def _load_average(env: dict[str, Any]) -> str:

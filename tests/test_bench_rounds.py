@@ -187,7 +187,7 @@ def test_calibration_texts_never_come_from_the_scored_file(shared_data):
 
     source, texts = calibration_texts("nsmc", shared_data / "data", 300)
     assert source == "nsmc-train" and len(texts) == 300 and all(t.strip() for t in texts)
-    assert calibration_texts("kote", shared_data / "data", 50)[0] == "kote/val.tsv"
+    assert calibration_texts("kote", shared_data / "data", 50)[0] == "kote-val"
     assert calibration_texts("klue-ner", shared_data / "data", 10)[0] == "nsmc-train"
     with pytest.raises(ValueError, match="no calibration source"):
         calibration_texts("unknown", shared_data / "data")
