@@ -170,12 +170,24 @@ def _benchmark_results() -> str:
     return benchmark_results_page(ROOT / "benchmarks" / "results")
 
 
+def _seed_summary() -> str:
+    """benchmarks/results/summary.md: what `kolite bench --summary` writes for the newest run of each seed."""
+    import json
+
+    from docs_results import latest_runs
+    from kolite_bench.summary import render_summary
+
+    paths = latest_runs(ROOT / "benchmarks" / "results").values()
+    return render_summary([json.loads(path.read_text(encoding="utf-8")) for path in paths])
+
+
 PAGES: dict[str, Callable[[], str]] = {
     "docs/reference/cli.md": cli_page,
     "docs/reference/errors.md": errors_page,
     "docs/reference/variants.md": variants_page,
     "docs/reference/manifest.md": manifest_page,
     "docs/guides/benchmark-results.md": _benchmark_results,
+    "benchmarks/results/summary.md": _seed_summary,
 }
 
 
