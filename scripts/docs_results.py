@@ -64,18 +64,34 @@ def _run_note(run: dict[str, Any], path: Path) -> str:
             f"{run['conditions']}.")
 
 
+def _bs1_rows(results: dict[str, Any]) -> list[str]:
+    """Batch-1 latency of a schema-1 run (one pass per contender, no rounds)."""
+    rows = ["| contender | bs1 p50 ms | bs1 p99 ms |", "|---|---:|---:|"]
+    for name, result in results["contenders"].items():
+        if "latency_bs1" in result:
+            ms = result["latency_bs1"]["ms"]
+            rows.append(f"| {name} | {ms['p50']:.2f} | {ms['p99']:.2f} |")
+    return rows
+
+
 def _seed_section(seed: str, path: Path, results: dict[str, Any]) -> list[str]:
+    from kolite_bench.report import accuracy_rows
     from kolite_bench.report_speed import render_speed
 
     model, data = results["model"], results["dataset"]
-    kind = "trained stand-in" if model["source_kind"] == "trained-standin" else model["source_kind"]
+    kind = {"trained-standin": "trained stand-in", "standin": "untrained stand-in"}.get(model["source_kind"],
+                                                                                        model["source_kind"])
     lines = [f"## {seed}: every contender (run `{results['run_id']}`)", "",
              f"`benchmarks/results/{path.name}`, started {_when(results['created_at'])} on "
-             f"{_machine(results['environment'])}; model {model['hub_id']} ({kind}), data {data['name']} "
-             f"({data['n_texts']:,} texts). Every contender's accuracy, footprint and plots: "
+             f"{_machine(results['environment'])}; model {model['hub_id'] or 'custom'} ({kind}), data {data['name']} "
+             f"({data['n_texts']:,} texts). Latency percentiles, plots and the physical limit: "
              f"`benchmarks/results/{seed}.md`."]
-    speed = render_speed(results)
-    return lines + [line.replace("#### ", "### ") for line in speed] + [""]
+    if results.get("schema") == "kolite-bench/2":
+        lines += [line.replace("#### ", "### ") for line in render_speed(results)]
+    else:
+        lines += ["", "### Speed: one pass per contender (results schema 1, before rotated rounds)", "",
+                  *_bs1_rows(results)]
+    return [*lines, "", "### Accuracy, whole-set pass and footprint", "", *accuracy_rows(results), ""]
 
 
 def _loadtest_section(path: Path) -> list[str]:
@@ -123,8 +139,6 @@ def _ner_decode_section(path: Path) -> list[str]:
 
 def benchmark_results_page(results_dir: Path) -> str:
     """The whole page; ``results_dir`` is ``benchmarks/results``."""
-    from kolite_bench.summary import render_summary
-
     runs = {seed: (path, _load(path)) for seed, path in latest_runs(results_dir).items()}
     files = " ".join(f"benchmarks/results/{path.name}" for path, _ in runs.values())
     lines = [
@@ -134,16 +148,15 @@ def benchmark_results_page(results_dir: Path) -> str:
         " names the file, its run id, date and machine. How the numbers are taken: [Benchmarks](benchmarks.md).",
         "No machine of this project reaches the model hub: every model here is a stand-in (see "
         "[the seeds](../getting-started.md#the-seeds)); runs on different machines or days are not comparable.", "",
-        "## Every seed: the newest run of each", "",
+        "## The runs", "",
+        "The newest results file of each seed; every section below comes from one of them.", "",
         *_runs_table(runs), "",
-        "kolite's dynamic `int8` against the originals and the peers, the one kolite variant every run has. "
-        "Regenerate this table (also written to `benchmarks/results/summary.md`) with:", "",
+        "One table over all five (kolite's dynamic `int8`, the one kolite variant every run has, against the "
+        "originals and the peers) is `benchmarks/results/summary.md`, rendered from the same files by:", "",
         "```bash", f"kolite bench --summary {files}", "```", "",
-        render_summary([results for _, results in runs.values()]).rstrip(), "",
     ]
-    for seed in ("000", "004", "001"):
-        if seed in runs:
-            lines += _seed_section(seed, *runs[seed])
+    for seed, (path, results) in runs.items():
+        lines += _seed_section(seed, path, results)
     lines += _loadtest_section(results_dir / "loadtest-000.json")
     lines += _soak_section(results_dir / "soak-000.json")
     lines += _long_text_section(sorted(results_dir.glob("long-text-000-window*.json"), reverse=True))
