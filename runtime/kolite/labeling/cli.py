@@ -69,8 +69,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         default=DEFAULT_PART_ROWS,
         help=f"rows per output part = resume granularity (default: {DEFAULT_PART_ROWS})",
     )
-    parser.add_argument("--workers", type=int, help="worker processes (local) or Ray actors (ray)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads per worker/actor")
+    parser.add_argument("--workers", type=int,
+                        help="worker processes (local) or Ray actors (ray) (default: local: the CPU budget divided "
+                             "by --threads; ray: as many actors as the nodes' CPUs hold)")
+    parser.add_argument("--threads", type=int,
+                        help="ONNX Runtime intra-op threads per worker/actor (default: local: 1 per process, or the "
+                             "CPU budget divided by --workers; ray: 1)")
     parser.add_argument(
         "--prefix",
         default="",
