@@ -45,7 +45,9 @@ def _option_row(action: argparse.Action) -> str:
         value = "flag"
     else:
         value = f"`{action.metavar or action.dest.upper()}`" + (" …" if action.nargs in ("+", "*") else "")
-    if action.default in (None, argparse.SUPPRESS) or action.nargs == 0 or not action.option_strings:
+    if isinstance(action, argparse.BooleanOptionalAction):
+        default = f"`{action.option_strings[0 if action.default else 1]}`"
+    elif action.default in (None, argparse.SUPPRESS) or action.nargs == 0 or not action.option_strings:
         default = "–" if action.option_strings else "required" if action.nargs != "*" else "optional"
     else:
         default = f"`{format_default(action.default).replace(str(ROOT), '.')}`"

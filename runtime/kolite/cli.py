@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--aggregation", default="simple", help="none, simple, first, average, max (NER)")
     predict.add_argument("--stride", type=int, default=None,
                          help="overlap of long-text windows in tokens (NER; classification with --long-text windows)")
-    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--batch-size", type=int, default=32, help="texts per model call")
     predict.add_argument("--chunk-size", type=int, default=1024, help="lines read per model call (streaming)")
     predict.add_argument("--strict", action="store_true", help="exit 1 if any item failed")
     _add_model_options(predict)

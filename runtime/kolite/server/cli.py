@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-text-chars", type=int, default=lim.max_text_chars,
                        help="longer texts are cut (truncate=true, default) or refused with 413")
     group.add_argument("--truncate", action=argparse.BooleanOptionalAction, default=True,
-                       help="default for requests that do not set `truncate`")
+                       help="whether texts of a request that does not set `truncate` are cut at --max-text-chars")
     group.add_argument("--timeout-s", type=float, default=lim.timeout_s, help="per-request timeout (504)")
     group = parser.add_argument_group("connections and shutdown")
     group.add_argument("--header-timeout-s", type=float, default=lim.header_timeout_s,
