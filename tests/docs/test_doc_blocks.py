@@ -1,19 +1,24 @@
-"""The docs' code blocks run: every ```python block of every page (in page order, one namespace per page) and every
-`kolite predict` / `kolite info` / `kolite label` line of the ```bash blocks, against tiny artifacts named as the
-docs name the seeds. A block that cannot run here (it needs a server or the hub) is preceded by
-`<!-- not run: reason -->`, and says why."""
+"""The docs' code blocks run: every ```python block of every page (in page order, one namespace per page), every
+`kolite predict` / `kolite info` / `kolite label` line of the ```bash blocks, and each bash block that starts
+`kolite serve`: the server is started as written (on a free port) and the block's `curl` lines are sent to it. All
+against tiny artifacts named as the docs name the seeds. A block that cannot run here (it needs the hub or a
+cluster) is preceded by `<!-- not run: reason -->`, and says why."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])
@@ -43,7 +48,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, tiny_artifact: Callable[[s
     folder = tmp_path_factory.mktemp("docs")
     (folder / "artifacts").mkdir()
     for name, seed in ARTIFACTS.items():
-        (folder / "artifacts" / name).symlink_to(tiny_artifact(seed), target_is_directory=True)
+        # Copies, not links: the server names a model after its resolved folder.
+        shutil.copytree(tiny_artifact(seed), folder / "artifacts" / name)
     (folder / "reviews.csv").write_text("id,text\n1,영화 정말 재밌어요\n2,\n3,최악의 영화\n", encoding="utf-8")
     return folder
 
@@ -90,6 +96,55 @@ def test_cli_lines_run(page: Path, line: str, workdir: Path, tmp_path: Path) -> 
     result = subprocess.run([sys.executable, "-m", "kolite.cli", *argv], cwd=workdir, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{page.name}: {line}\n{result.stderr}"
+
+
+def _serve_blocks() -> list[tuple[Path, str, list[str]]]:
+    """(page, its `kolite serve` line, the `curl` lines after it) of each bash block that starts a server."""
+    found = []
+    for page in PAGES:
+        for code, reason in blocks(page, "bash"):
+            lines = [line.split("  #")[0].strip() for line in re.sub(r"\\\n\s*", " ", code).splitlines()]
+            serve = next((line for line in lines if line.startswith("kolite serve ")), None)
+            if reason is None and serve:
+                found.append((page, serve, [line for line in lines if line.startswith("curl ")]))
+    return found
+
+
+def _healthy(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "kolite serve exited before it was ready"
+        try:
+            if httpx.get(f"{url}/health", timeout=2.0, trust_env=False).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"kolite serve was not healthy within {timeout_s} s")
+
+
+@pytest.mark.parametrize("page,serve,curls", _serve_blocks(), ids=lambda value: getattr(value, "name", "-"))
+def test_serve_blocks_answer_their_curl_lines(page: Path, serve: str, curls: list[str], workdir: Path) -> None:
+    assert curls, f"{page.name}: a `kolite serve` block with nothing to send it"
+    port = str(free_port())
+    argv = [arg for arg in shlex.split(serve) if arg != "&"][1:]
+    argv[argv.index("--port") + 1] = port
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(REPO / p) for p in ("runtime", "export", "benchmarks"))}
+    process = subprocess.Popen([sys.executable, "-m", "kolite.cli", *argv], cwd=workdir, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _healthy(f"http://127.0.0.1:{port}", process)
+        for curl in curls:
+            command = shlex.split(curl.replace("localhost:8080", f"127.0.0.1:{port}"))
+            result = subprocess.run([*command, "--fail-with-body", "--noproxy", "*"], capture_output=True, text=True,
+                                    timeout=60)
+            assert result.returncode == 0, f"{page.name}: {curl}\n{result.stdout}{result.stderr}"
+            assert json.loads(result.stdout), f"{page.name}: {curl} answered nothing"
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def test_only_synopses_are_left_out() -> None:
