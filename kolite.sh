@@ -89,8 +89,7 @@ cmd_test() {
     runtime_venv
     log "runtime tests in the torch-free environment (.venv-runtime, artifacts built above)"
     KOLITE_TEST_ARTIFACTS="$here/.cache/test-artifacts/artifacts" .venv-runtime/bin/python -m pytest -q \
-        -p no:cacheprovider -m "not torch" tests/test_runtime*.py tests/test_cli_runtime*.py tests/test_aggregation*.py \
-        tests/test_torch_free.py
+        -p no:cacheprovider -m "not torch" tests/runtime
     cmd_docs
 }
 

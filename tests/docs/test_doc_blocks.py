@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 from support import free_port
 
+# Copies artifacts, starts servers and labels a whole data set: `./kolite.sh docs` and the full run, not the fast lane.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 PAGES = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])
 FENCE = re.compile(r"(?P<before>[^\n]*)\n```(?P<lang>\w*)\n(?P<code>.*?)\n```", re.S)

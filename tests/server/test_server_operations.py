@@ -13,7 +13,7 @@ import pytest
 from kolite.server.app import create_app
 from kolite.server.batcher import DynamicBatcher, QueueFullError
 from kolite.server.config import BatchingConfig, ServerConfig
-from test_server_support import assert_error, post_concurrently, serve_in_thread, serve_subprocess, stop
+from live_server import assert_error, post_concurrently, serve_in_thread, serve_subprocess, stop
 
 KEY = "s3cret-key"
 

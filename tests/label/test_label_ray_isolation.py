@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support import free_port
 from test_label import make_texts, write_tsv
 
 pytestmark = pytest.mark.ray
@@ -29,12 +29,6 @@ ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
 from ray._private.state import jobs
 print(json.dumps([job["DriverPid"] for job in jobs()]))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

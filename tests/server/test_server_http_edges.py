@@ -14,16 +14,11 @@ import httpx
 import kolite
 import numpy as np
 import pytest
-from test_server_support import assert_error, serve_subprocess
+from live_server import assert_error, serve_subprocess
 
 # Generous for a loaded machine: a server that never closes fails on the socket timeout, not on a slow close.
 SOCKET_TIMEOUT_S = 30.0
 READ_TIMEOUT_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def artifacts(tiny_artifact):
-    return {"cls": tiny_artifact("000"), "ner": tiny_artifact("004")}
 
 
 @pytest.fixture(scope="module", params=["httptools", "h11"])
@@ -162,6 +157,7 @@ def test_tag_never_cuts_a_text_it_refuses_one_over_the_limit_and_tags_the_whole_
     assert len(windows) > 1 and max(e["start"] for e in entities) > first_window_end  # the tail is tagged, not cut
 
 
+@pytest.mark.slow  # waits out the drain period of a real server process
 def test_health_is_503_while_draining_after_sigterm_and_requests_are_still_served(artifacts):
     with serve_subprocess([artifacts["cls"]], "--drain-s", "8") as server, server.client() as client:
         assert client.get("/health").status_code == 200

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from kolite.labeling import LabelJob, label_file
 from test_label import make_texts, read_tsv, write_tsv
 
@@ -43,6 +44,7 @@ def cli(source: Path, out: Path, artifact: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow  # a real SIGKILL of a running job, then the re-run
 def test_resume_after_sigkill_gives_one_row_per_input_row(tiny_artifact, tmp_path):
     artifact = tiny_artifact("000")
     texts = make_texts(ROWS, seed=7)

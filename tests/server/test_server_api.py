@@ -8,18 +8,13 @@ import json
 import kolite
 import numpy as np
 import pytest
-from test_server_support import assert_error, serve_subprocess
+from live_server import assert_error, serve_subprocess
 
 TEXTS = ["영화 정말 최고였어요 배우들 연기가 대단함", "별로", "", "이 영화는 시간 낭비였다 ㅋㅋ", "Mixed 한국어 😀"]
 NER_TEXTS = ["홍길동은 서울에서 삼성전자에 다닌다", "2024년 3월 1일 부산 해운대", ""]
 MAX_BODY = 65_536
 MAX_ITEMS = 8
 MAX_CHARS = 2_000
-
-
-@pytest.fixture(scope="module")
-def artifacts(tiny_artifact):
-    return {"cls": tiny_artifact("000"), "ner": tiny_artifact("004")}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--quick", "--limit", "40", "--latency-texts", "5", "--no-install-size", "--rounds", "2"]
 OPENVINO = ["openvino-int8-latency", "openvino-int8-throughput"]
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import kolite
 import numpy as np
 import pytest
 from kolite.classification import sigmoid, softmax
+from support import original_logits
 
 CLASSIFIERS = ["000", "001", "002", "003"]
 TEXTS = [
@@ -23,31 +23,11 @@ TEXTS = [
 ]
 
 
-def torch_logits(standin: Path, texts: list[str], max_length: int) -> np.ndarray:
-    """Logits of the PyTorch original: transformers for HF checkpoints, the seed's own module for ko-sroberta."""
-    import torch
-
-    if (standin / "config.json").is_file():
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(standin)
-        module = AutoModelForSequenceClassification.from_pretrained(standin).eval()
-        batch = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        with torch.no_grad():
-            return module(**batch).logits.numpy()
-    from kolite_export.layouts import load_checkpoint
-
-    loaded = load_checkpoint(standin)
-    batch = loaded.tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    with torch.no_grad():
-        return loaded.module(*[batch[name] for name in loaded.inputs]).numpy()
-
-
 @pytest.mark.torch
 @pytest.mark.parametrize("seed", CLASSIFIERS)
 def test_fp32_matches_pytorch_original(seed, tiny_artifact, standin_dir):
     model = kolite.load(tiny_artifact(seed), variant="fp32")
-    expected = torch_logits(standin_dir(seed), TEXTS, model.manifest.max_length)
+    expected = original_logits(standin_dir(seed), TEXTS, model.manifest.max_length)
     got = model.logits(TEXTS, batch_size=3)
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
     ranked = model.classify(TEXTS, top_k=None)

@@ -16,7 +16,7 @@ import pytest
 from kolite.server.app import create_app
 from kolite.server.config import BatchingConfig, Limits, ServerConfig
 from kolite.server.models import ServedModel
-from test_server_support import (
+from live_server import (
     assert_error,
     histogram,
     post_concurrently,
@@ -123,6 +123,7 @@ def test_request_waiting_past_the_timeout_gets_504_and_is_dropped(artifact):
         assert app.state.kolite.models[artifact.name].batcher.admitted == 0
 
 
+@pytest.mark.slow  # a real server process, signalled mid-request, waited to its end
 def test_sigterm_finishes_in_flight_requests(artifact):
     with serve_subprocess([artifact], "--max-wait-ms", "1500") as server, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(httpx.post, f"{server.url}/predict", json={"inputs": "끝까지 처리"}, timeout=30,

@@ -15,7 +15,7 @@ import pytest
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 from kolite.results import Prediction
-from test_server_support import assert_error, serve_subprocess
+from live_server import assert_error, serve_subprocess
 
 TEXT = "영화 정말 최고였어요 배우들 연기가 대단함"
 NER_TEXT = "홍길동은 서울에서 삼성전자에 다닌다. 2024년 3월 1일 부산 해운대에 갔다."
@@ -31,11 +31,6 @@ def _online_client(monkeypatch):
     reset_sessions()
     yield
     reset_sessions()
-
-
-@pytest.fixture(scope="module")
-def artifacts(tiny_artifact):
-    return {"cls": tiny_artifact("000"), "ner": tiny_artifact("004")}
 
 
 # fp32 on both sides: int8's dynamic quantization depends on what a text is batched with, which may differ.

@@ -21,6 +21,8 @@ import pytest
 from kolite.cli import main
 from test_label import make_texts, write_tsv
 
+pytestmark = pytest.mark.slow  # SIGKILLs the labeller dozens of times and re-runs it each time
+
 ROWS = 120
 PART_ROWS = 15
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import transformers_logits
 from tiny_hf import CASES, build_tiny_checkpoint
 
 pytestmark = pytest.mark.torch
@@ -68,19 +69,6 @@ def exported(tmp_path_factory, shared_data):
     return get
 
 
-def _torch_logits(folder: Path, model_class: str, max_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """The checkpoint's own answer, straight from transformers (not through kolite's layout)."""
-    import torch
-    import transformers
-
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
-    model = getattr(transformers, model_class).from_pretrained(str(folder), attn_implementation="eager").eval()
-    batch = tokenizer(TEXTS, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-    with torch.inference_mode():
-        logits = model(**batch).logits.numpy()
-    return logits, batch["attention_mask"].sum(1).numpy()
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_export_gates_and_manifest(exported, name):
     import onnxruntime as ort
@@ -120,7 +108,7 @@ def test_runtime_answers_like_pytorch(exported, name):
     folder, out = exported(name)
     model = kolite.load(out, variant="fp32")
     try:
-        reference, lengths = _torch_logits(folder, case.model_class, model.manifest.max_length)
+        reference, lengths = transformers_logits(folder, TEXTS, model.manifest.max_length, case.model_class)
         if case.task == "text-classification":
             np.testing.assert_allclose(model.logits(TEXTS), reference, atol=1e-4, rtol=0)
             logits = torch.from_numpy(reference)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from kolite_export.catalogue import SEEDS
+from support import checkpoint_logits
 
 pytestmark = pytest.mark.torch
 
@@ -32,16 +33,6 @@ def exported(tmp_path_factory, standin_dir, shared_data):
     return results
 
 
-def _torch_logits(checkpoint, texts):
-    import torch
-    from kolite_export.onnx_export import encode
-
-    batch = encode(checkpoint, texts)
-    with torch.inference_mode():
-        logits = checkpoint.module(*[batch[name] for name in checkpoint.inputs]).numpy()
-    return {name: t.numpy() for name, t in batch.items()}, logits
-
-
 @pytest.mark.parametrize("seed", SEED_IDS)
 def test_every_variant_passes_its_gate_and_reloads(exported, standin_dir, seed):
     import onnxruntime as ort
@@ -59,7 +50,7 @@ def test_every_variant_passes_its_gate_and_reloads(exported, standin_dir, seed):
     assert manifest.validation["tokenizer_parity"]["mismatched"] == 0
     checkpoint = load_checkpoint(standin_dir(seed))
     assert manifest.pad_token_id == checkpoint.tokenizer.pad_token_id
-    feeds, reference = _torch_logits(checkpoint, FRESH_TEXTS)
+    feeds, reference = checkpoint_logits(checkpoint, FRESH_TEXTS)
     for variant in manifest.variants.values():
         path = result.out / variant.file
         assert sha256_file(path) == variant.sha256 and path.stat().st_size == variant.size_bytes
@@ -109,7 +100,7 @@ def test_runtime_serves_the_exported_artifact_like_pytorch(exported, standin_dir
 
     checkpoint = load_checkpoint(standin_dir("002"))
     texts = [t for t in FRESH_TEXTS if t]
-    _, reference = _torch_logits(checkpoint, texts)
+    _, reference = checkpoint_logits(checkpoint, texts)
     model = kolite.load(exported["002"].out, variant="fp32")
     try:
         np.testing.assert_allclose(model.logits(texts), reference, atol=1e-4, rtol=0)
