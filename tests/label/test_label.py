@@ -31,6 +31,14 @@ WORDS = [
 ]
 
 
+def label_argv(source: Path, out: Path, artifact: Path, *, part_rows: int, batch_size: int,
+               workers: int = 1) -> list[str]:
+    """``kolite label`` arguments of the resume and fault tests: small parts, one thread per worker, no bar."""
+    return ["label", str(source), "--model", str(artifact), "--out", str(out), "--prefix", "pred_", "--part-rows",
+            str(part_rows), "--batch-size", str(batch_size), "--workers", str(workers), "--threads", "1",
+            "--no-progress"]
+
+
 def make_texts(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 12))) for _ in range(n)]

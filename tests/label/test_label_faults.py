@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from kolite.cli import main
-from test_label import make_texts, write_tsv
+from test_label import label_argv, make_texts, write_tsv
 
 pytestmark = pytest.mark.slow  # SIGKILLs the labeller dozens of times and re-runs it each time
 
@@ -59,25 +59,7 @@ sys.exit(code)
 
 
 def label_args(source: Path, out: Path, artifact: Path, workers: int = 1) -> list[str]:
-    return [
-        "label",
-        str(source),
-        "--model",
-        str(artifact),
-        "--out",
-        str(out),
-        "--prefix",
-        "pred_",
-        "--part-rows",
-        str(PART_ROWS),
-        "--batch-size",
-        "4",
-        "--workers",
-        str(workers),
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
+    return label_argv(source, out, artifact, part_rows=PART_ROWS, batch_size=4, workers=workers)
 
 
 def run_driver(tmp_path: Path, kill_at: int, args: list[str]) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from kolite.labeling import LabelJob, label_file
-from test_label import make_texts, read_tsv, write_tsv
+from test_label import label_argv, make_texts, read_tsv, write_tsv
 
 ROWS = 3000
 PART_ROWS = 100
@@ -20,28 +20,7 @@ PART_ROWS = 100
 
 def cli(source: Path, out: Path, artifact: Path) -> list[str]:
     # --batch-size 1 makes the tiny model slow enough (one session call per row) to be killed mid-run.
-    return [
-        sys.executable,
-        "-m",
-        "kolite.cli",
-        "label",
-        str(source),
-        "--model",
-        str(artifact),
-        "--out",
-        str(out),
-        "--prefix",
-        "pred_",
-        "--part-rows",
-        str(PART_ROWS),
-        "--batch-size",
-        "1",
-        "--workers",
-        "1",
-        "--threads",
-        "1",
-        "--no-progress",
-    ]
+    return [sys.executable, "-m", "kolite.cli", *label_argv(source, out, artifact, part_rows=PART_ROWS, batch_size=1)]
 
 
 @pytest.mark.slow  # a real SIGKILL of a running job, then the re-run
