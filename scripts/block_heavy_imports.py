@@ -15,8 +15,11 @@ BLOCKED = ("torch", "transformers", "optimum", "kolite_export", "kolite_bench")
 
 
 class HeavyImportBlocker(importlib.abc.MetaPathFinder):
+    def __init__(self, blocked: tuple[str, ...] = BLOCKED) -> None:
+        self.blocked = blocked
+
     def find_spec(self, fullname, path=None, target=None):
-        if fullname.split(".")[0] in BLOCKED:
+        if fullname.split(".")[0] in self.blocked:
             raise ImportError(f"{fullname} is blocked: the kolite runtime must not import it")
         return None
 

@@ -6,14 +6,18 @@
 
 Both factories cache under ``<repo>/.cache/test-artifacts/`` and reuse what is still valid (stand-in format,
 source fingerprint, kolite version, sha256 of every file). ``KOLITE_TEST_ARTIFACTS=/path`` makes
-``tiny_artifact`` return ``/path/<seed>`` instead (prebuilt artifacts, for the torch-free venv).
+``tiny_artifact`` return ``/path/<seed>`` instead (prebuilt artifacts, for the torch-free venv). Without torch,
+``tiny_artifact`` returns the cached artifact as it is; ``KOLITE_BLOCK_TORCH=1`` makes torch unimportable, to prove
+that the fast lane needs none.
 """
 
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +28,28 @@ from kolite_export.paths import shared_dir
 REPO = Path(__file__).resolve().parents[1]
 CACHE = REPO / ".cache" / "test-artifacts"
 TINY_VARIANTS = ("fp32", "fp32-opt", "int8", "int8-static")
+
+if os.environ.get("KOLITE_BLOCK_TORCH") == "1":
+    # Proves the fast lane (-m "not slow") needs no torch: any test that reaches for it fails.
+    sys.path.insert(0, str(REPO / "scripts"))
+    from block_heavy_imports import HeavyImportBlocker
+
+    sys.meta_path.insert(0, HeavyImportBlocker(("torch", "transformers", "optimum")))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs torch (it exports or builds models) or starts Ray is slow by definition: the fast lane,
+    ``-m "not slow"``, leaves it out."""
+    for item in items:
+        if item.get_closest_marker("torch") or item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.slow)
+
+
+def _torch_importable() -> bool:
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except ImportError:  # blocked (KOLITE_BLOCK_TORCH=1)
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -83,10 +109,13 @@ def build_tiny_artifact(seed: str) -> Path:
             if (path / "manifest.json").is_file():
                 return path
         pytest.fail(f"KOLITE_TEST_ARTIFACTS={prebuilt}: neither {seed}/ nor {seed}-*/ holds a manifest.json")
+    out = CACHE / "artifacts" / seed
+    if (out / "manifest.json").is_file() and not _torch_importable():
+        # Without torch (the fast lane) the artifacts an earlier full run built are used as they are.
+        return out
     standin = build_tiny_standin(seed)
     from kolite_export.exporter import ExportOptions, export
 
-    out = CACHE / "artifacts" / seed
     with _cache_lock():
         options = ExportOptions(variants=TINY_VARIANTS, validation_size=64, shared=str(shared_dir()))
         result = export(standin, out, options)

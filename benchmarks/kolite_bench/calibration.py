@@ -1,8 +1,9 @@
 """Calibration texts for the peers' static int8 (OpenVINO + NNCF): real text the benchmark never scores.
 
 The bench scores a seed's whole evaluation set (NSMC test, KOTE test, KLUE-NER dev), so calibration comes from
-another file of the shared data: NSMC's training file, KOTE's validation split. KLUE-NER ships only its dev split
-here; its calibration texts are Korean NSMC training reviews (another domain, but never a scored text), and the
+another file of the shared data, the one export's int8-static calibrates on (``kolite_export.calibration``):
+NSMC's training file, KOTE's validation split. KLUE-NER ships only its dev split here, which the bench scores
+whole; its calibration texts are Korean NSMC training reviews (another domain, but never a scored text), and the
 source is recorded with every result.
 """
 
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kolite_export.catalogue import read_dataset, read_kote
+from kolite_export.calibration import CALIBRATION_SETS
+from kolite_export.catalogue import read_dataset, spread
 
 __all__ = ["CALIBRATION_SOURCES", "calibration_texts"]
 
-# The bench's data set → where its calibration texts come from (a catalogue key or a file under the data folder).
-CALIBRATION_SOURCES = {"nsmc": "nsmc-train", "kote": "kote/val.tsv", "klue-ner": "nsmc-train"}
+# The bench's data set → the catalogue set its calibration texts come from: export's map, plus KLUE-NER's fallback.
+CALIBRATION_SOURCES = {**CALIBRATION_SETS, "klue-ner": "nsmc-train"}
 
 
 def calibration_texts(dataset: str, data_dir: Path, count: int = 300) -> tuple[str, list[str]]:
@@ -23,12 +25,4 @@ def calibration_texts(dataset: str, data_dir: Path, count: int = 300) -> tuple[s
     source = CALIBRATION_SOURCES.get(dataset)
     if source is None:
         raise ValueError(f"no calibration source for data set {dataset!r}; known: {', '.join(CALIBRATION_SOURCES)}")
-    if source.endswith(".tsv"):
-        path = data_dir / source
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: the calibration texts of {dataset} come from it")
-        texts = read_kote(path).non_empty().texts
-    else:
-        texts = read_dataset(source, data_dir).non_empty().texts
-    step = max(1, len(texts) // count)
-    return source, list(texts[::step][:count])
+    return source, spread(read_dataset(source, data_dir).non_empty().texts, count)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+from kolite.sources import is_offline
 
 from kolite_bench.config import REPO_ROOT, SEEDS, BenchConfig, SeedModel, all_contenders, shared_dir
 
@@ -19,7 +20,7 @@ QUICK = {"limit": 300, "latency_texts": 40, "latency_repeats": 2, "warmup": 1, "
 
 
 def _hub_reachable() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    if is_offline():
         return False
     try:
         socket.create_connection(("huggingface.co", 443), timeout=2).close()

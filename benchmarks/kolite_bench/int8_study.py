@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kolite.cpu_budget import cpu_budget
 
 __all__ = ["fidelity", "invariance", "main", "speed"]
 
@@ -50,7 +51,7 @@ def fidelity(checkpoint_dir: Path, data: str, models: Sequence[Path], limit: int
     reference = reference_outputs(checkpoint, encoded)
     result: dict[str, Any] = {"texts": len(dataset.texts), "torch_seconds": time.perf_counter() - started}
     for model in models:
-        outputs = onnx_outputs(_session(model, None), checkpoint, encoded)
+        outputs = onnx_outputs(_session(model, cpu_budget().threads), checkpoint, encoded)
         numbers = evaluate_gate(model.name, Gate(), checkpoint, reference, outputs, dataset)
         if checkpoint.task != "token-classification":
             numbers["label_flips"] = sum(int(r.argmax() != o.argmax()) for r, o in zip(reference, outputs, strict=True))
@@ -131,7 +132,7 @@ def invariance(artifact: Path, model: Path, texts: int) -> dict[str, Any]:
     """How many texts get bitwise the logits they get alone, per batching (length-bucketed and file order)."""
     ids, manifest = _encoded(artifact, texts)
     ids.append(ids[0][:1] + ids[0][-1:])  # [CLS][SEP]: the empty text
-    session = _session(model, None)
+    session = _session(model, cpu_budget().threads)
 
     def rows(size: int, by_length: bool) -> list[np.ndarray]:
         out: list[np.ndarray] = [np.empty(0)] * len(ids)

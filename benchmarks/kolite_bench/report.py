@@ -6,7 +6,7 @@ from typing import Any
 
 from kolite_bench.report_speed import render_limit, render_speed, render_targets
 
-__all__ = ["render_markdown", "target_ratios"]
+__all__ = ["accuracy_rows", "render_markdown", "target_ratios"]
 
 _MB = 2**20
 
@@ -55,7 +55,7 @@ def _header(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def _contender_rows(results: dict[str, Any]) -> list[str]:
+def accuracy_rows(results: dict[str, Any]) -> list[str]:
     """Accuracy and footprint; the whole-set pass is each contender's own batching (kolite: sorted chunks)."""
     contenders = results["contenders"]
     labelled = results["dataset"]["labelled"]
@@ -175,7 +175,7 @@ def _targets_section(results: dict[str, Any], name: str = "kolite-int8") -> list
 def render_markdown(results: dict[str, Any]) -> str:
     kolite_int8 = [n for n in results["contenders"] if n.startswith("kolite-int8")]
     lines = [*_header(results), *render_speed(results), "", "#### Accuracy, whole-set pass and footprint", "",
-             *_contender_rows(results), *_notes(results), *_targets_section(results),
+             *accuracy_rows(results), *_notes(results), *_targets_section(results),
              *[line for name in kolite_int8 for line in render_targets(results, name)], *render_limit(results)]
     install = results["install_size"]
     lines += ["", "#### Install size", ""]

@@ -12,12 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from kolite_export.catalogue import read_dataset
+from kolite_export.catalogue import read_dataset, spread
 from kolite_export.validation_data import ValidationSet, load_validation_set
 
 __all__ = ["CALIBRATION_SETS", "CalibrationSet", "calibration_texts"]
 
-# Validation data name → a catalogue set of the same kind that the gate never reads.
+# Validation data name → a catalogue set of the same kind that the gate never reads. The bench's peers calibrate
+# from the same map (kolite_bench.calibration), so kolite's int8-static and OpenVINO's int8 see the same kind of text.
 CALIBRATION_SETS = {"nsmc": "nsmc-train", "kote": "kote-val"}
 
 
@@ -29,11 +30,7 @@ class CalibrationSet:
 
 def _spread(texts: tuple[str, ...], count: int) -> tuple[str, ...]:
     """``count`` non-empty texts spread evenly over ``texts`` (deterministic)."""
-    texts = tuple(t for t in texts if t.strip())
-    if len(texts) <= count:
-        return texts
-    step = len(texts) / count
-    return tuple(texts[int(i * step)] for i in range(count))
+    return tuple(spread([t for t in texts if t.strip()], count))
 
 
 def calibration_texts(

@@ -7,12 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kolite.errors import OfflineError
+from kolite.sources import is_offline
 
 from kolite_export.catalogue import SEEDS, SeedModel
 from kolite_export.exporter import ExportOptions
 from kolite_export.paths import cache_dir, shared_dir
 from kolite_export.report import export_and_report
-from kolite_export.sources import is_offline
 
 __all__ = ["export_all_seeds", "standin_source"]
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kolite.errors import ModelNotFoundError, OfflineError
+from kolite.sources import is_offline, looks_like_hub_id, offline_message, snapshot
 
-__all__ = ["Source", "fingerprint_folder", "is_offline", "resolve_hub_config", "resolve_source"]
+__all__ = ["Source", "fingerprint_folder", "resolve_hub_config", "resolve_source"]
 
 T = TypeVar("T")
 # Other frameworks' weights a hub repo may also ship: never needed for a PyTorch export.
@@ -31,52 +32,26 @@ class Source:
         return {"id": self.id, "revision": self.revision, "kind": self.kind}
 
 
-def is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _offline_message(hub_id: str, reason: str) -> str:
-    return (
-        f"cannot download {hub_id!r} from the Hugging Face hub ({reason}); "
-        "pass a local checkpoint folder instead (e.g. a stand-in from `kolite standins`)"
-    )
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
-
-
 def resolve_source(source: str | os.PathLike[str], revision: str | None = None) -> Source:
-    """A local folder as is; a hub id (``owner/name``) through ``snapshot_download`` at ``revision``."""
+    """A local folder as is; a hub id (``owner/name``, the runtime's rule) through ``kolite.sources.snapshot``."""
     path = Path(source).expanduser()
     if path.is_dir():
         return Source(path.resolve(), str(source), None, "local")
     text = str(source)
-    if not _looks_like_hub_id(text):
+    if not looks_like_hub_id(text):
         raise ModelNotFoundError(f"{text!r} is neither a folder nor a hub id (owner/name)")
-    if is_offline():
-        raise OfflineError(_offline_message(text, "HF_HUB_OFFLINE is set"))
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    try:
-        folder = snapshot_download(text, revision=revision, ignore_patterns=list(_UNUSED_WEIGHTS))
-    except RepositoryNotFoundError as exc:
-        raise ModelNotFoundError(f"hub id {text!r} does not exist (or is private)") from exc
-    except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
-        raise OfflineError(_offline_message(text, type(exc).__name__)) from exc
-    return Source(Path(folder), text, revision, "hub")
+    folder = snapshot(text, revision, ignore_patterns=list(_UNUSED_WEIGHTS))
+    return Source(folder, text, revision, "hub")
 
 
 def resolve_hub_config(hub_id: str, loader: Callable[[str], T]) -> T:
     """Load a config by hub id (used when a custom checkpoint names its base model instead of embedding it)."""
     if is_offline():
-        raise OfflineError(_offline_message(hub_id, "HF_HUB_OFFLINE is set"))
+        raise OfflineError(offline_message(hub_id, "HF_HUB_OFFLINE is set"))
     try:
         return loader(hub_id)
     except OSError as exc:
-        raise OfflineError(_offline_message(hub_id, type(exc).__name__)) from exc
+        raise OfflineError(offline_message(hub_id, f"the Hub could not be reached ({type(exc).__name__})")) from exc
 
 
 def fingerprint_folder(folder: Path) -> str:

@@ -47,11 +47,7 @@ def load_validation_set(
     line). ``size`` takes that many texts spread evenly over the set (deterministic), None = all."""
     key, data = _whole_set(spec, shared)
     name = f"{key}:{data.path.name}"
-    rows = list(range(len(data.texts)))
-    if size is not None and size < len(data.texts):
-        step = len(data.texts) / size
-        rows = [int(i * step) for i in range(size)]
-    picked = data.select(rows)
+    picked = data.spread(size)
     # NFC, as the runtime feeds every text (kolite.normalization): PyTorch's reference then sees the same tokens.
     texts = tuple(unicodedata.normalize("NFC", text) for text in picked.texts)
     return ValidationSet(name, texts, picked.labels)

@@ -122,7 +122,7 @@ def load(
     - ``device``: ``cpu``, ``cuda`` / ``cuda:N`` (raises ProviderUnavailableError without CUDAExecutionProvider),
       ``auto`` (CUDA if available, else CPU with a loud warning). The session decides: if CUDA cannot start, the
       variant and session options are chosen again for the CPU that actually runs.
-    - ``threads``: intra-op threads (default: physical cores); ``session_options``: an ``onnxruntime.SessionOptions``
+    - ``threads``: intra-op threads (default: the CPU budget); ``session_options``: an ``onnxruntime.SessionOptions``
       or a mapping of its attributes overriding kolite's defaults.
     - ``verify``: check sha256 of tokenizer.json and the variant's .onnx before anything reads them.
     - ``normalization``: ``NFC`` or ``none``; default: the manifest's (NFC).

@@ -11,7 +11,7 @@ from typing import Any
 
 from kolite.errors import KoliteError
 
-__all__ = ["INSTALL_HINTS", "build_parser", "main"]
+__all__ = ["INSTALL_HINTS", "THREADS_HELP", "DefaultsHelpFormatter", "build_parser", "format_default", "main"]
 
 # What to install when a subcommand's optional dependencies are missing.
 # torch goes first, from the CPU index: an unpinned `pip install torch` pulls gigabytes of CUDA wheels.
@@ -26,6 +26,31 @@ INSTALL_HINTS = {
 # Runtime-internal subcommands whose modules may need optional dependencies (fastapi, pyarrow...).
 INTERNAL_PLUGINS = {"serve": "kolite.server.cli", "label": "kolite.labeling.cli"}
 PLUGIN_GROUP = "kolite.commands"
+# One wording for every --threads option that defaults to the CPU budget (kolite/cpu_budget.py).
+THREADS_HELP = "default: the CPU budget, the smallest of physical cores, affinity mask and cgroup CPU quota"
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the help already states it (so `--help` and the
+    generated CLI reference never leave a default unsaid)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help_text = action.help or ""
+        if (
+            "default" in help_text.lower()
+            or action.default in (None, argparse.SUPPRESS)
+            or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._VersionAction))
+            or not action.option_strings
+        ):
+            return help_text
+        return f"{help_text} (default: {format_default(action.default)})".lstrip().replace("%", "%%")
+
+
+def format_default(value: Any) -> str:
+    """A default as a user would type it: lists comma-joined, the empty string as ''."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "''"
+    return str(value) if value != "" else "''"
 
 
 def _unavailable(name: str, reason: str) -> Callable[[argparse.Namespace], int]:
@@ -68,7 +93,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         "--variant", default="auto", help="auto (default) or a variant of the artifact (`kolite info` lists them)"
     )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    parser.add_argument("--threads", type=int, default=None, help=f"intra-op threads ({THREADS_HELP})")
     add_guard_option(parser)
 
 
@@ -121,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--aggregation", help="none, simple (default), first, average, max (NER)")
     predict.add_argument("--stride", type=int, default=None,
                          help="overlap of long-text windows in tokens (NER; classification with --long-text windows)")
-    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--batch-size", type=int, default=32, help="texts per model call")
     predict.add_argument("--chunk-size", type=int, default=1024, help="lines read per model call (streaming)")
     predict.add_argument("--strict", action="store_true", help="exit 1 if any item failed")
     _add_model_options(predict)
@@ -136,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=run_info)
 
     _register_plugins(subparsers)
+    for subparser in subparsers.choices.values():
+        subparser.formatter_class = DefaultsHelpFormatter
     return parser
 
 

@@ -52,6 +52,9 @@ class KoliteError(Exception):
     # Set on an instance when the rest of the request cannot be read safely: the server closes the connection.
     close_connection: bool = False
 
+    http_status: int = 500
+    error_type: str = "Backend"
+
 
 # ---- artifacts and loading (raised by kolite.load; `kolite serve` refuses to start or marks the model failed) ----
 

@@ -58,22 +58,22 @@ MAX_RANK = 1 << 16
 class FileRef:
     """A file inside the artifact folder with its integrity data."""
 
-    file: str
-    sha256: str
-    size_bytes: int
+    file: str  # path relative to the artifact folder; must resolve inside it
+    sha256: str  # checked before the file is used
+    size_bytes: int  # checked first, so a huge or truncated file is refused before hashing
 
 
 @dataclass(frozen=True)
 class Variant:
     """One ONNX graph of the model (fp32, optimized fp32, int8 dynamic, int8 static QDQ, fp16)."""
 
-    name: str
-    file: str
-    precision: str
-    sha256: str
+    name: str  # the key in Manifest.variants, e.g. "int8-static"
+    file: str  # the ONNX graph, relative to the artifact folder
+    precision: str  # one of PRECISIONS: what the runtime knows a provider can run
+    sha256: str  # of the graph file, checked before a session is created
     size_bytes: int
-    providers: tuple[str, ...] = ("CPUExecutionProvider",)
-    status: str = "passed"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)  # execution providers the graph is meant for
+    status: str = "passed"  # "failed": missed its export gate; loaded only when named, with a warning
     # Gate numbers against the PyTorch original, e.g. max_abs_logit_diff, label_agreement, delta_accuracy.
     validation: dict[str, Any] = field(default_factory=dict)
     # How the graph was produced (optimizer level, fusions, quantization recipe...).
@@ -96,16 +96,16 @@ class Variant:
 class Manifest:
     """Everything the runtime needs to serve an exported model."""
 
-    name: str
-    task: str
-    labels: tuple[str, ...]
-    inputs: tuple[str, ...]
-    max_length: int
-    pad_token_id: int
-    tokenizer: FileRef
-    variants: dict[str, Variant]
-    output: str = "logits"
-    truncation_side: str = "right"
+    name: str  # the model's name (the server names a model after its folder instead)
+    task: str  # one of TASKS; picks TextClassifier or TokenClassifier
+    labels: tuple[str, ...]  # one per logit, in logit order
+    inputs: tuple[str, ...]  # graph inputs; token_type_ids only where the graph has it
+    max_length: int  # longest sequence in tokens, special tokens included
+    pad_token_id: int  # pads the batch to its longest sequence
+    tokenizer: FileRef  # tokenizer.json, read with `tokenizers` (no transformers at run time)
+    variants: dict[str, Variant]  # name → variant
+    output: str = "logits"  # the graph output the runtime reads
+    truncation_side: str = "right"  # which end a too-long text loses, as the original tokenizer did
     # "single_label_classification" (softmax) or "multi_label_classification" (sigmoid).
     problem_type: str = "single_label_classification"
     # Unicode normalisation applied to every text before tokenizing (kolite.normalization): "NFC" or "none".
@@ -114,11 +114,11 @@ class Manifest:
     # Rows of the graph's position-embedding table (kolite.graph_facts): max_length may not exceed it. None: not
     # recorded (manifests before 1.2, graphs without a table); the runtime then reads the graph at load.
     max_positions: int | None = None
-    source: dict[str, Any] = field(default_factory=dict)
-    validation: dict[str, Any] = field(default_factory=dict)
-    tools: dict[str, str] = field(default_factory=dict)
-    created_at: str = ""
-    schema_version: str = SCHEMA_VERSION
+    source: dict[str, Any] = field(default_factory=dict)  # id, revision, layout and fingerprint of the checkpoint
+    validation: dict[str, Any] = field(default_factory=dict)  # the texts the gates used (data set, count)
+    tools: dict[str, str] = field(default_factory=dict)  # versions of kolite, torch, onnx, onnxruntime... at export
+    created_at: str = ""  # UTC, ISO 8601
+    schema_version: str = SCHEMA_VERSION  # a reader refuses another major version, ignores newer minor fields
 
     def __post_init__(self) -> None:
         problems = []

@@ -12,6 +12,7 @@ from kolite_export.catalogue.datasets import (
     read_klue_ner,
     read_kote,
     read_nsmc,
+    spread,
 )
 from kolite_export.catalogue.seeds import NER_LABELS, SEEDS, SENTENCE_TYPE_LABELS, SeedModel, get_seed
 from kolite_export.paths import shared_dir
@@ -31,4 +32,5 @@ __all__ = [
     "read_kote",
     "read_nsmc",
     "shared_dir",
+    "spread",
 ]

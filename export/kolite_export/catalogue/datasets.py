@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from kolite_export.paths import shared_dir
 
@@ -24,9 +25,20 @@ __all__ = [
     "read_klue_ner",
     "read_kote",
     "read_nsmc",
+    "spread",
 ]
 
 NSMC_LABELS = ("negative", "positive")
+T = TypeVar("T")
+
+
+def spread(items: Sequence[T], count: int) -> list[T]:
+    """``count`` items spread evenly over ``items``, in their order (deterministic); all of them if there are no
+    more than ``count``. kolite's one way to take a sample of a data set: validation, calibration, bench texts."""
+    if count >= len(items):
+        return list(items)
+    step = len(items) / count
+    return [items[int(i * step)] for i in range(count)]
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,10 @@ class DataSet:
             labels=tuple(self.labels[i] for i in rows) if self.labels is not None else None,
             char_tags=tuple(self.char_tags[i] for i in rows) if self.char_tags is not None else None,
         )
+
+    def spread(self, count: int | None) -> DataSet:
+        """``count`` records spread evenly over the set (``spread``); None: all of them."""
+        return self if count is None else self.select(spread(range(len(self.texts)), count))
 
     def head(self, n: int | None) -> DataSet:
         return self if n is None or n >= len(self.texts) else self.select(range(n))

@@ -53,7 +53,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="of CSV/TSV/JSONL input: auto (default: a BOM, else UTF-8 if valid, else detected, e.g. CP949 for "
         "Excel and Korean public-data files) or a codec name (cp949, euc-kr, utf-16...). Output is always UTF-8",
     )
-    parser.add_argument("--engine", choices=("local", "ray"), default="local", help="local cores or Ray Data")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: worker processes on this machine; ray: Ray actors label, this process reads "
+                             "and writes (default: local)")
     parser.add_argument(
         "--address", help="Ray cluster address (auto, ray://host:10001); default: start a new local Ray instance"
     )
@@ -70,8 +72,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         default=DEFAULT_PART_ROWS,
         help=f"rows per output part = resume granularity (default: {DEFAULT_PART_ROWS})",
     )
-    parser.add_argument("--workers", type=int, help="worker processes (local) or Ray actors (ray)")
-    parser.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads per worker/actor")
+    parser.add_argument("--workers", type=int,
+                        help="worker processes (local) or Ray actors (ray) (default: local: the CPU budget divided "
+                             "by --threads; ray: as many actors as the nodes' CPUs hold)")
+    parser.add_argument("--threads", type=int,
+                        help="ONNX Runtime intra-op threads per worker/actor (default: local: 1 per process, or the "
+                             "CPU budget divided by --workers; ray: 1)")
     add_guard_option(parser)
     parser.add_argument(
         "--prefix",

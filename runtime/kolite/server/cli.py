@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kolite.cli import add_guard_option
+from kolite.cli import THREADS_HELP, DefaultsHelpFormatter, add_guard_option
 from kolite.errors import KoliteError
 
 __all__ = ["build_config", "main", "register", "serve"]
@@ -39,15 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "own name)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 in "
                                                             "containers)")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
     parser.add_argument("--variant", default="auto", help="variant to load for every model (default auto)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     parser.add_argument("--threads", type=int, default=None,
-                        help="onnxruntime intra-op threads per model (default: physical cores)")
+                        help=f"onnxruntime intra-op threads per model ({THREADS_HELP})")
     add_guard_option(parser)
     parser.add_argument("--tokenizer-workers", type=int, default=None,
                         help="threads that tokenize requests and build responses off the event loop "
-                             "(default: min(4, CPUs))")
+                             "(default: min(4, the CPU budget))")
     parser.add_argument("--exit-on-error", action=argparse.BooleanOptionalAction, default=True,
                         help="a model that cannot load stops the server, every failing model's reason printed, exit "
                              "2 (default); --no-exit-on-error serves the models that load, shows the failed ones in "
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-text-chars", type=int, default=lim.max_text_chars,
                        help="longer texts are cut (truncate=true, default) or refused with 413")
     group.add_argument("--truncate", action=argparse.BooleanOptionalAction, default=True,
-                       help="default for requests that do not set `truncate`")
+                       help="whether texts of a request that does not set `truncate` are cut at --max-text-chars")
     group.add_argument("--timeout-s", type=float, default=lim.timeout_s, help="per-request timeout (504)")
     group = parser.add_argument_group("connections and shutdown")
     group.add_argument("--header-timeout-s", type=float, default=lim.header_timeout_s,
@@ -103,7 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="export OpenTelemetry traces to this OTLP/HTTP collector, e.g. http://localhost:4318 "
                             "(needs kolite[otel])")
     group.add_argument("--otlp-service-name", default="kolite", help="service.name of the exported traces")
-    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                        help="debug adds one access line per request")
     parser.add_argument("--no-warmup", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -176,6 +177,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m kolite.server ARTIFACT ...`` (same options as ``kolite serve``)."""
-    parser = argparse.ArgumentParser(prog="python -m kolite.server", description="Serve kolite artifacts over HTTP.")
+    parser = argparse.ArgumentParser(prog="python -m kolite.server", description="Serve kolite artifacts over HTTP.",
+                                     formatter_class=DefaultsHelpFormatter)
     add_arguments(parser)
     return serve(parser.parse_args(argv))

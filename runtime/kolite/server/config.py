@@ -85,8 +85,8 @@ class ServerConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     variant: str = "auto"
     device: str = "cpu"
-    threads: int | None = None  # onnxruntime intra-op threads per model (None: physical cores)
-    tokenizer_workers: int | None = None  # tokenizer/response threads (None: min(4, CPUs))
+    threads: int | None = None  # onnxruntime intra-op threads per model (None: the CPU budget)
+    tokenizer_workers: int | None = None  # tokenizer/response threads (None: min(4, the CPU budget))
     warmup: bool = True
     guard: bool | None = None  # fidelity guard per model (kolite.load's guard; None: each artifact's default)
     auth: AuthConfig = field(default_factory=AuthConfig)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from kolite.cpu_budget import cpu_budget
 from kolite.errors import (
     EmptyInputError,
     InvalidInputError,
@@ -50,7 +50,7 @@ class ServerState:
                                   "their folder; serve one of them through a symlink of another name")
             self.models[model.name] = model
         # Tokenizing and decoding run here, never on the event loop (text-embeddings-inference's tokenizer pool).
-        workers = config.tokenizer_workers or min(4, os.cpu_count() or 1)
+        workers = config.tokenizer_workers or min(4, cpu_budget().threads)
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="kolite-tokenizer")
         self.draining = False  # SIGTERM: /health says 503 so load balancers stop sending, requests are still served
         self.stopping = False  # the server no longer accepts connections
