@@ -23,11 +23,13 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def latest_runs(results_dir: Path) -> dict[str, Path]:
-    """Seed id → its newest ``NNN-<UTC stamp>.json`` results file (the stamp sorts as time)."""
+    """Seed id → its newest full ``NNN-<UTC stamp>.json`` results file (the stamp sorts as time). A full run has
+    the ``kolite-int8`` contender the summary's columns start from; focused runs (a few contenders, e.g. the fair
+    OpenVINO comparisons of docs/guides/benchmarks.md) are rendered on their own page, not here."""
     latest: dict[str, Path] = {}
     for path in sorted(results_dir.glob("*.json")):
         match = _BENCH_RUN.match(path.name)
-        if match:
+        if match and "kolite-int8" in json.loads(path.read_text(encoding="utf-8")).get("contenders", {}):
             latest[match.group(1)] = path  # sorted by name = by stamp, so the last one wins
     return dict(sorted(latest.items()))
 
