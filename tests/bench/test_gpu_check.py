@@ -83,6 +83,7 @@ def test_fidelity_counts_a_flipped_label() -> None:
 def test_gpu_docs_tables_are_rendered_from_the_committed_results() -> None:
     from kolite_bench.gpu_report import MARKER, render_docs
 
-    page = (REPO / "docs" / "guides" / "gpu.md").read_text(encoding="utf-8")
-    assert len(MARKER.findall(page)) == 3
-    assert render_docs(page) == page, "docs/guides/gpu.md drifted: python -m kolite_bench.gpu_report docs/guides/gpu.md"
+    for name, tables in (("docs/guides/gpu.md", 3), ("README.md", 1)):
+        page = (REPO / name).read_text(encoding="utf-8")
+        assert len(MARKER.findall(page)) == tables
+        assert render_docs(page) == page, f"{name} drifted: python -m kolite_bench.gpu_report {name}"
