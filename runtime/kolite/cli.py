@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--verify", action="store_true", help="also check sha256 of every file")
     info.set_defaults(func=run_info)
 
+    from kolite.pack import register as register_pack
+
+    register_pack(subparsers)
     _register_plugins(subparsers)
     return parser
 
