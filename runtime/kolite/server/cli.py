@@ -15,6 +15,7 @@ __all__ = ["build_config", "main", "register", "serve"]
 
 _MISSING_DEPS = "kolite serve needs the server extra: pip install 'kolite[serve]'"
 API_KEY_ENV = "KOLITE_API_KEY"
+MEMORY_PROFILE_ENV = "KOLITE_MEMORY_PROFILE"
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -42,6 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime intra-op threads per model (default: physical cores)")
+    parser.add_argument("--memory-profile", default=os.environ.get(MEMORY_PROFILE_ENV, "default"),
+                        choices=("default", "edge"),
+                        help="default: fastest (throughput-mode sessions, onnxruntime arena, full warm-up); edge: "
+                             "least memory (one session, no arena, short warm-up; ~140 MB for a small model). "
+                             f"Default from ${MEMORY_PROFILE_ENV}")
     parser.add_argument("--tokenizer-workers", type=int, default=None,
                         help="threads that tokenize requests and build responses off the event loop "
                              "(default: min(4, CPUs))")
@@ -116,6 +122,7 @@ def build_config(args: argparse.Namespace) -> Any:
         threads=args.threads,
         tokenizer_workers=args.tokenizer_workers,
         warmup=not args.no_warmup,
+        memory_profile=args.memory_profile,
         auth=AuthConfig(api_key=api_key,
                         open_routes=tuple(route.strip() for route in args.open_routes.split(",") if route.strip())),
     )

@@ -86,10 +86,15 @@ class ServerConfig:
     tokenizer_workers: int | None = None  # tokenizer/response threads (None: min(4, CPUs))
     warmup: bool = True
     auth: AuthConfig = field(default_factory=AuthConfig)
+    memory_profile: str = "default"  # kolite.memory: default (speed) or edge (RSS)
 
     def __post_init__(self) -> None:
         if self.tokenizer_workers is not None:
             _positive(self, "tokenizer_workers")
+        from kolite.memory import MEMORY_PROFILES
+
+        if self.memory_profile not in MEMORY_PROFILES:
+            raise ValueError(f"memory_profile must be one of {', '.join(MEMORY_PROFILES)}, got {self.memory_profile!r}")
 
 
 def _positive(obj: object, *names: str) -> None:
