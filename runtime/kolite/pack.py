@@ -42,10 +42,10 @@ def pack(artifact: str | Path, variants: Sequence[str], out: str | Path) -> Path
     if failed:
         raise KoliteError(f"pack: variant {', '.join(map(repr, failed))} failed validation; packing it would ship a "
                           "model kolite refuses to pick")
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise KoliteError(f"pack: {target} already exists and is not an empty folder; choose a new --out")
     if target.resolve() == source.resolve():
         raise KoliteError("pack: --out must differ from the artifact folder")
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise KoliteError(f"pack: {target} already exists and is not an empty folder; choose a new --out")
 
     data = _raw_manifest(source)
     data["variants"] = {name: entry for name, entry in data["variants"].items() if name in wanted}
