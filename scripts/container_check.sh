@@ -104,6 +104,8 @@ build_images() {  # build_images ARCH → localhost/kolite:runtime-ARCH and loca
     # The host's CA bundle, mounted for the build only: HTTPS to the package index may pass an intercepting proxy.
     local common=(--format docker --platform "linux/$arch" --build-arg "PYTHON_IMAGE=$base"
                   -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro)
+    # shellcheck disable=SC2207
+    common+=($(emulation_mounts "$arch"))
     podman build -q "${common[@]}" --target runtime -t "localhost/kolite:runtime-$arch" . >"$work/build-$arch.log" 2>&1 \
         || { tail -20 "$work/build-$arch.log" >&2; fail "podman build runtime ($arch)"; return 1; }
     podman build -q "${common[@]}" --target with-model --build-context "model=$a000" \
@@ -176,7 +178,8 @@ check_model_image() {  # check_model_image ARCH: the with-model image answers /p
     t0=$(now_ms)
     local patience=60 limits=(--memory "$memory_min" --memory-swap "$memory_min")
     # emulated: minutes, speed means nothing, and qemu's own translation cache would count against --memory
-    [ "$arch" = amd64 ] || { patience=600; limits=(); }
+    # shellcheck disable=SC2207
+    [ "$arch" = amd64 ] || { patience=600; limits=($(emulation_mounts "$arch")); }
     run_container "$name" --read-only "${limits[@]}" -e KOLITE_MEMORY_PROFILE=edge -e KOLITE_PORT=$port \
         "localhost/kolite:000-$arch" || return 1
     if ! wait_health $port $patience; then
@@ -207,7 +210,8 @@ if printf '%s\n' "${arch_list[@]}" | grep -qx arm64 && [ -f "$work/000-arm64/pre
     # Another CPU: agreement at the fidelity bars, not byte equality. The tagger is checked through the runtime
     # image under emulation: 004 mounted, as on x86-64.
     name=kolite-check-runtime-arm64
-    run_container "$name" --read-only -e KOLITE_PORT=18199 -v "$a000:/models/$n000:ro" -v "$a004:/models/$n004:ro" \
+    # shellcheck disable=SC2046
+    run_container "$name" --read-only $(emulation_mounts arm64) -e KOLITE_PORT=18199 -v "$a000:/models/$n000:ro" -v "$a004:/models/$n004:ro" \
         "localhost/kolite:runtime-arm64" "/models/$n000" "/models/$n004" \
         && wait_health 18199 600 \
         && python3 scripts/container_probe.py probe http://127.0.0.1:18199 "$work/runtime-arm64" \

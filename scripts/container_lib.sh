@@ -62,6 +62,26 @@ enable_arm64_emulation() {
     # F (fix binary): the kernel opens qemu once, so it runs inside chroots and containers that lack it.
     grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
         || tooling_failure "qemu-aarch64 binfmt handler lacks the F flag; containers could not find qemu"
+    # qemu-user (7.2, bookworm) shows the emulated program the host's x86 /proc/cpuinfo; onnxruntime's CPU probe
+    # (pytorch/cpuinfo) then crashes (SIGSEGV) or hangs at import. Emulated builds and containers get this arm64
+    # one (a Neoverse N1 with dot-product instructions) mounted over /proc/cpuinfo instead.
+    cat > "$CACHE_DIR/cpuinfo-arm64" <<'CPUINFO'
+processor	: 0
+BogoMIPS	: 50.00
+Features	: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp
+CPU implementer	: 0x41
+CPU architecture: 8
+CPU variant	: 0x3
+CPU part	: 0xd0c
+CPU revision	: 1
+
+CPUINFO
+}
+
+emulation_mounts() {  # emulation_mounts ARCH → podman -v arguments an emulated ARCH needs (none when native)
+    if [ "$1" = arm64 ] && [ "$(uname -m)" != aarch64 ]; then
+        echo "-v $CACHE_DIR/cpuinfo-arm64:/proc/cpuinfo:ro"
+    fi
 }
 
 # base_image ARCH → prints the image reference to build FROM.
