@@ -211,7 +211,7 @@ if printf '%s\n' "${arch_list[@]}" | grep -qx arm64 && [ -f "$work/000-arm64/pre
     # image under emulation: 004 mounted, as on x86-64.
     name=kolite-check-runtime-arm64
     # shellcheck disable=SC2046
-    run_container "$name" --read-only $(emulation_mounts arm64) -e KOLITE_PORT=18199 -v "$a000:/models/$n000:ro" -v "$a004:/models/$n004:ro" \
+    run_container "$name" --read-only $(emulation_mounts arm64) -e KOLITE_MEMORY_PROFILE=edge -e KOLITE_PORT=18199 -v "$a000:/models/$n000:ro" -v "$a004:/models/$n004:ro" \
         "localhost/kolite:runtime-arm64" "/models/$n000" "/models/$n004" \
         && wait_health 18199 600 \
         && python3 scripts/container_probe.py probe http://127.0.0.1:18199 "$work/runtime-arm64" \
