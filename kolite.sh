@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kolite's two entry points for a fresh machine that has only Python:
 #   ./kolite.sh demo   export the five seed models (stand-ins offline), validate, run them torch-free, quick bench
-#   ./kolite.sh test   lint + the whole test suite, then the runtime tests again in a torch-free venv, then the docs
+#   ./kolite.sh test   lint + the whole test suite, then the runtime tests again in a torch-free venv, then the
+#                      container images built and checked (scripts/container_check.sh; as root on Linux), then the docs
 #   ./kolite.sh docs   the docs site: generated pages up to date, mkdocs build --strict, the docs' code blocks run
 # Both create or reuse local virtual environments built from the repository's own pinned files:
 #   .venv          everything (torch 2.13.0 CPU build, transformers, optimum) for export/bench/tests
@@ -90,7 +91,26 @@ cmd_test() {
     log "runtime tests in the torch-free environment (.venv-runtime, artifacts built above)"
     KOLITE_TEST_ARTIFACTS="$here/.cache/test-artifacts/artifacts" .venv-runtime/bin/python -m pytest -q \
         -p no:cacheprovider -m "not torch" tests/runtime
+    container_check
     cmd_docs
+}
+
+# The images, built and checked for real (scripts/container_check.sh), on the artifacts the tests just built.
+# KOLITE_CONTAINER_CHECK: auto (default: run where it can, i.e. as root on Linux, as CI does; elsewhere say it was
+# skipped), 1 (required: not being able to run it fails), 0 (off). Its tooling failures fail the run (exit 3).
+container_check() {
+    local mode="${KOLITE_CONTAINER_CHECK:-auto}"
+    if [ "$mode" = 0 ]; then
+        log "container check: off (KOLITE_CONTAINER_CHECK=0)"
+        return 0
+    fi
+    if [ "$mode" = auto ] && { [ "$(id -u)" != 0 ] || [ "$(uname -s)" != Linux ]; }; then
+        log "container check: SKIPPED, not run (needs root on Linux to install and run podman; KOLITE_CONTAINER_CHECK=1 requires it)"
+        return 0
+    fi
+    log "container check (scripts/container_check.sh)"
+    KOLITE_PYTHON="$here/.venv-runtime/bin/python" scripts/container_check.sh \
+        --arch "${KOLITE_CONTAINER_ARCH:-amd64}" --artifacts "$here/.cache/test-artifacts/artifacts"
 }
 
 case "${1:-}" in

@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "(exit 1 if any fails)")
     info.set_defaults(func=run_info)
 
+    from kolite.pack import register as register_pack
+
+    register_pack(subparsers)
     _register_plugins(subparsers)
     for subparser in subparsers.choices.values():
         subparser.formatter_class = DefaultsHelpFormatter

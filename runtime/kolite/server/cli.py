@@ -16,6 +16,7 @@ __all__ = ["build_config", "main", "register", "serve"]
 
 _MISSING_DEPS = "kolite serve needs the server extra: pip install 'kolite[serve]'"
 API_KEY_ENV = "KOLITE_API_KEY"
+MEMORY_PROFILE_ENV = "KOLITE_MEMORY_PROFILE"
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -45,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help=f"onnxruntime intra-op threads per model ({THREADS_HELP})")
     add_guard_option(parser)
+    parser.add_argument("--memory-profile", default=os.environ.get(MEMORY_PROFILE_ENV, "default"),
+                        choices=("default", "edge"),
+                        help="default: fastest (throughput-mode sessions, onnxruntime arena, full warm-up); edge: "
+                             "least memory (one session, no arena, short warm-up; ~140 MB for a small model). "
+                             f"Default from ${MEMORY_PROFILE_ENV}")
     parser.add_argument("--tokenizer-workers", type=int, default=None,
                         help="threads that tokenize requests and build responses off the event loop "
                              "(default: min(4, the CPU budget))")
@@ -129,6 +135,7 @@ def build_config(args: argparse.Namespace) -> Any:
         warmup=not args.no_warmup,
         exit_on_error=args.exit_on_error,
         guard=args.guard,
+        memory_profile=args.memory_profile,
         auth=AuthConfig(api_key=api_key,
                         open_routes=tuple(route.strip() for route in args.open_routes.split(",") if route.strip())),
     )

@@ -93,10 +93,15 @@ class ServerConfig:
     # Triton's --exit-on-error: a model that cannot load stops the server (every reason reported); False serves
     # the models that load and shows the failed ones in /models, with /health answering 503.
     exit_on_error: bool = True
+    memory_profile: str = "default"  # kolite.memory: default (speed) or edge (RSS)
 
     def __post_init__(self) -> None:
         if self.tokenizer_workers is not None:
             _positive(self, "tokenizer_workers")
+        from kolite.memory import MEMORY_PROFILES
+
+        if self.memory_profile not in MEMORY_PROFILES:
+            raise ValueError(f"memory_profile must be one of {', '.join(MEMORY_PROFILES)}, got {self.memory_profile!r}")
 
 
 def _positive(obj: object, *names: str) -> None:

@@ -78,20 +78,23 @@ class ServedModel:
     def load(self) -> None:
         """Load, warm up and start the batcher; on any error record it as this model's failure and re-raise."""
         import kolite
+        from kolite.memory import memory_profile
 
         if self.failure is not None:
             raise KoliteError(self.failure)
+        profile = memory_profile(self.config.memory_profile)
         try:
             # max_text_chars=None: the server applies its own limit (--max-text-chars) before encoding.
             model = kolite.load(self.artifact, variant=self.config.variant, device=self.config.device,
-                                threads=self.config.threads, session_options=SESSION_OPTIONS, max_text_chars=None,
-                                guard=self.config.guard)
+                                threads=self.config.threads, session_options=profile.merged_options(SESSION_OPTIONS),
+                                parallel=profile.parallel, max_text_chars=None, guard=self.config.guard)
             if self.config.warmup:
-                # A short text, then a full-length batch: onnxruntime allocates its arena for the largest shapes once.
                 model.predict([_WARMUP_TEXT])
-                model.predict([_WARMUP_TEXT * 40] * 4)
-                # several calls in one plan: the throughput-mode sessions are made now, not on the first busy batch
-                model.run(model.encode([_WARMUP_TEXT] * 4), batch_size=1)
+                if profile.full_warmup:
+                    # A full-length batch: onnxruntime allocates its arena for the largest shapes once; several
+                    # calls in one plan: the throughput-mode sessions are made now, not on the first busy batch.
+                    model.predict([_WARMUP_TEXT * 40] * 4)
+                    model.run(model.encode([_WARMUP_TEXT] * 4), batch_size=1)
         except Exception as exc:
             self.failure = f"{type(exc).__name__}: {exc}"
             raise
@@ -100,8 +103,9 @@ class ServedModel:
             self.batcher.start()
         why = "--threads" if self.config.threads else cpu_budget().reason
         guard = f"on (tau {model.guard.tau:g})" if model.guard is not None else "off"
-        logger.info("model %r ready: %s, variant %s, device %s, %d threads (%s), guard %s", self.name,
-                    self.manifest.task, model.variant.name, model.device, model.threads, why, guard)
+        logger.info("model %r ready: %s, variant %s, device %s, %d threads (%s), guard %s, memory profile %s",
+                    self.name, self.manifest.task, model.variant.name, model.device, model.threads, why, guard,
+                    profile.name)
 
     def close(self) -> None:
         self.batcher.close(timeout=60.0)
