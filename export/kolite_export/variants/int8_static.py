@@ -7,12 +7,23 @@ from __future__ import annotations
 from typing import Any
 
 from kolite_export.cpu import CpuFeatures
-from kolite_export.first_token import PASS_VERSION
+from kolite_export.first_token import PASS_VERSION, with_first_token_tail
 from kolite_export.gates import Gate
 from kolite_export.recipes import StaticScaleRecipe
 from kolite_export.static_int8 import build_int8_static
 from kolite_export.variants import int8
-from kolite_export.variants.spec import CPU, VariantSpec, register
+from kolite_export.variants.context import BuildContext
+from kolite_export.variants.spec import CPU, QuantizedScope, VariantSpec, register
+
+
+def quantized_scope(ctx: BuildContext) -> QuantizedScope:
+    """Dynamic int8's float graph and op types, with the first-token tail applied as the built graph has it: repair
+    splices float nodes into the built graph, so both must agree on which tensors hold one row or all of them."""
+    scope = int8.quantized_scope(ctx)
+    tailed = ctx.workdir / "scope.int8-static.first-token.onnx"
+    if not tailed.is_file():
+        with_first_token_tail(scope.graph, tailed)
+    return QuantizedScope(tailed, scope.op_types, scope.gemm_as_matmul)
 
 
 def current_recipe(cpu: CpuFeatures) -> dict[str, Any]:
@@ -31,8 +42,8 @@ SPEC = register(
         summary="int8's graph with constant activation scales calibrated on 512 real texts that are not the "
         "validation texts: batch-invariant (a text's logits do not depend on its batch)",
         current_recipe=current_recipe,
-        # the same float graph and op types as dynamic int8: its nodes are the ones repair may keep in float
-        quantized_scope=int8.quantized_scope,
+        # dynamic int8's float graph and op types (with the same first-token tail): the nodes repair may keep in float
+        quantized_scope=quantized_scope,
         calibration_texts=StaticScaleRecipe.calibration_texts,
     )
 )
