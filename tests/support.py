@@ -7,13 +7,14 @@ tests/server/conftest.py.)
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["checkpoint_logits", "free_port", "original_logits", "transformers_logits"]
+__all__ = ["checkpoint_logits", "free_port", "original_logits", "ray_head", "transformers_logits"]
 
 
 def free_port() -> int:
@@ -58,3 +59,33 @@ def original_logits(folder: Path, texts: Sequence[str], max_length: int) -> np.n
     from kolite_export.layouts import load_checkpoint
 
     return checkpoint_logits(load_checkpoint(folder), texts)[1]
+
+
+@contextmanager
+def ray_head(env: dict[str, str], prefix: str) -> Iterator[str]:
+    """A Ray head node of our own on 127.0.0.1 (``ray start --head --block``, one CPU, its own short temp dir:
+    Ray's socket paths must fit 107 bytes), stopped by signalling that one process — never ``ray stop``, which
+    would stop every Ray instance on the machine. Yields its address."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    temp_dir = tempfile.mkdtemp(prefix=prefix)
+    port = free_port()
+    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}"]
+    command += ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
+    log = Path(temp_dir) / "head.log"
+    with log.open("wb") as sink:
+        head = subprocess.Popen([*command, "--disable-usage-stats"], env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        # --block logs this once every process of the node is up, then waits for a signal.
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            assert head.poll() is None, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.terminate()  # it stops the processes it started (GCS, raylet...) and exits
+        head.wait(timeout=120)
+        shutil.rmtree(temp_dir, ignore_errors=True)

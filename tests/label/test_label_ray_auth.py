@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
+from support import ray_head
 from test_label import make_texts, write_tsv
-from test_label_ray_isolation import free_port
 
 pytestmark = pytest.mark.ray
 pytest.importorskip("ray")
@@ -37,27 +34,13 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def token_cluster(tmp_path):
-    temp_dir = tempfile.mkdtemp(prefix="kolite-auth-")  # short: Ray's socket paths must fit 107 bytes
     token = tmp_path / "cluster-token"
     token.write_text(secrets.token_hex(32), encoding="ascii")
     home = tmp_path / "head-home"
     home.mkdir()
-    port = free_port()
     env = clean_env(home, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}"]
-    command += ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
-    log = Path(temp_dir) / "head.log"
-    with log.open("wb") as sink:
-        head = subprocess.Popen([*command, "--disable-usage-stats"], env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        while "Ray runtime started" not in log.read_text(errors="replace"):
-            assert head.poll() is None, log.read_text(errors="replace")[-2000:]
-            time.sleep(0.2)
-        yield f"127.0.0.1:{port}", token
-    finally:
-        head.terminate()
-        head.wait(timeout=120)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    with ray_head(env, "kolite-auth-") as address:
+        yield address, token
 
 
 def label(source: Path, out: Path, artifact: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:

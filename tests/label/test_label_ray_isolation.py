@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
-from support import free_port
+from support import ray_head
 from test_label import make_texts, write_tsv
 
 pytestmark = pytest.mark.ray
@@ -35,24 +31,9 @@ print(json.dumps([job["DriverPid"] for job in jobs()]))
 def foreign_cluster():
     """A head node of our own (``ray start --head --block``), stopped by signalling that one process: never
     ``ray stop``, which would stop every Ray instance on the machine."""
-    temp_dir = tempfile.mkdtemp(prefix="kolite-foreign-")
-    port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
-    command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}"]
-    command += ["--node-ip-address=127.0.0.1", "--num-cpus=1", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
-    log = Path(temp_dir) / "head.log"
-    with log.open("wb") as sink:
-        head = subprocess.Popen([*command, "--disable-usage-stats"], env=env, stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        # --block logs this once every process of the node is up, then waits for a signal.
-        while "Ray runtime started" not in log.read_text(errors="replace"):
-            assert head.poll() is None, log.read_text(errors="replace")[-2000:]
-            time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        head.terminate()  # it stops the processes it started (GCS, raylet...) and exits
-        head.wait(timeout=120)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    with ray_head(env, "kolite-foreign-") as address:
+        yield address
 
 
 def drivers_of(address: str) -> list[int]:
