@@ -49,6 +49,14 @@ def pack(artifact: str | Path, variants: Sequence[str], out: str | Path) -> Path
 
     data = _raw_manifest(source)
     data["variants"] = {name: entry for name, entry in data["variants"].items() if name in wanted}
+    for name, entry in data["variants"].items():
+        # A fidelity guard re-runs uncertain rows in its float variant: without that graph it cannot run, so the
+        # packed variant serves unguarded (its gate numbers are still the ones export measured).
+        float_variant = (entry.get("guard") or {}).get("float_variant")
+        if float_variant and float_variant not in wanted:
+            entry.pop("guard")
+            print(f"kolite pack: {name} keeps no fidelity guard: its float graph {float_variant} is not packed "
+                  f"(add it to --variants to keep the guard, about its size in memory)", file=sys.stderr)
     files = [manifest.tokenizer] + [manifest.variants[name] for name in wanted]
 
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -27,16 +27,31 @@ def test_pack_keeps_only_the_named_variant_and_its_answers(tiny_artifact, tmp_pa
     original, packed = _raw(source), _raw(out)
     # Same schema and the kept variant's entry as export wrote it (gates, rank, cpu_features); nothing else changed.
     assert list(packed["variants"]) == ["int8-static"]
-    assert packed["variants"]["int8-static"] == original["variants"]["int8-static"]
+    # ...but its fidelity guard, whose float graph (fp32-opt) is not packed: the packed variant serves unguarded.
+    assert original["variants"]["int8-static"]["guard"]["float_variant"] == "fp32-opt"
+    kept = {k: v for k, v in original["variants"]["int8-static"].items() if k != "guard"}
+    assert packed["variants"]["int8-static"] == kept
     assert {k: v for k, v in packed.items() if k != "variants"} == {
         k: v for k, v in original.items() if k != "variants"
     }
-    with kolite.load(source, variant="int8-static") as full, kolite.load(out) as small:
+    with kolite.load(source, variant="int8-static", guard=False) as full, kolite.load(out) as small:
+        assert small.guard is None
         assert small.variant.name == "int8-static"
         expected = full.run(full.encode(TEXTS))
         actual = small.run(small.encode(TEXTS))
     for left, right in zip(expected, actual, strict=True):
         np.testing.assert_array_equal(left, right)
+
+
+def test_pack_keeps_the_guard_when_its_float_graph_is_packed_too(tiny_artifact, tmp_path):
+    source = tiny_artifact("000")
+    out = pack(source, ["int8-static", "fp32-opt"], tmp_path / "guarded")
+    assert _raw(out)["variants"]["int8-static"] == _raw(source)["variants"]["int8-static"]
+    with kolite.load(source, variant="int8-static", guard=True) as full, \
+            kolite.load(out, variant="int8-static", guard=True) as small:
+        assert small.guard is not None and small.guard.tau == full.guard.tau
+        for left, right in zip(full.run(full.encode(TEXTS)), small.run(small.encode(TEXTS)), strict=True):
+            np.testing.assert_array_equal(left, right)
 
 
 def test_pack_cli_writes_an_artifact_that_verifies(tiny_artifact, tmp_path, capsys):
