@@ -152,6 +152,16 @@ async def run_level(port: int, texts: list[str], concurrency: int, duration_s: f
     }
 
 
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the server drains), then SIGKILL if it has not exited within 30 s."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def _start_server(artifact: Path, port: int, extra: list[str], profile: Path | None = None) -> subprocess.Popen[bytes]:
     """``python -m kolite.server``; with ``profile``, under ``kolite_bench.serve_sampler`` (stack samples there)."""
     module = "kolite_bench.serve_sampler" if profile else "kolite.server"
@@ -224,12 +234,7 @@ async def run_mode(mode: str, args: argparse.Namespace, texts: list[str]) -> lis
                       f"{row['statuses']}",
                       flush=True)
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
     return rows
 
 

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,14 @@ from typing import Any
 import numpy as np
 from kolite_export.catalogue import data_path, read_nsmc
 
-from kolite_bench.loadtest import _free_port, _server_cpu_s, _wait_healthy, inference_ceiling, run_level
+from kolite_bench.loadtest import (
+    _free_port,
+    _server_cpu_s,
+    _wait_healthy,
+    inference_ceiling,
+    run_level,
+    stop_server,
+)
 
 __all__ = ["main"]
 
@@ -57,12 +63,7 @@ async def _serve_once(args: argparse.Namespace, texts: list[str], runtime: str |
         row["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         return row
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop_server(server)
 
 
 def main(argv: list[str] | None = None) -> int:
