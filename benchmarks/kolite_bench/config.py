@@ -16,6 +16,7 @@ __all__ = [
     "SeedModel",
     "all_contenders",
     "kolite_contenders",
+    "kolite_variant",
     "shared_dir",
 ]
 
@@ -23,15 +24,33 @@ REPO_ROOT = repo_root()
 PEERS = ("openvino-int8-latency", "openvino-int8-throughput", "optimum-int8", "pipeline", "torch-longest", "torch")
 
 
+# An int8 variant also runs with its fidelity guard on (uncertain rows re-run in the float graph): the guard's cost
+# and its answers, side by side with the same variant unguarded.
+GUARDED_SUFFIX = "-guarded"
+
+
 def kolite_contenders() -> tuple[str, ...]:
-    """``kolite-<variant>`` for every registered variant: CPU variants by auto rank first, then the rest."""
+    """``kolite-<variant>`` for every registered variant (CPU variants by auto rank first, then the rest), each int8
+    one followed by ``kolite-<variant>-guarded``."""
     from kolite_export.variants import VARIANTS
 
     def order(name: str) -> tuple[bool, int]:
         spec = VARIANTS[name]
         return "CPUExecutionProvider" not in spec.providers, spec.rank if spec.rank is not None else 1_000
 
-    return tuple(f"kolite-{name}" for name in sorted(VARIANTS, key=order))
+    names: list[str] = []
+    for name in sorted(VARIANTS, key=order):
+        names.append(f"kolite-{name}")
+        if VARIANTS[name].precision == "int8":
+            names.append(f"kolite-{name}{GUARDED_SUFFIX}")
+    return tuple(names)
+
+
+def kolite_variant(contender: str) -> tuple[str, bool]:
+    """The variant and the guard switch of a ``kolite-<variant>[-guarded]`` contender."""
+    variant = contender.removeprefix("kolite-")
+    guarded = variant.endswith(GUARDED_SUFFIX)
+    return variant.removesuffix(GUARDED_SUFFIX), guarded
 
 
 def all_contenders() -> tuple[str, ...]:

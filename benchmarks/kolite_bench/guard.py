@@ -94,13 +94,15 @@ def _load_texts(data_spec: str, limit: int | None, shared: str | None) -> tuple[
     return data.name, data.texts
 
 
-def _run_chunks(model: Any, texts: tuple[str, ...]) -> tuple[Any, list]:
-    """(encoded, outputs) over all texts, in chunks the API accepts."""
+def _run_chunks(model: Any, texts: tuple[str, ...], aggregation: str | None = None) -> tuple[Any, list]:
+    """(encoded, outputs) over all texts, in chunks the API accepts (NER: encoded for ``aggregation``, which
+    decides whether the guard checks pooled words)."""
     from kolite.tokenization import Encoded
 
+    options = None if aggregation is None else model.options(aggregation=aggregation)
     encoded_parts, outputs = [], []
     for start in range(0, len(texts), CHUNK):
-        encoded = model.encode(list(texts[start : start + CHUNK]))
+        encoded = model.encode(list(texts[start : start + CHUNK]), options)
         encoded_parts.append(encoded)
         outputs.extend(model.run(encoded))
     return Encoded.join(encoded_parts), outputs
@@ -160,8 +162,10 @@ def _decision_tokens_margins(outputs: list, encoded: Any) -> np.ndarray:
     return margins
 
 
-def agreement(artifact: Path, checkpoint_dir: Path, limit: int | None, shared: str | None) -> dict[str, Any]:
-    """Unguarded and guarded agreement with PyTorch, re-run fraction at τ, and the float graph's own agreement."""
+def agreement(artifact: Path, checkpoint_dir: Path, limit: int | None, shared: str | None,
+              int8_variants: tuple[str, ...] = ("int8-static", "int8")) -> dict[str, Any]:
+    """Unguarded and guarded agreement with PyTorch, re-run fraction at τ, and the float graph's own agreement
+    (the float graph always runs: it is every guard's fallback)."""
     import kolite
     from kolite.guard import decision_margins
     from kolite_export.layouts import load_checkpoint
@@ -177,7 +181,7 @@ def agreement(artifact: Path, checkpoint_dir: Path, limit: int | None, shared: s
     checkpoint = load_checkpoint(checkpoint_dir)
     float_outputs: dict[str, list] = {}
     encoded = reference = None
-    for name in ("fp32-opt", "int8-static", "int8"):
+    for name in ("fp32-opt", *int8_variants):
         variant = manifest.variants.get(name)
         if variant is None or not variant.passed:
             continue
@@ -211,19 +215,36 @@ def agreement(artifact: Path, checkpoint_dir: Path, limit: int | None, shared: s
                 }
         _say(f"{name} guarded by the runtime")
         with kolite.load(scratch, variant=name, guard=True) as model:  # what is served
-            runtime_guarded = _run_chunks(model, texts)[1]
-            entry["runtime_guard_equals_offline"] = all(
-                a.tobytes() == b.tobytes() for a, b in zip(runtime_guarded, guarded, strict=True)
-            )
-            entry["runtime_rows_rerun"] = model.guard.rows_rerun
-            if per_token:  # the runtime adds the word-pooled check of average/max to the per-token margins
-                entry["guarded_token_margin_only"] = entry.pop("guarded")
-                entry["rerun_fraction_token_margin_only"] = entry.pop("rerun_fraction")
-                entry["guarded"] = _Scorer(model, encoded, reference, per_token)(runtime_guarded)
-                entry["rerun_fraction"] = model.guard.rows_rerun / len(runtime_guarded)
+            if per_token:
+                entry.update(_served_ner(model, texts, reference, guarded))
+            else:
+                runtime_guarded = _run_chunks(model, texts)[1]
+                entry["runtime_guard_equals_offline"] = _same_bytes(runtime_guarded, guarded)
+                entry["runtime_rows_rerun"] = model.guard.rows_rerun
         result["variants"][name] = entry
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _same_bytes(left: list, right: list) -> bool:
+    return all(a.tobytes() == b.tobytes() for a, b in zip(left, right, strict=True))
+
+
+def _served_ner(model: Any, texts: tuple[str, ...], reference: list, offline_guarded: list) -> dict[str, Any]:
+    """The runtime guard per aggregation, as served: ``simple``/``first``/``none`` re-run on token margins alone
+    (must equal the offline token-margin guard bitwise), ``average``/``max`` add the pooled-word check."""
+    from kolite.aggregation import AGGREGATIONS
+
+    served: dict[str, Any] = {}
+    equal = None
+    for aggregation in AGGREGATIONS:
+        before = model.guard.rows_rerun
+        encoded, outputs = _run_chunks(model, texts, aggregation)
+        numbers = _entity_numbers(model, encoded, reference, outputs)[aggregation]
+        served[aggregation] = {**numbers, "rerun_fraction": (model.guard.rows_rerun - before) / len(outputs)}
+        if aggregation == "simple":
+            equal = _same_bytes(outputs, offline_guarded)
+    return {"guarded_as_served": served, "runtime_guard_equals_offline": equal}
 
 
 def _say(message: str) -> None:
@@ -272,14 +293,19 @@ def main(argv: list[str] | None = None) -> int:
     study.add_argument("--limit", type=int, default=None, help="texts spread over the set (default: all)")
     study.add_argument("--shared", default=os.environ.get("KOLITE_SHARED"))
     study.add_argument("--json", type=Path)
+    study.add_argument("--int8-variants", default="int8-static,int8",
+                       help="comma list of int8 variants to study (the float graph always runs)")
     memory = sub.add_parser("rss")
     memory.add_argument("artifact", type=Path)
     memory.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     started = datetime.now(timezone.utc)
     machine_before = _machine()
-    body = agreement(args.artifact, args.checkpoint, args.limit, args.shared) if args.command == "agreement" else (
-        rss(args.artifact))
+    if args.command == "agreement":
+        variants = tuple(v for v in args.int8_variants.split(",") if v)
+        body = agreement(args.artifact, args.checkpoint, args.limit, args.shared, variants)
+    else:
+        body = rss(args.artifact)
     result = {
         "run_id": f"guard-{args.command}-{started.strftime('%Y%m%dT%H%M%SZ')}",
         "date": started.isoformat(timespec="seconds"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kolite_bench.report_guard import render_guard
 from kolite_bench.report_speed import render_limit, render_speed, render_targets
 
 __all__ = ["accuracy_rows", "render_markdown", "target_ratios"]
@@ -174,7 +175,8 @@ def _targets_section(results: dict[str, Any], name: str = "kolite-int8") -> list
 
 def render_markdown(results: dict[str, Any]) -> str:
     kolite_int8 = [n for n in results["contenders"] if n.startswith("kolite-int8")]
-    lines = [*_header(results), *render_speed(results), "", "#### Accuracy, whole-set pass and footprint", "",
+    lines = [*_header(results), *render_speed(results), *render_guard(results), "",
+             "#### Accuracy, whole-set pass and footprint", "",
              *accuracy_rows(results), *_notes(results), *_targets_section(results),
              *[line for name in kolite_int8 for line in render_targets(results, name)], *render_limit(results)]
     install = results["install_size"]

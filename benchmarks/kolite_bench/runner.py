@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from kolite_bench.config import FALLBACK_REFERENCE, REFERENCE, REPO_ROOT, BenchConfig
+from kolite_bench.config import FALLBACK_REFERENCE, GUARDED_SUFFIX, REFERENCE, REPO_ROOT, BenchConfig, kolite_variant
 from kolite_bench.contenders.base import ContenderSpec
 from kolite_bench.datasets import BenchDataset, load_dataset
 from kolite_bench.env import collect_environment, load_average
@@ -40,13 +40,15 @@ def plan_contenders(config: BenchConfig) -> tuple[list[str], dict[str, str]]:
     run, skipped = [], {}
     for name in config.contenders:
         if name.startswith("kolite-"):
-            variant = name.removeprefix("kolite-")
+            variant, guarded = kolite_variant(name)
             if variant not in variants:
                 failed = variant in manifest.variants
                 skipped[name] = f"artifact has no passed {variant!r} variant" + (
                     " (it failed its gate; --include-failed times it anyway)" if failed else "")
             elif "CPUExecutionProvider" not in variants[variant].providers:
                 skipped[name] = f"{variant} targets {', '.join(variants[variant].providers)}; this run is CPU-only"
+            elif guarded and not variants[variant].guard:
+                skipped[name] = f"{variant} records no fidelity guard threshold (exported before kolite measured one)"
             else:
                 run.append(name)
         elif name in ("pipeline", "optimum-int8") and config.seed.checkpoint_format in _TORCH_ONLY_FORMATS:
@@ -61,7 +63,7 @@ def plan_contenders(config: BenchConfig) -> tuple[list[str], dict[str, str]]:
 def _spec(config: BenchConfig, name: str) -> ContenderSpec:
     options: dict[str, Any] = {}
     if name.startswith("kolite-"):
-        options["variant"] = name.removeprefix("kolite-")
+        options["variant"], options["guard"] = kolite_variant(name)
     elif name == "torch-longest":
         options["padding"] = "longest"
     elif name == "torch":
@@ -198,10 +200,13 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     }
     environment["load_average_end"] = load_average()
     speed = {"contenders": results, "environment": environment}
+    from kolite_bench.report_guard import guard_ratios
     from kolite_bench.report_speed import busy_rounds, round_ratios
 
     return {
         "ratios_per_round": {name: round_ratios(speed, name) for name in results if name.startswith("kolite")},
+        "guard_ratios": {name: guard_ratios(speed, name, name.removesuffix(GUARDED_SUFFIX)) for name in results
+                         if name.endswith(GUARDED_SUFFIX) and name.removesuffix(GUARDED_SUFFIX) in results},
         "busy_rounds": busy_rounds(speed),
         "schema": RESULTS_SCHEMA, "run_id": run_id, "created_at": stamp, "wall_seconds": time.time() - started,
         "model": {"seed_id": config.seed.seed_id, "hub_id": config.seed.hub_id, "task": config.seed.task,

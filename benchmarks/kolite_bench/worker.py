@@ -96,11 +96,15 @@ def measure_throughput(contender: Contender, texts: list[str], batch_size: int) 
     contender.predict_all(texts[: batch_size * 2], batch_size)  # warm-up outside the clock
     with tqdm(total=len(texts), desc=f"{contender.name} bs{batch_size}", unit="text", file=sys.stderr,
               mininterval=2.0) as bar:
+        before = contender.counters()
         start = time.perf_counter()
         outputs = contender.predict_all(texts, batch_size, progress=bar.update)
         seconds = time.perf_counter() - start
-    return {"batch_size": batch_size, "n_texts": len(texts), "seconds": seconds,
-            "texts_per_s": len(texts) / seconds}, outputs
+        after = contender.counters()
+    result = {"batch_size": batch_size, "n_texts": len(texts), "seconds": seconds, "texts_per_s": len(texts) / seconds}
+    if after:  # e.g. the rows kolite's fidelity guard re-ran in the float graph during this pass
+        result["counters"] = {key: after[key] - before.get(key, 0) for key in after}
+    return result, outputs
 
 
 def _jsonable(outputs: Outputs) -> list:

@@ -17,6 +17,7 @@ from kolite.errors import InvalidInputError
 
 __all__ = [
     "AGGREGATIONS",
+    "WORD_POOLING",
     "LabelScheme",
     "PreToken",
     "RawEntity",
@@ -31,6 +32,9 @@ __all__ = [
 ]
 
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
+# The aggregations that pool softmax scores over a word's tokens: a per-token logit margin does not bound their
+# answer, so the fidelity guard checks those words too (kolite.guard.pooled_word_uncertain).
+WORD_POOLING = ("average", "max")
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ class FidelityGuard:
         outputs: list[np.ndarray],
         run_float: Callable[[Sequence[Sequence[int]]], list[np.ndarray]],
         window_counts: Sequence[int] | None = None,
-        words: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+        words: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
     ) -> list[np.ndarray]:
         """``outputs`` (the int8 pass over ``sequences``) with every uncertain row replaced by its float output.
 
@@ -136,7 +136,8 @@ class FidelityGuard:
         (pooling moves no logit further than the windows' own errors), and then all its windows are re-run.
 
         ``words`` (NER: per sequence, the decoded token positions and their subword flags) adds the word-level
-        check of the ``average`` and ``max`` aggregations (``pooled_word_uncertain``)."""
+        check of the ``average`` and ``max`` aggregations (``pooled_word_uncertain``); a None entry skips it for
+        that sequence (its text's aggregation reads each token's own label)."""
         uncertain_rows = decision_margins(outputs, self.multi_label) < self.record.tau
         if window_counts is not None and len(window_counts) < len(outputs) and np.ndim(outputs[0]) == 1:
             start = 0
@@ -148,8 +149,10 @@ class FidelityGuard:
                         uncertain_rows[start : start + count] = True
                 start += count
         if words is not None:
-            for index, (kept, is_subword) in enumerate(words):
-                if not uncertain_rows[index] and pooled_word_uncertain(outputs[index], kept, is_subword, self.tau):
+            for index, word_view in enumerate(words):
+                if word_view is None or uncertain_rows[index]:
+                    continue
+                if pooled_word_uncertain(outputs[index], word_view[0], word_view[1], self.tau):
                     uncertain_rows[index] = True
         uncertain = np.flatnonzero(uncertain_rows)
         with self._lock:

@@ -161,7 +161,7 @@ class KoliteModel:
             self.guard_words(encoded),
         )
 
-    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray] | None] | None:
         """Per sequence, the positions its decode reads and their subword flags, for tasks whose decode pools
         scores over a word's tokens (NER's average/max); None for the others."""
         return None

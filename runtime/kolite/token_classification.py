@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from kolite.aggregation import (
+    WORD_POOLING,
     LabelScheme,
     RawEntity,
     check_aggregation,
@@ -77,11 +79,22 @@ class TokenClassifier(KoliteModel):
             results.append([_to_original(entity, text, normalized) for entity in raw])
         return results
 
-    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray]]:
+    def encode(self, texts: str | Sequence[str], options: Any = None) -> Encoded:
+        """``KoliteModel.encode``, noting per text whether its aggregation pools scores over words (the guard's
+        word check is needed only there: ``none``/``simple``/``first`` read each token's own label)."""
+        encoded = super().encode(texts, options)
+        aggregation = (options if options is not None else self.options()).aggregation
+        return dataclasses.replace(encoded, pooled_words=(aggregation in WORD_POOLING,) * len(encoded))
+
+    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """The fidelity guard's view of words: per window, the non-special token positions and their subword flags
-        (the decode's own rule, ``subword_flags``)."""
-        words = []
-        for normalized, windows in zip(encoded.normalized, encoded.windows, strict=True):
+        (the decode's own rule, ``subword_flags``); None for windows of texts whose aggregation pools no words."""
+        words: list[tuple[np.ndarray, np.ndarray] | None] = []
+        pooled = encoded.pooled_words or (True,) * len(encoded)
+        for normalized, windows, pools in zip(encoded.normalized, encoded.windows, pooled, strict=True):
+            if not pools:
+                words.extend([None] * len(windows))
+                continue
             for window in windows:
                 kept = np.flatnonzero(np.asarray(window.special_tokens_mask) == 0)
                 offsets = np.asarray(window.offsets, dtype=np.int64).reshape(-1, 2)[kept]

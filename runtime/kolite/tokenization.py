@@ -85,6 +85,9 @@ class Encoded:
     normalized: tuple[NormalizedText, ...]
     windows: tuple[tuple[Any, ...], ...]
     truncated: tuple[bool, ...]
+    # Per text, whether its decode pools token scores over words (NER's average/max aggregation), which the fidelity
+    # guard must then check word by word; None when unknown (raw logits): every text is checked as if it did.
+    pooled_words: tuple[bool, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -116,11 +119,15 @@ class Encoded:
         """Several encodings as one (the server runs the requests of a batch together)."""
         if len(parts) == 1:
             return parts[0]
+        pooled = None
+        if any(p.pooled_words is not None for p in parts):
+            pooled = tuple(f for p in parts for f in (p.pooled_words or (True,) * len(p)))
         return Encoded(
             tuple(t for p in parts for t in p.texts),
             tuple(n for p in parts for n in p.normalized),
             tuple(w for p in parts for w in p.windows),
             tuple(t for p in parts for t in p.truncated),
+            pooled,
         )
 
 

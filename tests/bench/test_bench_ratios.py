@@ -56,3 +56,44 @@ def test_rounds_started_above_the_core_count_are_flagged_busy():
         {"contender": "kolite-int8-static", "round": 1, "load1": 3.1},
         {"contender": "openvino-int8-throughput", "round": 2, "load1": 2.5},
     ]
+
+
+def _guarded_results():
+    guarded = _contender([180.0, 90.0, 240.0], [120.0, 150.0, 135.0], [1.1, 2.0, 1.3], [0.5, 0.5, 0.5])
+    guarded["throughput"] = {"counters": {"rows_checked": 1000, "rows_rerun": 25}}
+    guarded["scores"] = {"agreement": 1.0}
+    guarded["describe"] = {"guard": {"tau": 0.154}}
+    plain = {**RESULTS["contenders"]["kolite-int8-static"], "scores": {"agreement": 0.9999}}
+    return {"model": {"task": "text-classification"},
+            "contenders": {"kolite-int8-static": plain, "kolite-int8-static-guarded": guarded}}
+
+
+def test_guard_cost_is_taken_round_by_round_against_the_same_variant_unguarded():
+    from kolite_bench.report_guard import guard_ratios
+
+    ratios = guard_ratios(_guarded_results(), "kolite-int8-static-guarded", "kolite-int8-static")
+    # sorted: 180/200, 90/100, 240/300; file order: 120/150, 150/150, 135/150; bs1 p50: 1.1/1, 2/2, 1.3/1
+    assert ratios["sorted"]["rounds"] == pytest.approx([0.9, 0.9, 0.8])
+    assert ratios["file_order"]["rounds"] == pytest.approx([0.8, 1.0, 0.9])
+    assert ratios["bs1_p50"]["rounds"] == pytest.approx([1.1, 1.0, 1.3])
+    assert ratios["bs1_p50"]["median"] == pytest.approx(1.1)
+    assert ratios["rerun_fraction"] == pytest.approx(0.025)
+
+
+def test_guard_table_states_each_bar_and_whether_it_is_met():
+    from kolite_bench.report_guard import render_guard
+
+    table = "\n".join(render_guard(_guarded_results()))
+    assert "| int8-static | 0.154 | 99.99 % | 100.00 % | 2.50 % |" in table
+    assert "sorted ≥ 0.9: yes; file_order ≥ 0.85: yes; bs1_p50 ≤ 1.1: yes" in table
+    assert render_guard({**_guarded_results(), "contenders": {"kolite-int8-static": {}}}) == []
+
+
+def test_every_int8_variant_is_benched_guarded_beside_unguarded():
+    from kolite_bench.config import kolite_contenders, kolite_variant
+
+    names = kolite_contenders()
+    assert names.index("kolite-int8-static-guarded") == names.index("kolite-int8-static") + 1
+    assert "kolite-fp32-guarded" not in names
+    assert kolite_variant("kolite-int8-static-guarded") == ("int8-static", True)
+    assert kolite_variant("kolite-fp32-opt") == ("fp32-opt", False)

@@ -84,8 +84,16 @@ def test_quick_bench_sentiment_every_contender(tmp_path, tiny_artifact, standin_
 
     artifact = tiny_artifact("000")
     variants = [f"kolite-{v}" for v in load_manifest(artifact).passed_variants if v != "fp16"]
-    contenders = ["torch", "torch-longest", "pipeline", "optimum-int8", *OPENVINO, *variants]
+    contenders = ["torch", "torch-longest", "pipeline", "optimum-int8", *OPENVINO, *variants,
+                  "kolite-int8-static-guarded"]
     results = _run_bench(tmp_path, "000", artifact, standin_dir("000"), contenders)
+    guarded = results["contenders"]["kolite-int8-static-guarded"]
+    assert guarded["describe"]["guard"]["tau"] > 0
+    assert results["contenders"]["kolite-int8-static"]["describe"]["guard"] is None  # explicitly off, not auto
+    counters = guarded["throughput"]["counters"]
+    assert counters["rows_checked"] == 40 and 0 <= counters["rows_rerun"] <= 40
+    assert results["guard_ratios"]["kolite-int8-static-guarded"]["sorted"]["median"] > 0
+    assert "#### Fidelity guard" in (tmp_path / "results" / "000-quick.md").read_text(encoding="utf-8")
 
     assert results["schema"] == "kolite-bench/2" and results["model"]["stand_in"] is True
     assert results["dataset"]["name"] == "nsmc-test" and results["dataset"]["n_texts"] == 40

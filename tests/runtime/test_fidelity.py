@@ -278,7 +278,7 @@ def test_ner_guard_rows_get_float_outputs(tiny_artifact, shared_data):
     with kolite.load(artifact, variant="int8-static", guard=True) as guarded, kolite.load(
         artifact, variant="fp32-opt"
     ) as reference:
-        encoded = guarded.encode(texts)
+        encoded = guarded.encode(texts, guarded.options(aggregation="average"))
         words = guarded.guard_words(encoded)
         got = guarded.run(encoded)
         assert 0 < guarded.guard.rows_rerun < len(texts)
@@ -293,6 +293,36 @@ def test_ner_guard_rows_get_float_outputs(tiny_artifact, shared_data):
     for index, output in enumerate(got):
         want = floats[index] if uncertain[index] else plain[index]
         assert output.tobytes() == want.tobytes()
+
+
+def test_ner_guard_checks_words_only_where_the_aggregation_pools_them(tiny_artifact, shared_data):
+    """simple/first/none read each token's own label, so only token margins decide a re-run there; average/max
+    (and raw logits, whose use is unknown) add the word check. Each aggregation's entities stay the float graph's."""
+    from kolite.guard import decision_margins
+    from kolite_export.validation_data import load_validation_set
+
+    artifact = tiny_artifact("004")
+    texts = list(load_validation_set("klue-ner", 40, shared_data).texts)
+    with kolite.load(artifact, variant="int8-static", guard=False) as unguarded:
+        plain = unguarded.run(unguarded.encode(texts))
+    with kolite.load(artifact, variant="int8-static", guard=True) as guarded, kolite.load(
+        artifact, variant="fp32-opt"
+    ) as reference:
+        token_uncertain = int((decision_margins(plain) < guarded.guard.tau).sum())
+        reruns = {}
+        for aggregation in ("none", "simple", "first", "average", "max"):
+            before = guarded.guard.rows_rerun
+            got = guarded.tag(texts, aggregation=aggregation)
+            reruns[aggregation] = guarded.guard.rows_rerun - before
+            want = reference.tag(texts, aggregation=aggregation)
+            spans = [[(e.label, e.start, e.end) for e in row] for row in got]
+            assert spans == [[(e.label, e.start, e.end) for e in row] for row in want]  # scores: int8's where certain
+        before = guarded.guard.rows_rerun
+        guarded.token_logits(texts)
+        raw_reruns = guarded.guard.rows_rerun - before
+    assert reruns["none"] == reruns["simple"] == reruns["first"] == token_uncertain
+    assert reruns["average"] >= token_uncertain and reruns["max"] >= token_uncertain
+    assert raw_reruns >= max(reruns.values())
 
 
 def test_served_bytes_equal_api_bytes_with_the_guard_on(flipping):

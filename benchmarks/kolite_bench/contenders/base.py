@@ -66,6 +66,10 @@ class Contender(ABC):
         """How this contender runs (recipe, padding, provider, batching) — recorded in the results."""
         return {}
 
+    def counters(self) -> dict[str, int]:
+        """Monotonic counters the contender keeps (kolite's guard: rows checked and re-run); most keep none."""
+        return {}
+
     def prepare(self) -> None:  # noqa: B027 - optional hook, most contenders need no one-off work
         """One-off work that is not part of serving (e.g. optimum's export + quantization); cached on disk."""
 

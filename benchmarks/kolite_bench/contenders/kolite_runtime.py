@@ -32,7 +32,9 @@ class KoliteContender(Contender):
     def load(self) -> None:
         import kolite
 
-        kwargs: dict[str, Any] = {"variant": self.variant, "device": "cpu"}
+        # The guard explicitly on or off (never the artifact's auto default), so a row's name says what ran.
+        kwargs: dict[str, Any] = {"variant": self.variant, "device": "cpu",
+                                  "guard": bool(self.spec.options.get("guard", False))}
         accepted = inspect.signature(kolite.load).parameters
         self.thread_kwarg = next((k for k in _THREAD_KWARGS if k in accepted), None)
         if self.thread_kwarg is not None:
@@ -75,7 +77,15 @@ class KoliteContender(Contender):
         return self.predict_all([text for batch in batches for text in batch], len(batches[0]))
 
     def model_bytes(self) -> int:
-        return int(self.model.variant.size_bytes)
+        size = int(self.model.variant.size_bytes)
+        guard = self.model.guard
+        if guard is not None:  # the guard loads the float graph too
+            size += int(self.model.manifest.variants[guard.record.float_variant].size_bytes)
+        return size
+
+    def counters(self) -> dict[str, int]:
+        guard = self.model.guard
+        return {} if guard is None else {"rows_checked": guard.rows_checked, "rows_rerun": guard.rows_rerun}
 
     def describe(self) -> dict[str, Any]:
         variant = self.model.variant
@@ -94,4 +104,7 @@ class KoliteContender(Contender):
             "thread_kwarg": self.thread_kwarg,
             "parallel_kwarg": self.parallel_kwarg,
             "provider": "CPUExecutionProvider",
+            "guard": None if self.model.guard is None else {
+                "tau": self.model.guard.tau, "float_variant": self.model.guard.record.float_variant,
+                "rerun_fraction_at_export": self.model.guard.record.rerun_fraction},
         }
