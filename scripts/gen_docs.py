@@ -183,6 +183,23 @@ def _seed_summary() -> str:
     return render_summary([json.loads(path.read_text(encoding="utf-8")) for path in paths])
 
 
+def _results_tables(page: str) -> Callable[[], str]:
+    """A hand-written page whose marked tables are rendered from results files (kolite_bench.results_tables)."""
+
+    def render() -> str:
+        from kolite_bench.results_tables import render_page
+
+        return render_page((ROOT / page).read_text(encoding="utf-8"))
+
+    return render
+
+
+def _marked_pages() -> dict[str, Callable[[], str]]:
+    from kolite_bench.results_tables import PAGES as MARKED
+
+    return {page: _results_tables(page) for page in MARKED}
+
+
 PAGES: dict[str, Callable[[], str]] = {
     "docs/reference/cli.md": cli_page,
     "docs/reference/errors.md": errors_page,
@@ -190,6 +207,7 @@ PAGES: dict[str, Callable[[], str]] = {
     "docs/reference/manifest.md": manifest_page,
     "docs/guides/benchmark-results.md": _benchmark_results,
     "benchmarks/results/summary.md": _seed_summary,
+    **_marked_pages(),
 }
 
 

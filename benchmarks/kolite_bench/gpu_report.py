@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import re
-import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_docs", "rows", "table"]
+__all__ = ["rows", "table"]
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-MARKER = re.compile(r"(<!-- gpu-table: (?P<run>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /gpu-table -->)", re.S)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -59,19 +55,3 @@ def table(results: dict[str, Any]) -> str:
     lines.append(f"\nrun {results['run_id']}, {env.get('gpu') or 'no GPU (dry run)'}, onnxruntime "
                  f"{env['onnxruntime']}, {env['cpus']} CPUs" + (" — DRY RUN" if env.get("dry_run") else ""))
     return "\n".join(lines)
-
-
-def render_docs(text: str, results_dir: Path = RESULTS) -> str:
-    """``text`` with every ``<!-- gpu-table: RUN -->`` … ``<!-- /gpu-table -->`` block re-rendered from
-    ``results_dir/RUN.json`` (the docs never hold a hand-copied GPU figure)."""
-
-    def block(match: re.Match[str]) -> str:
-        results = json.loads((results_dir / f"{match['run']}.json").read_text(encoding="utf-8"))
-        return f"{match.group(1)}{table(results)}\n{match.group(4)}"
-
-    return MARKER.sub(block, text)
-
-
-if __name__ == "__main__":  # python -m kolite_bench.gpu_report docs/guides/gpu.md: re-render its tables in place
-    page = Path(sys.argv[1])
-    page.write_text(render_docs(page.read_text(encoding="utf-8")), encoding="utf-8")

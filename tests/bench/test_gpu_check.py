@@ -80,10 +80,20 @@ def test_fidelity_counts_a_flipped_label() -> None:
     assert numbers["max_abs_logit_delta"] == 1.0
 
 
-def test_gpu_docs_tables_are_rendered_from_the_committed_results() -> None:
-    from kolite_bench.gpu_report import MARKER, render_docs
+def test_docs_tables_are_rendered_from_the_committed_results() -> None:
+    from kolite_bench.results_tables import MARKER, PAGES, render_page
 
-    for name, tables in (("docs/guides/gpu.md", 3), ("README.md", 1)):
+    kinds = {}
+    for name in PAGES:
         page = (REPO / name).read_text(encoding="utf-8")
-        assert len(MARKER.findall(page)) == tables
-        assert render_docs(page) == page, f"{name} drifted: python -m kolite_bench.gpu_report {name}"
+        for match in MARKER.finditer(page):
+            kinds.setdefault(match["kind"], []).append(name)
+        assert render_page(page) == page, f"{name} drifted: python -m kolite_bench.results_tables {name}"
+    assert kinds["gpu"].count("docs/guides/gpu.md") == 3 and "README.md" in kinds["gpu"]
+
+
+def test_an_unknown_results_table_kind_is_a_clear_error() -> None:
+    from kolite_bench.results_tables import render_page
+
+    with pytest.raises(ValueError, match="unknown results table kind 'nope'"):
+        render_page("<!-- nope-table: x -->\nold\n<!-- /nope-table -->\n")

@@ -1,0 +1,62 @@
+"""The fidelity-guard study's table (``benchmarks/results/guard-*.json`` from ``python -m kolite_bench.guard
+agreement``), rendered into the docs by ``kolite_bench.results_tables``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["agreement_table"]
+
+_AGGREGATIONS = ("none", "simple", "first", "average", "max")
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.2f} %"
+
+
+def _classification(results: dict[str, Any]) -> list[str]:
+    lines = ["| variant | τ (held-out p99.99 / max \\|Δ\\|) | rows re-run, held-out / these texts |"
+             " labels = PyTorch, unguarded | guarded (the runtime) |", "|---|---|---|---|---|"]
+    for name, entry in results["variants"].items():
+        guard, plain = entry.get("guard") or {}, entry["unguarded"]
+        if not guard:
+            lines.append(f"| {name} | – | – | {_pct(plain['label_agreement'])} ({plain['label_flips']} flips) | – |")
+            continue
+        guarded = entry["guarded"]
+        served = entry["runtime_rows_rerun"] / results["texts"]
+        lines.append(
+            f"| {name} | {guard['tau']:.3f} ({guard['quantile_abs_delta']:.4f} / {guard['max_abs_delta']:.4f}) | "
+            f"{_pct(guard['rerun_fraction'])} / {_pct(served)} | {_pct(plain['label_agreement'])} "
+            f"({plain['label_flips']} flips) | **{_pct(guarded['label_agreement'])}** ({guarded['label_flips']} flips"
+            f"{'' if entry['runtime_guard_equals_offline'] else '; runtime differs from the offline guard'}) |")
+    return lines
+
+
+def _entities(results: dict[str, Any]) -> list[str]:
+    lines = ["| variant | τ | sentences ≠ PyTorch, or rows re-run | " + " | ".join(_AGGREGATIONS) + " |",
+             "|---|---|---|" + "---:|" * len(_AGGREGATIONS)]
+    for name, entry in results["variants"].items():
+        guard = entry.get("guard") or {}
+        plain = [str(entry["unguarded"][a]["sentences_differing"]) for a in _AGGREGATIONS]
+        tau = f"{guard['tau']:.3f}" if guard else "–"
+        lines.append(f"| {name} | {tau} | unguarded | " + " | ".join(plain) + " |")
+        served = entry.get("guarded_as_served")
+        if served:
+            lines.append(f"| {name} | | guarded (the runtime) | "
+                         + " | ".join(f"**{served[a]['sentences_differing']}**" for a in _AGGREGATIONS) + " |")
+            lines.append(f"| {name} | | rows re-run | "
+                         + " | ".join(_pct(served[a]["rerun_fraction"]) for a in _AGGREGATIONS) + " |")
+    return lines
+
+
+def agreement_table(results: dict[str, Any]) -> str:
+    """Per variant: τ, the rows re-run and agreement with PyTorch unguarded and guarded, with the run's facts."""
+    per_entity = any("guarded_as_served" in e or isinstance(e["unguarded"].get("simple"), dict)
+                     for e in results["variants"].values())
+    lines = _entities(results) if per_entity else _classification(results)
+    machine = results["machine"]
+    after = results.get("load_average_after") or ["?"]
+    lines.append(f"\nrun {results['run_id']}, {results['texts']:,} texts of {results['data']}, {machine['cpu']} "
+                 f"({machine['cpus']} vCPUs), commit {machine['commit']}, load average {machine['load_average'][0]} "
+                 f"at start, {after[0]} at end")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""Tables in the docs rendered from committed results files, so no page holds a hand-copied figure.
+
+A page marks each table with the kind of results and the file it comes from::
+
+    <!-- guard-table: guard-000 -->
+    ...rendered rows...
+    <!-- /guard-table -->
+
+``python -m kolite_bench.results_tables PAGE...`` re-renders the blocks in place; ``scripts/gen_docs.py --check``
+and a test fail when a committed page differs from its results. Kinds:
+
+- ``gpu``: a CUDA check (``gpu-*.json``, ``kolite_bench.gpu_report``);
+- ``guard``: the fidelity-guard study (``guard-*.json``, ``kolite_bench.guard agreement``);
+- ``guard-cost``: a ``kolite bench`` run with ``kolite-<variant>-guarded`` contenders (``kolite_bench.report_guard``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MARKER", "PAGES", "RENDERERS", "render_page"]
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+MARKER = re.compile(
+    r"(<!-- (?P<kind>[\w-]+?)-table: (?P<run>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /(?P=kind)-table -->)", re.S
+)
+# The pages that hold rendered tables (checked by scripts/gen_docs.py --check).
+PAGES = ("README.md", "docs/guides/gpu.md", "docs/guides/fidelity.md")
+
+
+def _gpu(results: dict[str, Any]) -> str:
+    from kolite_bench.gpu_report import table
+
+    return table(results)
+
+
+def _guard_cost(results: dict[str, Any]) -> str:
+    from kolite_bench.report_guard import render_guard
+
+    env = results["environment"]
+    start, end = env.get("load_average_start") or ["?"], env.get("load_average_end") or ["?"]
+    lines = render_guard(results)[4:]  # the table and its note, without the section heading
+    lines.append(f"\nrun {results['run_id']}, {results['dataset']['n_texts']:,} texts of {results['dataset']['name']}, "
+                 f"{env['cpu_model']} ({env['logical_cores']} vCPUs, {results['settings']['threads']} threads each), "
+                 f"load average {start[0]} at start, {end[0]} at end")
+    return "\n".join(lines).strip("\n")
+
+
+def _guard(results: dict[str, Any]) -> str:
+    from kolite_bench.guard_report import agreement_table
+
+    return agreement_table(results)
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"gpu": _gpu, "guard": _guard, "guard-cost": _guard_cost}
+
+
+def render_page(text: str, results_dir: Path = RESULTS) -> str:
+    """``text`` with every marked block re-rendered from ``results_dir/RUN.json``."""
+
+    def block(match: re.Match[str]) -> str:
+        render = RENDERERS.get(match["kind"])
+        if render is None:
+            raise ValueError(f"unknown results table kind {match['kind']!r} (known: {', '.join(RENDERERS)})")
+        results = json.loads((results_dir / f"{match['run']}.json").read_text(encoding="utf-8"))
+        return f"{match.group(1)}{render(results)}\n{match.group(5)}"
+
+    return MARKER.sub(block, text)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or PAGES:
+        page = Path(name)
+        page.write_text(render_page(page.read_text(encoding="utf-8")), encoding="utf-8")
