@@ -182,6 +182,36 @@ def test_kolite_contender_hands_the_bench_threads_to_a_data_parallel_keyword(mon
     assert seen == {"threads": 3, "sessions": True}
 
 
+def test_kolite_contender_sets_the_guard_explicitly_and_refuses_a_guarded_row_without_one(monkeypatch):
+    import kolite
+    from kolite_bench.contenders.base import ContenderSpec
+    from kolite_bench.contenders.kolite_runtime import KoliteContender
+
+    seen: dict = {}
+
+    def load_with_guard(path, variant="auto", device="cpu", threads=None, *, guard="auto"):
+        seen.update(guard=guard)
+
+    def load_without_guard(path, variant="auto", device="cpu", threads=None):
+        seen.update(loaded=True)
+
+    def spec(guard: bool) -> ContenderSpec:
+        return ContenderSpec(name="kolite-int8-guarded" if guard else "kolite-int8", task="text-classification",
+                             source="-", artifact="-", threads=2, options={"variant": "int8", "guard": guard})
+
+    monkeypatch.setattr(kolite, "load", load_with_guard)
+    KoliteContender(spec(False)).load()
+    assert seen == {"guard": False}  # never the artifact's auto default
+    KoliteContender(spec(True)).load()
+    assert seen == {"guard": True}
+    seen.clear()
+    monkeypatch.setattr(kolite, "load", load_without_guard)
+    KoliteContender(spec(False)).load()  # an older kolite (the serving A/B's baseline) still loads unguarded
+    assert seen == {"loaded": True}
+    with pytest.raises(RuntimeError, match="no fidelity guard"):
+        KoliteContender(spec(True)).load()
+
+
 def test_calibration_texts_never_come_from_the_scored_file(shared_data):
     from kolite_bench.calibration import calibration_texts
 

@@ -32,10 +32,14 @@ class KoliteContender(Contender):
     def load(self) -> None:
         import kolite
 
-        # The guard explicitly on or off (never the artifact's auto default), so a row's name says what ran.
-        kwargs: dict[str, Any] = {"variant": self.variant, "device": "cpu",
-                                  "guard": bool(self.spec.options.get("guard", False))}
+        kwargs: dict[str, Any] = {"variant": self.variant, "device": "cpu"}
         accepted = inspect.signature(kolite.load).parameters
+        guard = bool(self.spec.options.get("guard", False))
+        if "guard" in accepted:
+            # Explicitly on or off (never the artifact's auto default), so a row's name says what ran.
+            kwargs["guard"] = guard
+        elif guard:
+            raise RuntimeError(f"{self.spec.name}: this kolite has no fidelity guard (kolite.load takes no 'guard')")
         self.thread_kwarg = next((k for k in _THREAD_KWARGS if k in accepted), None)
         if self.thread_kwarg is not None:
             kwargs[self.thread_kwarg] = self.spec.threads
