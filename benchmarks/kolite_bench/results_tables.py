@@ -44,7 +44,7 @@ def _guard_cost(results: dict[str, Any]) -> str:
 
     env = results["environment"]
     start, end = env.get("load_average_start") or ["?"], env.get("load_average_end") or ["?"]
-    lines = render_guard(results)[4:]  # the table and its note, without the section heading
+    lines = render_guard(results)[3:]  # the table and its note, without the blank line and section heading
     lines.append(f"\nrun {results['run_id']}, {results['dataset']['n_texts']:,} texts of {results['dataset']['name']}, "
                  f"{env['cpu_model']} ({env['logical_cores']} vCPUs, {results['settings']['threads']} threads each), "
                  f"load average {start[0]} at start, {end[0]} at end")
