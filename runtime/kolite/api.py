@@ -26,7 +26,7 @@ from kolite.manifest import Manifest, Variant, load_manifest
 from kolite.model import DEFAULT_MAX_ITEMS, DEFAULT_MAX_TEXT_CHARS, KoliteModel, check_positive_int
 from kolite.normalization import NORMALIZATIONS
 from kolite.providers import DeviceSpec, cpu_device, resolve_device
-from kolite.session import OnnxModel
+from kolite.session import SPINNING_ENTRY, OnnxModel
 from kolite.sources import ArtifactSource, resolve_source
 from kolite.token_classification import TokenClassifier
 from kolite.tokenization import TextEncoder
@@ -225,11 +225,24 @@ def _guard(
     record = guard_wanted(manifest, chosen, guard)
     if record is None:
         return None
-    # One session of the float graph, on the int8 session's threads: it runs only the uncertain rows.
-    float_settings = _SessionSettings(settings.threads, settings.session_options, settings.verify, 0)
+    # One session of the float graph, on the int8 session's threads: it runs only the uncertain rows, a few per
+    # call. Its idle threads sleep instead of spinning (unless the caller set session options): a pool left spinning
+    # after each short re-run took a core from the int8 pass of the next call (file-order batches ran at ~0.7x of
+    # unguarded; docs/guides/fidelity.md).
+    float_settings = _SessionSettings(settings.threads, _sleeping_threads(settings.session_options), settings.verify, 0)
     float_session = _session(source, manifest.variants[record.float_variant], session.device, float_settings, True)
     multi_label = manifest.problem_type == "multi_label_classification"
     return FidelityGuard(record, float_session, multi_label)
+
+
+def _sleeping_threads(session_options: Any) -> Any:
+    """``session_options`` with idle intra-op threads sleeping; an ``onnxruntime.SessionOptions`` object or an
+    explicit ``allow_spinning`` entry is the caller's decision and is kept as is."""
+    if session_options is None:
+        return {SPINNING_ENTRY: "0"}
+    if isinstance(session_options, Mapping):
+        return {SPINNING_ENTRY: "0", **session_options}
+    return session_options
 
 
 def _read_tokenizer(source: ArtifactSource, manifest: Manifest, verify: bool) -> str:

@@ -60,6 +60,10 @@ class GuardRecord:
 def decision_margins(outputs: Sequence[np.ndarray], multi_label: bool = False) -> np.ndarray:
     """Per row, how far its decision is from changing: top-1 minus top-2 logit (the smallest over a row's tokens
     for per-token outputs); for multi-label outputs, the smallest |logit| (each label's decision is logit > 0)."""
+    if outputs and not multi_label and all(np.ndim(o) == 1 and len(o) == len(outputs[0]) > 1 for o in outputs):
+        # One label vector per row (classification): all rows at once, the same arithmetic as the loop below.
+        top2 = np.partition(np.asarray(outputs, dtype=np.float32), -2, axis=-1)[:, -2:]
+        return (top2[:, 1] - top2[:, 0]).astype(np.float64)
     margins = np.empty(len(outputs), dtype=np.float64)
     for index, output in enumerate(outputs):
         logits = np.atleast_2d(np.asarray(output, dtype=np.float32))

@@ -16,6 +16,7 @@ from kolite.providers import DeviceSpec, check_session_providers, cpu_device
 
 __all__ = [
     "CPU_DISABLED_OPTIMIZERS",
+    "SPINNING_ENTRY",
     "OnnxModel",
     "build_session_options",
     "cpu_session",
@@ -29,6 +30,8 @@ __all__ = [
 # BiasGelu ≈ 1.0 ms vs Gelu ≈ 0.56 ms with the bias folded into the int8 MatMul, per call at batch 32). So on CPU
 # the session never creates them; graphs exported with them baked in still run them (see benchmarks/results/levers.md).
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion", "BiasGeluFusion")
+# The session config entry that lets idle intra-op threads spin ("1", onnxruntime's default) or sleep ("0").
+SPINNING_ENTRY = "session.intra_op.allow_spinning"
 
 
 def default_threads() -> int:

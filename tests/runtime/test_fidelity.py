@@ -421,3 +421,26 @@ def test_a_word_whose_pooled_scores_are_near_a_tie_is_uncertain():
     assert not pooled_word_uncertain(logits, kept, np.array([False, False, False]), tau=0.1)  # single-token words
     agree = np.array([[0, 0], [3.0, 0.0], [2.5, 0.0], [0, 0], [0, 0]], np.float32)
     assert not pooled_word_uncertain(agree, kept, np.array([False, True, False]), tau=0.1)
+
+
+def test_the_guards_float_session_lets_idle_threads_sleep_unless_the_caller_decides(flipping):
+    # A float pool left spinning after each short re-run took a core from the next call's int8 pass.
+    artifact, _ = flipping
+
+    def spinning(model) -> str:
+        options = model.guard.session.session.get_session_options()
+        return options.get_session_config_entry("session.intra_op.allow_spinning")
+
+    with kolite.load(artifact, variant="int8-static", guard=True, threads=2) as model:
+        assert spinning(model) == "0"
+    with kolite.load(artifact, variant="int8-static", guard=True, threads=2,
+                     session_options={"session.intra_op.allow_spinning": "1"}) as model:
+        assert spinning(model) == "1"
+
+
+def test_classification_margins_all_at_once_equal_row_by_row():
+    from kolite.guard import decision_margins
+
+    rows = [np.random.default_rng(seed).standard_normal(6).astype(np.float32) for seed in range(40)]
+    one_by_one = np.concatenate([decision_margins([row[None, :]]) for row in rows])  # 2-D: the loop path
+    assert decision_margins(rows).tobytes() == one_by_one.tobytes()

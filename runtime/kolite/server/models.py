@@ -26,6 +26,7 @@ from kolite.server.batcher import DynamicBatcher, Job
 from kolite.server.config import ServerConfig
 from kolite.server.metrics import ServerMetrics
 from kolite.server.options import pipeline_entity
+from kolite.session import SPINNING_ENTRY
 from kolite.tokenization import Encoded
 
 __all__ = ["ServedModel", "model_name"]
@@ -197,4 +198,4 @@ class ServedModel:
 
 # kolite's defaults, minus spinning: ORT's idle intra-op threads would otherwise busy-wait and steal the cores the
 # event loop needs to parse requests between batches. A mapping, so the throughput-mode sessions get it too.
-SESSION_OPTIONS = {"session.intra_op.allow_spinning": "0"}
+SESSION_OPTIONS = {SPINNING_ENTRY: "0"}
