@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["agreement_table"]
+__all__ = ["agreement_table", "rss_table"]
 
 _AGGREGATIONS = ("none", "simple", "first", "average", "max")
 
@@ -60,3 +60,16 @@ def agreement_table(results: dict[str, Any]) -> str:
                  f"({machine['cpus']} vCPUs), commit {machine['commit']}, load average {machine['load_average'][0]} "
                  f"at start, {after[0]} at end")
     return "\n".join(lines)
+
+
+def rss_table(results: dict[str, Any]) -> str:
+    """Resident memory of one artifact loaded with the guard off and on (``python -m kolite_bench.guard rss``)."""
+    off, on = results["off"], results["on"]
+    machine, delta = results["machine"], results["delta_rss_mb"]
+    return "\n".join([
+        "| artifact | variant | RSS, guard off | guard on | cost |", "|---|---|---:|---:|---:|",
+        f"| {results['artifact'].rstrip('/').rsplit('/', 1)[-1]} | {off['variant']} | {off['rss_mb']:.0f} MB | "
+        f"{on['rss_mb']:.0f} MB | +{delta:.0f} MB (+{delta / off['rss_mb'] * 100:.0f} %) |",
+        f"\nrun {results['run_id']}: RSS after loading and one 64-text call, each in a fresh process; "
+        f"{machine['cpu']} ({machine['cpus']} vCPUs), commit {machine['commit']}",
+    ])

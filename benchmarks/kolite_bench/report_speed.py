@@ -13,6 +13,7 @@ __all__ = [
     "OPENVINO",
     "busy_rounds",
     "gemm_fractions",
+    "lead_table",
     "openvino_best",
     "render_limit",
     "render_speed",
@@ -263,3 +264,34 @@ def render_limit(results: dict[str, Any]) -> list[str]:
         lines.append(f"| {s['m']} | {s['k']} | {s['n']} | {s['int8_gops']:.0f} | {s['dq_int8_gops']:.0f} |"
                      f" {s.get('fp32_gflops', 0):.0f} |")
     return lines
+
+
+def lead_table(results: dict[str, Any]) -> str:
+    """The kolite contenders against OpenVINO's best int8 mode round by round, and against optimum at batch 1, with
+    the issue's goals: the table the README and the benchmarks guide quote (``kolite_bench.results_tables``)."""
+
+    def rounds(spread: dict[str, Any] | None) -> str:
+        if not spread:
+            return "–"
+        return f"**{spread['median']:.2f}×** ({' / '.join(f'{r:.2f}' for r in spread['rounds'])})"
+
+    def plain(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}×"
+
+    lines = ["| contender | bs32 sorted × OpenVINO best, per round | bs32 file order × OpenVINO best | "
+             "bs1 p50 × OpenVINO best | bs1 p50 × optimum int8 | bs1 p99 ÷ OpenVINO best p99 |",
+             "|---|---|---|---|---:|---:|"]
+    for name in sorted(n for n in _ok(results) if n.startswith("kolite")):
+        per_round = results.get("ratios_per_round", {}).get(name) or round_ratios(results, name)
+        ratio = speed_ratios(results, name)
+        lines.append(f"| {name} | {rounds(per_round.get('sorted'))} | {rounds(per_round.get('file_order'))} | "
+                     f"{rounds(per_round.get('bs1_p50'))} | {plain(ratio['bs1_vs_optimum'])} | "
+                     f"{plain(ratio['p99_over_openvino'])} |")
+    env = results["environment"]
+    start, end = env.get("load_average_start") or ["?"], env.get("load_average_end") or ["?"]
+    lines.append(f"\nGoals: ≥ 1.2× OpenVINO on both batch-32 passes, ≥ 2× optimum and p99 ≤ OpenVINO's at batch 1. "
+                 f"Run {results['run_id']}: {results['dataset']['n_texts']:,} texts of {results['dataset']['name']}, "
+                 f"{results['settings']['rounds']} rounds of {results['settings']['throughput_texts']:,} texts, "
+                 f"{env['cpu_model']} ({env['logical_cores']} vCPUs, {results['settings']['threads']} threads per "
+                 f"contender), load average {start[0]} at start, {end[0]} at end.")
+    return "\n".join(lines)

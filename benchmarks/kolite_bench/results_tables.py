@@ -11,7 +11,10 @@ and a test fail when a committed page differs from its results. Kinds:
 
 - ``gpu``: a CUDA check (``gpu-*.json``, ``kolite_bench.gpu_report``);
 - ``guard``: the fidelity-guard study (``guard-*.json``, ``kolite_bench.guard agreement``);
-- ``guard-cost``: a ``kolite bench`` run with ``kolite-<variant>-guarded`` contenders (``kolite_bench.report_guard``).
+- ``guard-cost``: a ``kolite bench`` run with ``kolite-<variant>-guarded`` contenders (``kolite_bench.report_guard``);
+- ``speed-lead``: a ``kolite bench`` run's kolite contenders against OpenVINO and optimum, per round
+  (``kolite_bench.report_speed.lead_table``);
+- ``guard-rss``: resident memory with the guard off and on (``guard-rss-*.json``, ``kolite_bench.guard rss``).
 """
 
 from __future__ import annotations
@@ -57,7 +60,22 @@ def _guard(results: dict[str, Any]) -> str:
     return agreement_table(results)
 
 
-RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {"gpu": _gpu, "guard": _guard, "guard-cost": _guard_cost}
+def _speed_lead(results: dict[str, Any]) -> str:
+    from kolite_bench.report_speed import lead_table
+
+    return lead_table(results)
+
+
+def _guard_rss(results: dict[str, Any]) -> str:
+    from kolite_bench.guard_report import rss_table
+
+    return rss_table(results)
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "gpu": _gpu, "guard": _guard, "guard-cost": _guard_cost, "guard-rss": _guard_rss,
+    "speed-lead": _speed_lead,
+}
 
 
 def render_page(text: str, results_dir: Path = RESULTS) -> str:

@@ -99,9 +99,10 @@ def test_an_unknown_results_table_kind_is_a_clear_error() -> None:
         render_page("<!-- nope-table: x -->\nold\n<!-- /nope-table -->\n")
 
 
-@pytest.mark.parametrize("kind, run", [("guard-cost", "000-20261204T185508Z"), ("guard", "guard-000")])
+@pytest.mark.parametrize("kind, run", [("guard-cost", "000-20261204T185508Z"), ("guard", "guard-000"),
+                                       ("speed-lead", "000-20261204T185508Z"), ("guard-rss", "guard-rss-000")])
 def test_a_rendered_results_table_keeps_its_header_row(kind: str, run: str) -> None:
     from kolite_bench.results_tables import render_page
 
     body = render_page(f"<!-- {kind}-table: {run} -->\n<!-- /{kind}-table -->\n").splitlines()[1:3]
-    assert body[0].startswith("| variant |") and set(body[1]) <= set("|-: "), body
+    assert body[0].startswith(("| variant |", "| contender |", "| artifact |")) and set(body[1]) <= set("|-: "), body
