@@ -33,7 +33,7 @@ MARKER = re.compile(
     r"(<!-- (?P<kind>[\w-]+?)-table: (?P<run>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /(?P=kind)-table -->)", re.S
 )
 # The pages that hold rendered tables (checked by scripts/gen_docs.py --check).
-PAGES = ("README.md", "docs/guides/gpu.md", "docs/guides/fidelity.md")
+PAGES = ("README.md", "docs/guides/gpu.md", "docs/guides/fidelity.md", "docs/guides/benchmarks.md")
 
 
 def _gpu(results: dict[str, Any]) -> str:
