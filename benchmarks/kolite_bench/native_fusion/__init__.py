@@ -7,7 +7,4 @@ int8-static graph, built and measured as an experiment (never on the runtime's d
 - ``ab``: bitwise equality and thread-CPU A/B of the fused graph against the unfused one.
 """
 
-from kolite_bench.native_fusion.build import build_library, compiler
-from kolite_bench.native_fusion.rewrite import DOMAIN, fuse_gelu_quantize, native_session_options
-
-__all__ = ["DOMAIN", "build_library", "compiler", "fuse_gelu_quantize", "native_session_options"]
+# Nothing is imported here, so ``python -m kolite_bench.native_fusion.<module>`` runs each module cleanly.
