@@ -3,8 +3,9 @@
     python -m kolite_bench.native_fusion.build [--out DIR]
 
 Nothing from onnxruntime is linked or included: the library gets the C API at ``RegisterCustomOps`` time. The
-vector code carries its own ``target("avx2,fma")`` attributes instead of a global ``-march``, so the ``.so``
-loads on any x86-64 and refuses registration (the caller keeps the unfused graph) where AVX2/FMA are missing.
+vector code carries its own ``target("avx2,fma")`` / ``target("avx512f,...")`` attributes instead of a global
+``-march``, so the ``.so`` loads on any x86-64 and refuses registration (the caller keeps the unfused graph)
+where AVX2/FMA are missing.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["FLAGS", "SOURCE", "build_library", "compiler"]
+__all__ = ["FLAGS", "HEADERS", "SOURCE", "build_library", "compiler"]
 
 SOURCE = Path(__file__).with_name("fused_ops.cc")
+HEADERS = (Path(__file__).with_name("gelu_quantize.h"),)
 # -ffp-contract=off: the kernel must round exactly where onnxruntime's does, so the compiler may not fuse a
 # multiply and an add that onnxruntime keeps apart (every intended FMA is an explicit intrinsic).
-FLAGS = ("-std=c++17", "-O3", "-ffp-contract=off", "-fPIC", "-shared", "-fvisibility=hidden", "-Wall", "-Wextra")
+# -Wno-maybe-uninitialized: GCC 12's own avx512fintrin.h trips it (its _mm512_undefined_* idiom), not our code.
+FLAGS = ("-std=c++17", "-O3", "-ffp-contract=off", "-fPIC", "-shared", "-fvisibility=hidden", "-Wall", "-Wextra",
+         "-Wno-maybe-uninitialized")
 
 
 def compiler() -> str | None:
@@ -38,15 +42,17 @@ def build_library(out_dir: str | Path | None = None) -> Path:
         raise RuntimeError("no C++ compiler (g++ or $CXX) on PATH: the native fusion library cannot be built")
     if platform.machine().lower() not in ("x86_64", "amd64"):
         raise RuntimeError(f"the native fusion kernel is x86-64 only (AVX2/FMA); this is {platform.machine()}")
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join(FLAGS).encode()).hexdigest()[:12]
+    sources = b"".join(p.read_bytes() for p in (SOURCE, *HEADERS))
+    key = hashlib.sha256(sources + " ".join(FLAGS).encode()).hexdigest()[:12]
     out = Path(out_dir) if out_dir is not None else Path(tempfile.gettempdir()) / "kolite-native"
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"libkolite_native-{key}.so"
     if target.exists():
         return target
     partial = out / f".{target.name}.{os.getpid()}.tmp"  # rename at the end: a parallel build never sees half a file
-    subprocess.run([cxx, *FLAGS, "-o", str(partial), str(SOURCE)], check=True, capture_output=True, text=True)
+    done = subprocess.run([cxx, *FLAGS, "-o", str(partial), str(SOURCE)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{cxx} failed ({done.returncode}) building {SOURCE.name}:\n{done.stderr[-4000:]}")
     partial.replace(target)
     return target
 
