@@ -109,7 +109,9 @@ class _OpenVINO:
         return self.queues[size]
 
     def lengths(self, texts: list[str]) -> list[int]:
-        return [len(e.ids) for e in self.tokenizer.encode_batch(texts)]
+        """Real token counts: the tokenizer pads a batch to its longest, so ``len(ids)`` of one call over all texts
+        is the same for every text, and a sort on it kept file order (OpenVINO's "sorted" pass was unsorted)."""
+        return [sum(e.attention_mask) for e in self.tokenizer.encode_batch(texts)]
 
     def sorted_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
         order = np.argsort(self.lengths(texts), kind="stable")

@@ -121,3 +121,15 @@ def test_variants_that_failed_their_gate_are_timed_only_when_asked(tiny_artifact
     assert run == ["kolite-fp32"] and "--include-failed" in skipped["kolite-int8"]
     run, skipped = plan(include_failed=True)
     assert run == ["kolite-int8", "kolite-fp32"] and not skipped
+
+
+def test_the_crosschecks_openvino_sort_uses_real_token_counts_not_padded_ones():
+    # Padding to the longest of one call over all texts made every length equal, so the "sorted" pass kept file order.
+    from kolite_bench.crosscheck import _OpenVINO
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[PAD]": 0, "[UNK]": 1, "a": 2}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+    fake = type("Fake", (), {"tokenizer": tokenizer})()
+    assert _OpenVINO.lengths(fake, ["a a a", "a", "a a"]) == [3, 1, 2]
