@@ -97,6 +97,8 @@ def _speed(graphs: dict[str, Path], sequences: list[tuple[int, ...]], pad: int, 
     batches = [pad_batch([sequences[i] for i in order[s : s + 32]], pad) for s in range(0, len(order), 32)]
     sessions = {name: cpu_session(path, threads=1) for name, path in graphs.items()}
     inputs = {name: {i.name for i in session.get_inputs()} for name, session in sessions.items()}
+    for batch in batches:  # the runtime feeds zeros where a graph takes token types (kolite.session)
+        batch.setdefault("token_type_ids", np.zeros_like(batch["input_ids"]))
     names = list(graphs)
     for name in names:  # warm-up
         sessions[name].run(None, {k: v for k, v in batches[-1].items() if k in inputs[name]})

@@ -7,13 +7,13 @@ held-out rows (``guard_threshold``), so a node that never flips a label but some
 for the whole model. Here the objective is that tail itself, measured as the guard measures it (``logit_error``:
 τ / 2), against the float graph the guard falls back to.
 
-Search: lazy greedy over graphs spliced in about a second each (``GraphSplicer.with_float``, no re-quantizing).
-Round 0 scores every candidate by how much putting it alone in float lowers the error (its gain). Each later round
-re-measures gains on top of the nodes already chosen, best stale gain first, and takes a node as soon as its fresh
-gain is still the best — but re-measures at most ``shortlist`` nodes a round and then takes the best fresh one, so a
-round costs a few graphs instead of all of them. Re-measuring is needed because the tail is a max: once the node
-behind the largest errors is in float, the next tail belongs to another node, whose gain said little while the first
-one masked it.
+Search: greedy over graphs spliced in about a second each (``GraphSplicer``, no re-quantizing). Every candidate
+is first scored by its *own* tail: the error of the float graph with only that node quantized (``quantized_alone``,
+repair's leave-one-in). Each round then splices the ``shortlist`` remaining nodes with the largest own tail back
+into float on top of the nodes already chosen, measures each graph, and keeps the one that lowers the error most.
+Not the cheaper one-shot ranking by leave-one-out (each node alone back in float): the tail is a max over logits,
+so while the node behind the largest errors is quantized, putting the runner-up back in float gains nothing and it
+would rank last; its own tail shows it.
 """
 
 from __future__ import annotations
@@ -72,44 +72,37 @@ def greedy_float_nodes(
     base = _error(splicer, [], error_of)
     if base is None:
         raise ValueError("the quantized graph itself cannot be spliced")
-    gains: dict[str, float] = {}
-    errors: dict[str, float] = {}  # the error behind each node's gain, kept exact (not base - gain)
+    own: dict[str, float] = {}
     for done, node in enumerate(candidates):
         if done and done % 10 == 0:
-            progress(f"error ranking: {done}/{len(candidates)} nodes scored alone in float")
-        error = _error(splicer, [node], error_of)
-        if error is not None:
-            gains[node], errors[node] = base - error, error
+            progress(f"error ranking: {done}/{len(candidates)} nodes scored quantized alone")
+        alone = splicer.quantized_alone(node)
+        own[node] = error_of(alone) if alone is not None else 0.0  # unknown: tried last
     order = {node: i for i, node in enumerate(candidates)}
-    fresh = set(gains)  # gains measured on top of the nodes chosen so far
+    remaining = sorted(candidates, key=lambda n: (-own[n], order[n]))
     chosen: list[str] = []
     steps: list[ErrorStep] = []
-    current, scored = base, len(candidates)
-    while len(chosen) < count and gains:
-        rescored = 0
-        while True:
-            best = max(gains, key=lambda n: (gains[n], -order[n]))
-            if best in fresh or rescored >= shortlist:
-                best = max(fresh & gains.keys(), key=lambda n: (gains[n], -order[n]), default=best)
+    current, scored = base, len(candidates) + 1
+    while len(chosen) < count and remaining:
+        trials: dict[str, float] = {}
+        for node in list(remaining):
+            if len(trials) == shortlist:
                 break
-            error = _error(splicer, [*chosen, best], error_of)
-            rescored += 1
-            if error is None:  # it spliced alone but not with these: leave it out
-                del gains[best]
-                if not gains:
-                    break
+            error = _error(splicer, [*chosen, node], error_of)
+            if error is None:  # cannot go back to float here: leave it out
+                remaining.remove(node)
             else:
-                gains[best], errors[best] = current - error, error
-                fresh.add(best)
-        if best not in gains or best not in fresh:
+                trials[node] = error
+        if not trials:
             break
-        if stop_when_flat and gains[best] <= 0:
+        best = min(trials, key=lambda n: (trials[n], order[n]))
+        if stop_when_flat and trials[best] >= current:
             break  # nothing lowers the tail further: more float would cost speed for no gain
-        current = errors[best]
-        del gains[best]
+        current = trials[best]
+        remaining.remove(best)
         chosen.append(best)
-        steps.append(ErrorStep(best, current, scored + rescored))
-        fresh, scored = set(), 0
+        steps.append(ErrorStep(best, current, scored + len(trials)))
+        scored = 0
         progress(f"error ranking: {len(chosen)} in float ({best}): logit error {current:.4f} (from {base:.4f})")
     return base, steps
 

@@ -1,0 +1,121 @@
+"""Error ranking (``kolite_export.error_ranking``): the quantized nodes kept in float to shrink the int8-vs-float
+logit tail that the fidelity guard's τ reads.
+
+The search logic runs on a stand-in splicer whose "graphs" are sets of float nodes (fast, no torch); the real path
+(spliced int8-static graphs of the tiny NER stand-in, KLUE-NER sentences) checks that each step's recorded error
+is that graph's error and that the steps lower it.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+
+def test_logit_error_is_half_the_guards_tau_on_the_same_rows():
+    from kolite_export.error_ranking import logit_error
+    from kolite_export.guard_threshold import GUARD_QUANTILE, GUARD_SAFETY
+
+    rng = np.random.default_rng(0)
+    reference = [rng.normal(size=(n, 5)) for n in (3, 7, 11)]
+    outputs = [r + rng.normal(scale=0.01, size=r.shape) for r in reference]
+    deltas = np.concatenate([np.abs(o - r).ravel() for o, r in zip(outputs, reference, strict=True)])
+    expected = max(GUARD_SAFETY * np.percentile(deltas, GUARD_QUANTILE), deltas.max())
+    assert logit_error(outputs, reference) == pytest.approx(expected)
+    assert logit_error(reference, reference) == 0.0
+
+
+class _MaxSplicer:
+    """A splicer whose graph is the set of its quantized nodes; its error is the largest error of a quantized node,
+    as the tail of |Δlogit| is when one node's rounding dominates it. ``unsplicable`` cannot go back to float."""
+
+    def __init__(self, nodes, unsplicable: str = "") -> None:
+        self.nodes, self.unsplicable = set(nodes), unsplicable
+        self.graphs = 0
+
+    def with_float(self, names):
+        if self.unsplicable in names:
+            return None
+        self.graphs += 1
+        return "|".join(sorted(self.nodes - set(names))).encode()
+
+    def quantized_alone(self, name):
+        self.graphs += 1
+        return name.encode()
+
+
+def _error_of(contributions):
+    def error(graph: bytes) -> float:
+        quantized = set(graph.decode().split("|"))
+        return max((c for n, c in contributions.items() if n in quantized), default=0.0)
+
+    return error
+
+
+def test_greedy_finds_the_node_the_first_one_masked():
+    """Back in float alone, b gains nothing (a still sets the max), so a leave-one-out ranking would put it last;
+    its own tail (quantized alone) puts it on the shortlist, and it goes second."""
+    from kolite_export.error_ranking import greedy_float_nodes
+
+    contributions = {"c": 0.1, "a": 1.0, "d": 0.05, "b": 0.9}
+    splicer = _MaxSplicer(contributions)
+    base, steps = greedy_float_nodes(splicer, list(contributions), _error_of(contributions), 3, shortlist=2)
+    assert base == 1.0
+    assert [s.node for s in steps] == ["a", "b", "c"]
+    assert [s.error for s in steps] == [0.9, 0.1, 0.05]
+    assert steps[0].graphs_scored == 1 + len(contributions) + 2  # the graph itself, each alone, the shortlist
+    assert splicer.graphs == sum(s.graphs_scored for s in steps)
+
+
+def test_greedy_stops_when_flat_unless_asked_for_every_point_and_skips_what_cannot_splice():
+    from kolite_export.error_ranking import greedy_float_nodes
+
+    contributions = {"a": 1.0, "b": 0.0, "c": 0.0, "x": 0.5}
+    _, steps = greedy_float_nodes(_MaxSplicer(contributions, "x"), list(contributions), _error_of(contributions), 4)
+    assert [s.node for s in steps] == ["a"]  # x cannot go back to float; nothing else lowers the error
+    _, steps = greedy_float_nodes(_MaxSplicer(contributions, "x"), list(contributions), _error_of(contributions), 4,
+                                  stop_when_flat=False)
+    assert [s.node for s in steps] == ["a", "b", "c"]  # ties in graph order; x never
+
+
+@pytest.mark.torch
+def test_greedy_steps_lower_the_error_of_real_spliced_ner_graphs(standin_dir, shared_data, tmp_path):
+    from kolite_export.cpu import detect_cpu
+    from kolite_export.error_ranking import greedy_float_nodes, logit_error
+    from kolite_export.float_swap import GraphSplicer
+    from kolite_export.layouts import load_checkpoint
+    from kolite_export.onnx_export import export_fp32
+    from kolite_export.trial import cpu_session
+    from kolite_export.validation import encode_set, onnx_outputs
+    from kolite_export.validation_data import load_validation_set
+    from kolite_export.variants import VARIANTS, BuildContext
+
+    checkpoint = load_checkpoint(standin_dir("004"))
+    texts = load_validation_set("klue-ner", 96, shared_data).texts
+    ctx = BuildContext(checkpoint, tmp_path, detect_cpu(), calibration_texts=texts[:64])
+    export_fp32(checkpoint, ctx.fp32_path)
+    spec = VARIANTS["int8-static"]
+    scope = spec.quantized_scope(ctx)
+    spec.build(ctx, tmp_path / "int8.onnx")
+    splicer = GraphSplicer.open(tmp_path / "int8.onnx", scope.graph, scope.op_types)
+    encoded = encode_set(checkpoint, texts[64:])  # not calibration rows
+
+    def outputs(graph):
+        return onnx_outputs(cpu_session(graph), checkpoint, encoded)
+
+    reference = outputs(scope.graph)
+
+    def error_of(graph):
+        return logit_error(outputs(graph), reference)
+
+    nodes = list(scope.nodes())
+    base, steps = greedy_float_nodes(splicer, nodes, error_of, 3)
+    assert base == pytest.approx(error_of(tmp_path / "int8.onnx"), rel=1e-6) and base > 0
+    assert steps and len({s.node for s in steps}) == len(steps) and {s.node for s in steps} <= set(nodes)
+    errors = [base, *(s.error for s in steps)]
+    assert all(later < earlier for earlier, later in itertools.pairwise(errors))
+    for i, step in enumerate(steps):  # each recorded error is that prefix's spliced graph's error
+        assert step.error == pytest.approx(error_of(splicer.with_float([s.node for s in steps[: i + 1]])), rel=1e-6)
+    assert error_of(splicer.with_float(nodes)) < 1e-4  # every node in float: the float graph
