@@ -18,19 +18,29 @@ would rank last; its own tail shows it.
 
 from __future__ import annotations
 
+import shutil
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kolite_export.float_swap import GraphSplicer
 from kolite_export.guard_threshold import GUARD_QUANTILE, GUARD_SAFETY
+from kolite_export.recipes import ERROR_FLOAT_PASS
 
-__all__ = ["ErrorStep", "greedy_float_nodes", "logit_error"]
+if TYPE_CHECKING:
+    from kolite_export.trial import Trial, Validator
+    from kolite_export.variants import VariantSpec
+
+__all__ = ["ErrorStep", "greedy_float_nodes", "logit_error", "with_error_float"]
 
 Graph = Path | bytes
 Progress = Callable[[str], None]
+SCRATCH = "scratch.error-float.onnx"
+RANKING_ROWS = 128  # validation rows the search runs on: never τ's held-out rows, never calibration rows
 
 
 def logit_error(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> float:
@@ -110,3 +120,53 @@ def greedy_float_nodes(
 def _error(splicer: GraphSplicer, nodes: list[str], error_of: Callable[[Graph], float]) -> float | None:
     graph = splicer.with_float(nodes)
     return None if graph is None else error_of(graph)
+
+
+def with_error_float(validator: Validator, spec: VariantSpec, trial: Trial, count: int, progress: Progress) -> Trial:
+    """``trial`` (passed) rebuilt with up to ``count`` more nodes in float, chosen by ``greedy_float_nodes`` on
+    validation rows against the PyTorch reference, and gated again; the unchanged ``trial`` if the rebuilt graph
+    fails its gate. Either way the recipe records the pass (``error_float_pass``, ``error_float_nodes``)."""
+    recipe = trial.variant.recipe
+    marks: dict[str, Any] = {"error_float_pass": ERROR_FLOAT_PASS, "error_float_nodes": []}
+    if count <= 0 or spec.quantized_scope is None:
+        return _with_recipe(trial, marks)
+    started = time.perf_counter()
+    ctx = validator.ctx
+    scope = spec.quantized_scope(ctx)
+    excluded = list(recipe.get("nodes_to_exclude", []))
+    candidates = [node for node in scope.nodes() if node not in excluded]
+    splicer = GraphSplicer.open(ctx.workdir / spec.file, scope.graph, scope.op_types)
+    total = len(validator.reference)
+    rows = sorted({int(i * total / RANKING_ROWS) for i in range(min(RANKING_ROWS, total))})
+    reference = [validator.reference[i] for i in rows]
+    progress(f"{spec.name}: choosing {count} node(s) to keep in float by the int8 logit error, on {len(rows)} texts")
+    base, steps = greedy_float_nodes(
+        splicer, candidates, lambda graph: logit_error(validator.outputs(graph, rows), reference), count,
+        progress=lambda message: progress(f"{spec.name} {message}"),
+    )
+    chosen = [step.node for step in steps]
+    if not chosen:
+        return _with_recipe(trial, marks)
+    rebuilt = validator.trial(spec, tuple(excluded + chosen), file=SCRATCH)  # what ships: the builder's own graph
+    if not rebuilt.variant.passed:
+        progress(f"{spec.name}: the graph with {chosen} in float failed its gate; kept without them")
+        return _with_recipe(trial, marks)
+    shutil.move(ctx.workdir / SCRATCH, ctx.workdir / spec.file)
+    record = {
+        "method": "greedy on the guard's logit-error tail max(1.5 x p99.99, max) |int8 - reference logit|, "
+        "shortlisted by each node's own tail (quantized alone)",
+        "requested": count,
+        "ranking_texts": len(rows),
+        "logit_error_before": base,
+        "logit_error_after": steps[-1].error,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    kept = {key: value for key, value in recipe.items() if key == "repair"}  # repair's record stays
+    return _with_recipe(rebuilt, {**kept, **marks, "error_float_nodes": chosen, "error_float": record})
+
+
+def _with_recipe(trial: Trial, fields: dict[str, Any]) -> Trial:
+    from kolite_export.trial import Trial
+
+    variant = trial.variant
+    return Trial(replace(variant, recipe={**variant.recipe, **fields}), trial.outputs)

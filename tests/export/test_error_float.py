@@ -119,3 +119,39 @@ def test_greedy_steps_lower_the_error_of_real_spliced_ner_graphs(standin_dir, sh
     for i, step in enumerate(steps):  # each recorded error is that prefix's spliced graph's error
         assert step.error == pytest.approx(error_of(splicer.with_float([s.node for s in steps[: i + 1]])), rel=1e-6)
     assert error_of(splicer.with_float(nodes)) < 1e-4  # every node in float: the float graph
+
+
+@pytest.mark.torch
+def test_export_keeps_the_tasks_error_float_nodes_and_records_them(tiny_artifact):
+    """NER's int8-static ships with its error-float nodes in float (and a lower logit error on the ranking rows);
+    a classifier's with none; both record the pass, so an artifact built before it is rebuilt."""
+    import onnx
+    from kolite.manifest import load_manifest
+    from kolite_export.recipes import ERROR_FLOAT_NODES, ERROR_FLOAT_PASS
+    from kolite_export.variants import VARIANTS
+
+    for seed in ("000", "004"):
+        manifest = load_manifest(tiny_artifact(seed))
+        recipe = manifest.variants["int8-static"].recipe
+        assert recipe["error_float_pass"] == ERROR_FLOAT_PASS
+        assert VARIANTS["int8-static"].current_recipe is not None
+        assert recipe["error_float_pass"] == VARIANTS["int8-static"].current_recipe(_cpu())["error_float_pass"]
+        nodes = recipe["error_float_nodes"]
+        wanted = ERROR_FLOAT_NODES.get(manifest.task, 0)
+        assert len(nodes) <= wanted
+        if not wanted:
+            assert nodes == [] and "error_float" not in recipe
+            continue
+        assert nodes, "the greedy search found no node that lowers the tiny NER model's int8 logit error"
+        record = recipe["error_float"]
+        assert record["requested"] == wanted and record["logit_error_after"] < record["logit_error_before"]
+        assert set(nodes) <= set(recipe["nodes_to_exclude"])
+        graph = onnx.load(str(tiny_artifact(seed) / manifest.variants["int8-static"].file))
+        float_ops = {node.name: node.op_type for node in graph.graph.node}
+        assert all(float_ops.get(name) in ("MatMul", "Attention") for name in nodes)  # their float op, by name
+
+
+def _cpu():
+    from kolite_export.cpu import detect_cpu
+
+    return detect_cpu()
