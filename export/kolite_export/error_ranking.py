@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,6 +71,8 @@ def greedy_float_nodes(
     count: int,
     shortlist: int = 6,
     stop_when_flat: bool = True,
+    costs: Mapping[str, float] | None = None,
+    budget: float = float("inf"),
     progress: Progress = lambda _: None,
 ) -> tuple[float, list[ErrorStep]]:
     """(error of the fully quantized graph, up to ``count`` greedy steps in order).
@@ -78,7 +80,8 @@ def greedy_float_nodes(
     ``error_of(graph)`` runs a graph on the ranking rows and returns ``logit_error`` against the float reference
     (the caller chooses the rows: never the rows τ is then measured on). A candidate the splicer cannot put back in
     float is left out. With ``stop_when_flat`` the search stops early when no remaining node lowers the error;
-    without, it goes on to ``count`` (a curve wants every point, even flat ones)."""
+    without, it goes on to ``count`` (a curve wants every point, even flat ones). With ``costs`` (per node, e.g.
+    its share of the quantizable weights) only nodes whose cost fits what is left of ``budget`` are tried."""
     base = _error(splicer, [], error_of)
     if base is None:
         raise ValueError("the quantized graph itself cannot be spliced")
@@ -93,8 +96,10 @@ def greedy_float_nodes(
     chosen: list[str] = []
     steps: list[ErrorStep] = []
     current, scored = base, len(candidates) + 1
+    spent = 0.0
     while len(chosen) < count and remaining:
         trials: dict[str, float] = {}
+        remaining = [n for n in remaining if costs is None or spent + costs[n] <= budget + 1e-12]
         for node in list(remaining):
             if len(trials) == shortlist:
                 break
@@ -109,6 +114,7 @@ def greedy_float_nodes(
         if stop_when_flat and trials[best] >= current:
             break  # nothing lowers the tail further: more float would cost speed for no gain
         current = trials[best]
+        spent += costs[best] if costs is not None else 0.0
         remaining.remove(best)
         chosen.append(best)
         steps.append(ErrorStep(best, current, scored + len(trials)))
@@ -122,27 +128,33 @@ def _error(splicer: GraphSplicer, nodes: list[str], error_of: Callable[[Graph], 
     return None if graph is None else error_of(graph)
 
 
-def with_error_float(validator: Validator, spec: VariantSpec, trial: Trial, count: int, progress: Progress) -> Trial:
-    """``trial`` (passed) rebuilt with up to ``count`` more nodes in float, chosen by ``greedy_float_nodes`` on
-    validation rows against the PyTorch reference, and gated again; the unchanged ``trial`` if the rebuilt graph
-    fails its gate. Either way the recipe records the pass (``error_float_pass``, ``error_float_nodes``)."""
+def with_error_float(validator: Validator, spec: VariantSpec, trial: Trial, budget: float, progress: Progress) -> Trial:
+    """``trial`` (passed) rebuilt with more nodes in float — at most ``budget`` of the quantizable weights (≈ int8
+    GEMM work per token), chosen by ``greedy_float_nodes`` on validation rows against the PyTorch reference — and
+    gated again; the unchanged ``trial`` if nothing fits or the rebuilt graph fails its gate. Either way the recipe
+    records the pass (``error_float_pass``, ``error_float_nodes``)."""
     recipe = trial.variant.recipe
     marks: dict[str, Any] = {"error_float_pass": ERROR_FLOAT_PASS, "error_float_nodes": []}
-    if count <= 0 or spec.quantized_scope is None:
+    if budget <= 0 or spec.quantized_scope is None:
         return _with_recipe(trial, marks)
     started = time.perf_counter()
     ctx = validator.ctx
     scope = spec.quantized_scope(ctx)
     excluded = list(recipe.get("nodes_to_exclude", []))
-    candidates = [node for node in scope.nodes() if node not in excluded]
+    weights = scope.nodes()
+    shares = {node: count / sum(weights.values()) for node, count in weights.items()}
+    candidates = [node for node in weights if node not in excluded and shares[node] <= budget]
+    if not candidates:
+        return _with_recipe(trial, marks)
     splicer = GraphSplicer.open(ctx.workdir / spec.file, scope.graph, scope.op_types)
     total = len(validator.reference)
     rows = sorted({int(i * total / RANKING_ROWS) for i in range(min(RANKING_ROWS, total))})
     reference = [validator.reference[i] for i in rows]
-    progress(f"{spec.name}: choosing {count} node(s) to keep in float by the int8 logit error, on {len(rows)} texts")
+    progress(f"{spec.name}: choosing nodes to keep in float by the int8 logit error (≤ {budget:.1%} of the weights, "
+             f"{len(candidates)} fit), on {len(rows)} texts")
     base, steps = greedy_float_nodes(
-        splicer, candidates, lambda graph: logit_error(validator.outputs(graph, rows), reference), count,
-        progress=lambda message: progress(f"{spec.name} {message}"),
+        splicer, candidates, lambda graph: logit_error(validator.outputs(graph, rows), reference), len(candidates),
+        costs=shares, budget=budget, progress=lambda message: progress(f"{spec.name} {message}"),
     )
     chosen = [step.node for step in steps]
     if not chosen:
@@ -155,7 +167,8 @@ def with_error_float(validator: Validator, spec: VariantSpec, trial: Trial, coun
     record = {
         "method": "greedy on the guard's logit-error tail max(1.5 x p99.99, max) |int8 - reference logit|, "
         "shortlisted by each node's own tail (quantized alone)",
-        "requested": count,
+        "weight_budget": budget,
+        "float_weight_fraction": sum(shares[node] for node in chosen),
         "ranking_texts": len(rows),
         "logit_error_before": base,
         "logit_error_after": steps[-1].error,

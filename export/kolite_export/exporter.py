@@ -236,9 +236,9 @@ def _build_variants(
         if trial.failed_gate and spec.repairable and options.repair:
             progress(f"{name}: {trial.variant.validation.get('error')}; repairing")
             trial = repair(validator, spec, trial, options.max_float_fraction, progress)
-        if trial.variant.passed and spec.error_float_nodes is not None:
-            count = spec.error_float_nodes.get(validator.ctx.checkpoint.task, 0)
-            trial = with_error_float(validator, spec, trial, count, progress)
+        if trial.variant.passed and spec.error_float_budget is not None:
+            budget = spec.error_float_budget.get(validator.ctx.checkpoint.task, 0.0)
+            trial = with_error_float(validator, spec, trial, budget, progress)
         variant = variants[name] = trial.variant
         if not variant.passed:
             failures[name] = variant.validation.get("error", "failed")

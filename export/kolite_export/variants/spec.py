@@ -86,10 +86,11 @@ class VariantSpec:
     quantized_scope: Callable[[BuildContext], QuantizedScope] | None = None
     # Real texts the builder calibrates on (BuildContext.calibration_texts; never validation texts); 0: none.
     calibration_texts: int = 0
-    # Quantizing variants, per task: nodes export keeps in float after the gate passes, chosen by the int8-vs-float
-    # logit error the fidelity guard's τ reads (``kolite_export.error_ranking``); a task not listed keeps none. Set:
-    # every passed build records ``error_float_pass`` in its recipe, so one built before the pass is rebuilt.
-    error_float_nodes: Mapping[str, int] | None = None
+    # Quantizing variants, per task: the share of the quantizable weights export may put back in float after the
+    # gate passes, spent on the int8-vs-float logit error the fidelity guard's τ reads
+    # (``kolite_export.error_ranking``); a task not listed keeps none. Set: every passed build records
+    # ``error_float_pass`` in its recipe, so one built before the pass is rebuilt.
+    error_float_budget: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
