@@ -152,6 +152,34 @@ def test_export_keeps_error_float_nodes_within_the_tasks_budget_and_records_them
             assert all(ops.get(name) in ("MatMul", "Attention") for name in nodes)  # still float, by name
 
 
+@pytest.mark.torch
+def test_export_with_room_in_the_budget_ships_the_chosen_nodes_in_float(
+    standin_dir, shared_data, tmp_path, monkeypatch
+):
+    """The tiny NER stand-in's nodes are each too large a share for NER's budget; with the whole model as budget
+    the search's nodes ship in float, within it, and lower the error it measured."""
+    from dataclasses import replace
+
+    import onnx
+    from kolite.manifest import load_manifest
+    from kolite_export.exporter import ExportOptions, export
+    from kolite_export.variants import VARIANTS
+
+    budget = 1.0
+    monkeypatch.setitem(
+        VARIANTS, "int8-static", replace(VARIANTS["int8-static"], error_float_budget={"token-classification": budget})
+    )
+    options = ExportOptions(variants=("int8-static",), validation_size=48, shared=str(shared_data), force=True)
+    assert export(standin_dir("004"), tmp_path / "art", options).ok
+    variant = load_manifest(tmp_path / "art").variants["int8-static"]
+    recipe = variant.recipe
+    nodes, record = recipe["error_float_nodes"], recipe["error_float"]
+    assert nodes and recipe["nodes_to_exclude"] == nodes
+    assert 0 < record["float_weight_fraction"] <= budget and record["logit_error_after"] < record["logit_error_before"]
+    ops = {node.name: node.op_type for node in onnx.load(str(tmp_path / "art" / variant.file)).graph.node}
+    assert all(ops.get(name) in ("MatMul", "Attention") for name in nodes)  # still float, by name
+
+
 def test_greedy_spends_at_most_its_budget():
     from kolite_export.error_ranking import greedy_float_nodes
 
