@@ -221,7 +221,9 @@ def _export(src: Source, fingerprint: str, out: Path, options: ExportOptions, pr
 def _build_variants(
     validator: Any, options: ExportOptions, progress: Progress
 ) -> tuple[dict[str, Variant], dict[str, str]]:
-    """Build and gate every requested variant; an int8 variant that misses its gate goes through accuracy repair."""
+    """Build and gate every requested variant; an int8 variant that misses its gate goes through accuracy repair,
+    and one that passes keeps its task's error-float nodes (``error_ranking``: they shrink the guard's τ)."""
+    from kolite_export.error_ranking import with_error_float
     from kolite_export.repair import repair
     from kolite_export.variants import VARIANTS
 
@@ -234,6 +236,9 @@ def _build_variants(
         if trial.failed_gate and spec.repairable and options.repair:
             progress(f"{name}: {trial.variant.validation.get('error')}; repairing")
             trial = repair(validator, spec, trial, options.max_float_fraction, progress)
+        if trial.variant.passed and spec.error_float_budget is not None:
+            budget = spec.error_float_budget.get(validator.ctx.checkpoint.task, 0.0)
+            trial = with_error_float(validator, spec, trial, budget, progress)
         variant = variants[name] = trial.variant
         if not variant.passed:
             failures[name] = variant.validation.get("error", "failed")

@@ -83,7 +83,8 @@ def test_static_variant_passes_its_gate_and_records_its_recipe(tiny_artifact, se
     variant = manifest.variants["int8-static"]
     assert variant.status == "passed" and variant.precision == "int8"
     recipe = variant.recipe
-    assert recipe["method"] == "static-scales" and recipe["nodes_to_exclude"] == []
+    # Nothing failed the gate, so only the task's error-float nodes stay float (none for a classifier).
+    assert recipe["method"] == "static-scales" and recipe["nodes_to_exclude"] == recipe["error_float_nodes"]
     expected_source = {"000": "nsmc-train:ratings_train.txt", "004": "texts not in the validation selection"}[seed]
     assert recipe["calibration_texts_used"] > 0 and expected_source in recipe["calibration_source"]
     assert recipe["cpu_family"] == manifest.validation["cpu_family"]

@@ -9,7 +9,7 @@ from typing import Any
 from kolite_export.cpu import CpuFeatures
 from kolite_export.first_token import PASS_VERSION, with_first_token_tail
 from kolite_export.gates import Gate
-from kolite_export.recipes import StaticScaleRecipe
+from kolite_export.recipes import ERROR_FLOAT_BUDGET, ERROR_FLOAT_PASS, StaticScaleRecipe
 from kolite_export.static_int8 import build_int8_static
 from kolite_export.variants import int8
 from kolite_export.variants.context import BuildContext
@@ -27,7 +27,11 @@ def quantized_scope(ctx: BuildContext) -> QuantizedScope:
 
 
 def current_recipe(cpu: CpuFeatures) -> dict[str, Any]:
-    return {**StaticScaleRecipe.for_cpu(cpu).chosen_for_cpu(), "first_token_pass": PASS_VERSION}
+    return {
+        **StaticScaleRecipe.for_cpu(cpu).chosen_for_cpu(),
+        "first_token_pass": PASS_VERSION,
+        "error_float_pass": ERROR_FLOAT_PASS,
+    }
 
 
 SPEC = register(
@@ -45,5 +49,6 @@ SPEC = register(
         # dynamic int8's float graph and op types (with the same first-token tail): the nodes repair may keep in float
         quantized_scope=quantized_scope,
         calibration_texts=StaticScaleRecipe.calibration_texts,
+        error_float_budget=ERROR_FLOAT_BUDGET,
     )
 )

@@ -13,7 +13,7 @@ same names ``quantized_scope(ctx).nodes()`` lists. A recipe may list the ``cpu_f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -86,6 +86,11 @@ class VariantSpec:
     quantized_scope: Callable[[BuildContext], QuantizedScope] | None = None
     # Real texts the builder calibrates on (BuildContext.calibration_texts; never validation texts); 0: none.
     calibration_texts: int = 0
+    # Quantizing variants, per task: the share of the quantizable weights export may put back in float after the
+    # gate passes, spent on the int8-vs-float logit error the fidelity guard's τ reads
+    # (``kolite_export.error_ranking``); a task not listed keeps none. Set: every passed build records
+    # ``error_float_pass`` in its recipe, so one built before the pass is rebuilt.
+    error_float_budget: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
