@@ -231,8 +231,9 @@ def _same_bytes(left: list, right: list) -> bool:
 
 
 def _served_ner(model: Any, texts: tuple[str, ...], reference: list, offline_guarded: list) -> dict[str, Any]:
-    """The runtime guard per aggregation, as served: ``simple``/``first``/``none`` re-run on token margins alone
-    (must equal the offline token-margin guard bitwise), ``average``/``max`` add the pooled-word check."""
+    """The runtime guard per aggregation, as served: ``none`` re-runs on token margins alone (must equal the offline
+    token-margin guard bitwise); ``simple``/``first``/``average``/``max`` re-run a sentence only when int8 error
+    could change its entities under that aggregation (``kolite.guard.entities_could_change``)."""
     from kolite.aggregation import AGGREGATIONS
 
     served: dict[str, Any] = {}
@@ -242,7 +243,7 @@ def _served_ner(model: Any, texts: tuple[str, ...], reference: list, offline_gua
         encoded, outputs = _run_chunks(model, texts, aggregation)
         numbers = _entity_numbers(model, encoded, reference, outputs)[aggregation]
         served[aggregation] = {**numbers, "rerun_fraction": (model.guard.rows_rerun - before) / len(outputs)}
-        if aggregation == "simple":
+        if aggregation == "none":
             equal = _same_bytes(outputs, offline_guarded)
     return {"guarded_as_served": served, "runtime_guard_equals_offline": equal}
 

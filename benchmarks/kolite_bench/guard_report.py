@@ -14,8 +14,18 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.2f} %"
 
 
+def _tau(guard: dict[str, Any], detail: bool = True) -> str:
+    """τ as measured: on the error of decision gaps (with the per-logit bound pooled words use), or, for results
+    from before that, on per-logit |Δ| alone."""
+    if "max_gap_error" not in guard:
+        spread = f" ({guard['quantile_abs_delta']:.4f} / {guard['max_abs_delta']:.4f} \\|Δ\\|)" if detail else ""
+        return f"{guard['tau']:.3f}{spread}"
+    spread = f"gap {guard['quantile_gap_error']:.4f} / {guard['max_gap_error']:.4f}; " if detail else ""
+    return f"{guard['tau']:.3f} ({spread}pooled words {guard['tau_pooled']:.3f})"
+
+
 def _classification(results: dict[str, Any]) -> list[str]:
-    lines = ["| variant | τ (held-out p99.99 / max \\|Δ\\|) | rows re-run, held-out / these texts |"
+    lines = ["| variant | τ (held-out p99.99 / max error) | rows re-run, held-out / these texts |"
              " labels = PyTorch, unguarded | guarded (the runtime) |", "|---|---|---|---|---|"]
     for name, entry in results["variants"].items():
         guard, plain = entry.get("guard") or {}, entry["unguarded"]
@@ -25,7 +35,7 @@ def _classification(results: dict[str, Any]) -> list[str]:
         guarded = entry["guarded"]
         served = entry["runtime_rows_rerun"] / results["texts"]
         lines.append(
-            f"| {name} | {guard['tau']:.3f} ({guard['quantile_abs_delta']:.4f} / {guard['max_abs_delta']:.4f}) | "
+            f"| {name} | {_tau(guard)} | "
             f"{_pct(guard['rerun_fraction'])} / {_pct(served)} | {_pct(plain['label_agreement'])} "
             f"({plain['label_flips']} flips) | **{_pct(guarded['label_agreement'])}** ({guarded['label_flips']} flips"
             f"{'' if entry['runtime_guard_equals_offline'] else '; runtime differs from the offline guard'}) |")
@@ -38,7 +48,7 @@ def _entities(results: dict[str, Any]) -> list[str]:
     for name, entry in results["variants"].items():
         guard = entry.get("guard") or {}
         plain = [str(entry["unguarded"][a]["sentences_differing"]) for a in _AGGREGATIONS]
-        tau = f"{guard['tau']:.3f}" if guard else "–"
+        tau = _tau(guard, detail=False) if guard else "–"
         lines.append(f"| {name} | {tau} | unguarded | " + " | ".join(plain) + " |")
         served = entry.get("guarded_as_served")
         if served:

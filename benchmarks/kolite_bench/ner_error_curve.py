@@ -8,7 +8,7 @@ Sentences (KLUE-NER dev, all pairwise disjoint and none a gate or calibration te
 search (``kolite_export.error_ranking``) runs on; the rows τ is measured on — export's own held-out texts and
 function (``guard_threshold.guard_texts`` / ``measure_guard``); and the rows the re-run fraction is counted on, both
 token-only (``kolite.guard.decision_margins`` < τ: aggregations simple/first/none) and as served under ``average``
-(the runtime's ``FidelityGuard.apply`` with the model's own ``guard_words``). Graphs with k nodes in float are
+(the runtime's ``FidelityGuard.apply`` with the model's own ``guard_views``). Graphs with k nodes in float are
 spliced (``GraphSplicer.with_float``: logits of a rebuild with ``exclude_nodes``, tests/export).
 
 Speed is the graph's own: one intra-op thread, ``time.thread_time()`` (CPU the call did; preemption by other work on
@@ -84,12 +84,12 @@ def _rerun(model: Any, graph: Path, texts: tuple[str, ...], tau: float, pad: int
 
     encoded = model.encode(list(texts), model.options(aggregation="average"))
     outputs = served_outputs(graph, tuple(tuple(s) for s in encoded.sequences), pad)
-    words = model.guard_words(encoded)
+    views = model.guard_views(encoded)
     margins = decision_margins(outputs)
 
     def served(at: float) -> float:
         guard = FidelityGuard(GuardRecord(at, "fp32-opt"), float_session=None)
-        guard.apply(encoded.sequences, outputs, lambda rows: [np.zeros(1)] * len(rows), words=words)
+        guard.apply(encoded.sequences, outputs, lambda rows: [np.zeros(1)] * len(rows), views=views)
         return guard.rows_rerun / guard.rows_checked
 
     by_tau = {str(t): {"token_only": float((margins < t).mean()), "served_average": served(t)} for t in TAUS}

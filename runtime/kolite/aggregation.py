@@ -25,6 +25,7 @@ __all__ = [
     "bio_spans",
     "check_aggregation",
     "gather_pre_tokens",
+    "groups_fixed",
     "merge_overlapping",
     "subword_flags",
     "token_entities",
@@ -187,6 +188,30 @@ def _group_bounds(label_ids: np.ndarray, scheme: LabelScheme) -> tuple[np.ndarra
     opens_group[1:] = (types[1:] != types[:-1]) | scheme.opens[label_ids[1:]]
     starts = np.flatnonzero(opens_group)
     return starts, np.append(starts[1:], len(label_ids))
+
+
+def groups_fixed(possible: np.ndarray, scheme: LabelScheme) -> bool:
+    """Whether every choice of one label per unit (token or word) among ``possible[unit]`` (bool [units, labels])
+    gives the same groups as ``_group_bounds`` makes them: the same type per unit and the same group starts.
+
+    A unit may waver between labels of one type only where that cannot move a boundary: between ``B-X`` and
+    ``I-X`` when the unit before it is of another type (a new group starts either way), or it is the first."""
+    possible = np.asarray(possible, dtype=bool)
+    if len(possible) == 0:
+        return True
+    # A label's type and the name its group is reported under (equal for B-X/I-X; kept apart for odd label sets).
+    names = {name: number for number, name in enumerate(dict.fromkeys(scheme.group_names))}
+    kinds = scheme.types * len(names) + np.array([names[name] for name in scheme.group_names], dtype=np.int64)
+    distinct = np.unique(kinds)
+    member = (kinds[:, None] == distinct[None, :]).astype(np.int32)  # [labels, kinds]
+    unit_kinds = (possible.astype(np.int32) @ member) > 0
+    if (unit_kinds.sum(axis=1) > 1).any():
+        return False
+    types = distinct[unit_kinds.argmax(axis=1)] // len(names)
+    wavers = possible[:, scheme.opens].any(axis=1) & possible[:, ~scheme.opens].any(axis=1)
+    continues_type = np.zeros(len(types), dtype=bool)
+    continues_type[1:] = types[1:] == types[:-1]
+    return not bool((wavers & continues_type).any())
 
 
 def bio_spans(labels: Sequence[str]) -> list[tuple[int, int, str]]:

@@ -136,7 +136,8 @@ def _guard_lines(manifest: Any) -> list[str]:
         measured = "not measured" if fraction is None else f"{fraction:.2%}"
         rows, flips = variant.guard.get("rows"), variant.guard.get("unguarded_flips")
         lines.append(
-            f"guard {name}: tau={record.tau:.4g}, re-runs {measured} of {rows} held-out texts in "
+            f"guard {name}: tau={record.tau:.4g} (pooled words {record.pooled_tau:.4g}), re-runs {measured} of "
+            f"{rows} held-out texts in "
             f"{record.float_variant} ({flips} unguarded flips there); default {default}"
         )
     return lines

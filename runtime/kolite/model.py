@@ -20,7 +20,7 @@ import numpy as np
 
 from kolite.batching import CALL_OVERHEAD_TOKENS, run_planned
 from kolite.errors import InvalidInputError
-from kolite.guard import FidelityGuard
+from kolite.guard import DecodeView, FidelityGuard
 from kolite.manifest import Manifest, Variant
 from kolite.session import OnnxModel
 from kolite.tokenization import Encoded, TextEncoder
@@ -158,12 +158,12 @@ class KoliteModel:
             outputs,
             lambda rows: run_planned(rows, guard.session.run_many, pad, batch_size, max_tokens, overhead),
             encoded.window_counts,
-            self.guard_words(encoded),
+            self.guard_views(encoded),
         )
 
-    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray] | None] | None:
-        """Per sequence, the positions its decode reads and their subword flags, for tasks whose decode pools
-        scores over a word's tokens (NER's average/max); None for the others."""
+    def guard_views(self, encoded: Encoded) -> list[DecodeView | None] | None:
+        """Per sequence, what its decode reads (``kolite.guard.DecodeView``), for tasks whose answer is not each
+        row's own top label (NER); None for the others."""
         return None
 
     def decode(self, outputs: Sequence[np.ndarray], encoded: Encoded, options: Any) -> list[list[Any]]:

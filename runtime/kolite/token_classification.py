@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from kolite.aggregation import (
-    WORD_POOLING,
     LabelScheme,
     RawEntity,
     check_aggregation,
@@ -22,6 +21,7 @@ from kolite.aggregation import (
 )
 from kolite.classification import softmax
 from kolite.errors import InvalidInputError
+from kolite.guard import DecodeView
 from kolite.model import DEFAULT_BATCH_SIZE, KoliteModel, pick_options, validate_texts
 from kolite.normalization import NormalizedText
 from kolite.results import Entity
@@ -80,20 +80,20 @@ class TokenClassifier(KoliteModel):
         return results
 
     def encode(self, texts: str | Sequence[str], options: Any = None) -> Encoded:
-        """``KoliteModel.encode``, noting per text whether its aggregation pools scores over words (the guard's
-        word check is needed only there: ``none``/``simple``/``first`` read each token's own label)."""
+        """``KoliteModel.encode``, noting per text the aggregation its decode applies (what the guard checks)."""
         encoded = super().encode(texts, options)
         aggregation = (options if options is not None else self.options()).aggregation
-        return dataclasses.replace(encoded, pooled_words=(aggregation in WORD_POOLING,) * len(encoded))
+        return dataclasses.replace(encoded, aggregations=(aggregation,) * len(encoded))
 
-    def guard_words(self, encoded: Encoded) -> list[tuple[np.ndarray, np.ndarray] | None]:
-        """The fidelity guard's view of words: per window, the non-special token positions and their subword flags
-        (the decode's own rule, ``subword_flags``); None for windows of texts whose aggregation pools no words."""
-        words: list[tuple[np.ndarray, np.ndarray] | None] = []
-        pooled = encoded.pooled_words or (True,) * len(encoded)
-        for normalized, windows, pools in zip(encoded.normalized, encoded.windows, pooled, strict=True):
-            if not pools:
-                words.extend([None] * len(windows))
+    def guard_views(self, encoded: Encoded) -> list[DecodeView | None]:
+        """The fidelity guard's view of each window: what its text's decode reads (``DecodeView``: positions,
+        the decode's own subword rule, aggregation, label scheme); None under ``none``, whose answer is every
+        token's own label (the token-margin rule)."""
+        views: list[DecodeView | None] = []
+        aggregations = encoded.aggregations or (None,) * len(encoded)
+        for normalized, windows, aggregation in zip(encoded.normalized, encoded.windows, aggregations, strict=True):
+            if aggregation == "none":
+                views.extend([None] * len(windows))
                 continue
             for window in windows:
                 kept = np.flatnonzero(np.asarray(window.special_tokens_mask) == 0)
@@ -101,8 +101,8 @@ class TokenClassifier(KoliteModel):
                 tokens, ids = window.tokens, np.asarray(window.ids, dtype=np.int64)
                 flags = subword_flags(normalized.text, [tokens[i] for i in kept], ids[kept], offsets,
                                       self.encoder.subword_prefix, self.encoder.unk_token_id)
-                words.append((kept, flags))
-        return words
+                views.append(DecodeView(kept, flags, aggregation, self.label_scheme, len(windows) == 1))
+        return views
 
     def tag(
         self,

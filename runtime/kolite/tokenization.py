@@ -85,9 +85,10 @@ class Encoded:
     normalized: tuple[NormalizedText, ...]
     windows: tuple[tuple[Any, ...], ...]
     truncated: tuple[bool, ...]
-    # Per text, whether its decode pools token scores over words (NER's average/max aggregation), which the fidelity
-    # guard must then check word by word; None when unknown (raw logits): every text is checked as if it did.
-    pooled_words: tuple[bool, ...] | None = None
+    # Per text, the NER aggregation its decode applies: the fidelity guard re-runs a text only if int8 error could
+    # change what that aggregation reads (kolite.guard). None (a text's entry, or the whole field): unknown, e.g. raw
+    # logits, and every check applies.
+    aggregations: tuple[str | None, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -119,15 +120,15 @@ class Encoded:
         """Several encodings as one (the server runs the requests of a batch together)."""
         if len(parts) == 1:
             return parts[0]
-        pooled = None
-        if any(p.pooled_words is not None for p in parts):
-            pooled = tuple(f for p in parts for f in (p.pooled_words or (True,) * len(p)))
+        aggregations = None
+        if any(p.aggregations is not None for p in parts):
+            aggregations = tuple(a for p in parts for a in (p.aggregations or (None,) * len(p)))
         return Encoded(
             tuple(t for p in parts for t in p.texts),
             tuple(n for p in parts for n in p.normalized),
             tuple(w for p in parts for w in p.windows),
             tuple(t for p in parts for t in p.truncated),
-            pooled,
+            aggregations,
         )
 
 

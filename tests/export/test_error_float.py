@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 
-def test_logit_error_is_half_the_guards_tau_on_the_same_rows():
+def test_logit_error_is_half_the_guards_pooled_tau_on_the_same_rows():
     from kolite_export.error_ranking import logit_error
     from kolite_export.guard_threshold import GUARD_QUANTILE, GUARD_SAFETY
 

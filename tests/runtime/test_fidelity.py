@@ -270,7 +270,7 @@ def test_guard_true_on_an_artifact_without_tau_is_a_clear_error(tiny_artifact, t
 
 
 def test_ner_guard_rows_get_float_outputs(tiny_artifact, shared_data):
-    """NER: a sentence is certain only if every token is; guarded sentences carry the float graph's logits."""
+    """NER: a sentence is re-run when int8 error could change its entities; those carry the float graph's logits."""
     from kolite_export.validation_data import load_validation_set
 
     artifact = tiny_artifact("004")
@@ -279,25 +279,26 @@ def test_ner_guard_rows_get_float_outputs(tiny_artifact, shared_data):
         artifact, variant="fp32-opt"
     ) as reference:
         encoded = guarded.encode(texts, guarded.options(aggregation="average"))
-        words = guarded.guard_words(encoded)
+        views = guarded.guard_views(encoded)
         got = guarded.run(encoded)
         assert 0 < guarded.guard.rows_rerun < len(texts)
         floats = reference.run(reference.encode(texts))
         with kolite.load(artifact, variant="int8-static", guard=False) as unguarded:
             plain = unguarded.run(unguarded.encode(texts))
-    from kolite.guard import decision_margins, pooled_word_uncertain
+    from kolite.guard import entities_could_change
 
     tau = guarded.guard.tau
-    uncertain = decision_margins(plain) < tau
-    uncertain |= [pooled_word_uncertain(p, kept, flags, tau) for p, (kept, flags) in zip(plain, words, strict=True)]
+    assert all(view is not None and view.single_window for view in views)
+    uncertain = [entities_could_change(p, view, tau) for p, view in zip(plain, views, strict=True)]
     for index, output in enumerate(got):
         want = floats[index] if uncertain[index] else plain[index]
         assert output.tobytes() == want.tobytes()
 
 
-def test_ner_guard_checks_words_only_where_the_aggregation_pools_them(tiny_artifact, shared_data):
-    """simple/first/none read each token's own label, so only token margins decide a re-run there; average/max
-    (and raw logits, whose use is unknown) add the word check. Each aggregation's entities stay the float graph's."""
+def test_ner_guard_re_runs_only_what_the_aggregation_could_change(tiny_artifact, shared_data):
+    """``none`` answers every token's label: the token-margin rule. ``simple``/``first`` read fewer decisions than
+    every token margin (a B-/I- waver that moves no boundary, a word's later subwords), so they re-run no more;
+    raw logits (use unknown) get every check. Each aggregation's entities stay the float graph's."""
     from kolite.guard import decision_margins
     from kolite_export.validation_data import load_validation_set
 
@@ -320,9 +321,55 @@ def test_ner_guard_checks_words_only_where_the_aggregation_pools_them(tiny_artif
         before = guarded.guard.rows_rerun
         guarded.token_logits(texts)
         raw_reruns = guarded.guard.rows_rerun - before
-    assert reruns["none"] == reruns["simple"] == reruns["first"] == token_uncertain
-    assert reruns["average"] >= token_uncertain and reruns["max"] >= token_uncertain
+    assert reruns["none"] == token_uncertain > 0
+    assert reruns["simple"] <= token_uncertain and reruns["first"] <= token_uncertain
     assert raw_reruns >= max(reruns.values())
+
+
+def _scheme(*labels: str):
+    from kolite.aggregation import LabelScheme
+
+    return LabelScheme.of(list(labels))
+
+
+def test_a_b_i_waver_is_certain_only_where_no_group_boundary_moves():
+    from kolite.aggregation import groups_fixed
+
+    scheme = _scheme("O", "B-PS", "I-PS", "B-LC", "I-LC")
+    fixed = np.zeros((3, 5), bool)
+    fixed[[0, 1, 2], [0, 1, 2]] = True  # O, B-PS, I-PS
+    assert groups_fixed(fixed, scheme)
+    start = fixed.copy()
+    start[1, 2] = True  # the entity's first token: B-PS or I-PS, after O → a new group either way
+    assert groups_fixed(start, scheme)
+    inside = fixed.copy()
+    inside[2, 1] = True  # after a PS token: B-PS would split the entity in two
+    assert not groups_fixed(inside, scheme)
+    retype = fixed.copy()
+    retype[0, 3] = True  # O or B-LC: an entity could appear
+    assert not groups_fixed(retype, scheme)
+    first = np.zeros((1, 5), bool)
+    first[0, [1, 2]] = True
+    assert groups_fixed(first, scheme)
+
+
+def test_reachable_labels_follow_what_each_aggregation_reads():
+    from kolite.guard import pooled_word_uncertain, reachable_labels
+
+    # tokens: a word of 3 tokens (the last two subwords), then a one-token word; 3 labels
+    logits = np.array([[4.0, 0.0, 0.0], [0.0, 1.0, 1.05], [3.0, 0.0, 0.0], [0.0, 5.0, 0.0]], np.float32)
+    subword = np.array([False, True, True, False])
+    simple = reachable_labels(logits, subword, "simple", tau=0.1)
+    assert simple.sum(axis=1).tolist() == [1, 2, 1, 1]  # token 1's top two are 0.05 apart
+    first = reachable_labels(logits, subword, "first", tau=0.1)
+    assert first.shape == (2, 3) and first.sum(axis=1).tolist() == [1, 1]  # a later subword is never read
+    # max: three tokens whose best scores are within e^(2τ) of each other, the third with another label
+    near = np.log(np.array([[0.90, 0.05, 0.05], [0.89, 0.06, 0.05], [0.05, 0.07, 0.88]], np.float64))
+    reach = reachable_labels(near.astype(np.float32), np.array([False, True, True]), "max", tau=0.05)
+    assert reach.shape == (1, 3) and reach[0, 0] and reach[0, 2]
+    assert pooled_word_uncertain(near.astype(np.float32), np.arange(3), np.array([False, True, True]), tau=0.05)
+    average = reachable_labels(near.astype(np.float32), np.array([False, True, True]), "average", tau=0.05)
+    assert average[0].tolist() == [True, False, False]  # pooled 0.61 vs 0.33: far apart
 
 
 def test_served_bytes_equal_api_bytes_with_the_guard_on(flipping):
@@ -421,6 +468,24 @@ def test_a_word_whose_pooled_scores_are_near_a_tie_is_uncertain():
     assert not pooled_word_uncertain(logits, kept, np.array([False, False, False]), tau=0.1)  # single-token words
     agree = np.array([[0, 0], [3.0, 0.0], [2.5, 0.0], [0, 0], [0, 0]], np.float32)
     assert not pooled_word_uncertain(agree, kept, np.array([False, True, False]), tau=0.1)
+
+
+def test_pooled_words_use_the_pooled_bound_and_tokens_the_gap_bound():
+    """Export records τ (the error of a decision's gaps) and τ_pooled (twice the per-logit error, which moves every
+    softmax score): a word's pooled scores are checked against the wider one."""
+    from kolite.guard import GuardRecord, pooled_word_uncertain
+
+    kept = np.array([0, 1])
+    word = np.log(np.array([[0.60, 0.40], [0.45, 0.55]])).astype(np.float32)  # pooled 0.525 / 0.475: ×1.105
+    subword = np.array([False, True])
+    assert not pooled_word_uncertain(word, kept, subword, tau=0.01)
+    assert pooled_word_uncertain(word, kept, subword, tau=0.01, tau_pooled=0.2)
+    record = GuardRecord.from_manifest({"tau": 0.01, "tau_pooled": 0.2, "float_variant": "fp32-opt"})
+    assert record is not None and (record.tau, record.pooled_tau) == (0.01, 0.2)
+    legacy = GuardRecord.from_manifest({"tau": 0.3, "float_variant": "fp32-opt"})
+    assert legacy is not None and legacy.pooled_tau == 0.3  # artifacts from before: one τ for both
+    with pytest.raises(KoliteError, match="tau_pooled"):
+        GuardRecord.from_manifest({"tau": 0.01, "tau_pooled": float("nan"), "float_variant": "fp32-opt"})
 
 
 def test_the_guards_float_session_lets_idle_threads_sleep_unless_the_caller_decides(flipping):
