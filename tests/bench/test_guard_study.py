@@ -29,10 +29,10 @@ def test_ner_study_measures_the_guard_per_aggregation_as_served(scratch, tiny_ar
     result = scratch.agreement(tiny_artifact("004"), standin_dir("004"), 40, str(shared_data), ("int8-static",))
     entry = result["variants"]["int8-static"]
     served = entry["guarded_as_served"]
-    assert entry["runtime_guard_equals_offline"] is True  # simple: token margins only, as the offline guard
-    token_only = served["simple"]["rerun_fraction"]
-    assert served["none"]["rerun_fraction"] == served["first"]["rerun_fraction"] == token_only
-    assert served["average"]["rerun_fraction"] >= token_only and served["max"]["rerun_fraction"] >= token_only
+    assert entry["runtime_guard_equals_offline"] is True  # none: token margins only, as the offline guard
+    token_only = served["none"]["rerun_fraction"]
+    # simple and first read fewer decisions than every token's margin: they re-run no more
+    assert served["simple"]["rerun_fraction"] <= token_only and served["first"]["rerun_fraction"] <= token_only
     assert token_only == pytest.approx(entry["rerun_fraction"])
     for aggregation, numbers in served.items():
         assert numbers["sentences_differing"] <= entry["unguarded"][aggregation]["sentences_differing"], aggregation

@@ -289,7 +289,8 @@ def test_ner_guard_rows_get_float_outputs(tiny_artifact, shared_data):
 
     tau = guarded.guard.tau
     assert all(view is not None and view.single_window for view in views)
-    uncertain = [entities_could_change(p, view, tau) for p, view in zip(plain, views, strict=True)]
+    pooled = guarded.guard.record.pooled_tau
+    uncertain = [entities_could_change(p, view, tau, pooled) for p, view in zip(plain, views, strict=True)]
     for index, output in enumerate(got):
         want = floats[index] if uncertain[index] else plain[index]
         assert output.tobytes() == want.tobytes()
