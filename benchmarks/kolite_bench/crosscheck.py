@@ -1,6 +1,7 @@
 """A second, deliberately simple speed harness, to check ``kolite bench`` against: plain loops in one process.
 
 ``python -m kolite_bench.crosscheck --artifact A [--artifact B] --openvino OV_FOLDER --texts 2000 --rounds 4``
+(``--data klue-ner`` for a token-classification artifact such as 004: per-token logits; ``--guard on|off|auto``)
 
 Nothing from the bench's runner, planner or contenders is used. Each contender is loaded once, in its own
 process (so no runtime's idle spinning threads share the cores with another's timed work), and only one works at
@@ -31,29 +32,35 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "table"]
 
 
 def _load1() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+GUARD = {"auto": None, "on": True, "off": False}
+
+
 class _Kolite:
-    def __init__(self, artifact: str, variant: str, threads: int) -> None:
+    def __init__(self, artifact: str, variant: str, threads: int, guard: str = "off") -> None:
         import kolite
 
-        self.name = f"kolite:{Path(artifact).name}:{variant}"
-        self.model = kolite.load(artifact, variant=variant, threads=threads)
+        self.model = kolite.load(artifact, variant=variant, threads=threads, guard=GUARD[guard])
+        self.guarded = self.model.guard is not None
+        self.name = f"kolite:{Path(artifact).name}:{variant}{'-guarded' if self.guarded else ''}"
+        # Token classification answers per token: its raw outputs are ``token_logits`` (one array per text).
+        self.outputs = getattr(self.model, "logits", None) or self.model.token_logits
 
-    def sorted_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return np.asarray(self.model.logits(texts, batch_size=batch_size))
+    def sorted_pass(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
+        return list(self.outputs(texts, batch_size=batch_size))
 
-    def file_order_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def file_order_pass(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
         chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
-        return np.concatenate([np.asarray(self.model.logits(c, batch_size=batch_size)) for c in chunks])
+        return [row for c in chunks for row in self.outputs(c, batch_size=batch_size)]
 
     def one(self, text: str) -> None:
-        self.model.logits([text], batch_size=1)
+        self.outputs([text], batch_size=1)
 
     def warm(self, texts: list[str], batch_size: int) -> None:
         self.sorted_pass(texts, batch_size)
@@ -88,7 +95,7 @@ class _OpenVINO:
         }
         return {name: np.asarray(cols[name], dtype=np.int64) for name in self.inputs}
 
-    def _run(self, batches: list[list[str]]) -> np.ndarray:
+    def _run(self, batches: list[list[str]]) -> list[np.ndarray]:
         queue = self._queue(len(batches))
         out: list[Any] = [None] * len(batches)
 
@@ -99,7 +106,7 @@ class _OpenVINO:
         for index, batch in enumerate(batches):
             queue.start_async(self._feeds(batch), userdata=index)
         queue.wait_all()
-        return np.concatenate(out)
+        return [row for batch in out for row in batch]  # per text (NER: padded to its batch's longest)
 
     def _queue(self, size: int) -> Any:
         """An AsyncInferQueue of ``size`` requests (every batch of a pass in flight), made once per size during the
@@ -113,15 +120,15 @@ class _OpenVINO:
         is the same for every text, and a sort on it kept file order (OpenVINO's "sorted" pass was unsorted)."""
         return [sum(e.attention_mask) for e in self.tokenizer.encode_batch(texts)]
 
-    def sorted_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def sorted_pass(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
         order = np.argsort(self.lengths(texts), kind="stable")
         batches = [[texts[i] for i in order[s : s + batch_size]] for s in range(0, len(texts), batch_size)]
-        logits = self._run(batches)
-        result = np.empty_like(logits)
-        result[order] = logits
+        result: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for position, row in zip(order, self._run(batches), strict=True):
+            result[int(position)] = row
         return result
 
-    def file_order_pass(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def file_order_pass(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
         return self._run([texts[i : i + batch_size] for i in range(0, len(texts), batch_size)])
 
     def one(self, text: str) -> None:
@@ -171,14 +178,22 @@ def _bs1(contender: Any, texts: list[str]) -> dict[str, Any]:
     }
 
 
-def _texts(data_dir: Path, count: int, offset: int) -> list[str]:
+def _texts(data_dir: Path, count: int, offset: int, data: str = "nsmc") -> list[str]:
+    if data == "klue-ner":  # sentences rebuilt from the dev file's character rows, as every kolite tool reads them
+        from kolite_export.catalogue import read_dataset
+
+        return list(read_dataset("klue-ner", data_dir).texts[offset : offset + count])
     lines = (data_dir / "nsmc" / "ratings_test.txt").read_text(encoding="utf-8").splitlines()[1:]
     return [line.split("\t")[1] for line in lines[offset : offset + count]]
 
 
-def _agreement(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+def _agreement(first: list[np.ndarray], second: list[np.ndarray]) -> dict[str, Any]:
+    """Row by row (NER: token by token) between two kolite artifacts' outputs for the same texts."""
+    a = np.concatenate([np.atleast_2d(x) for x in first])
+    b = np.concatenate([np.atleast_2d(x) for x in second])
     return {
-        "texts": len(a),
+        "texts": len(first),
+        "rows": len(a),
         "bitwise_identical_rows": int((a == b).all(axis=1).sum()),
         "max_abs_diff": float(np.abs(a - b).max()),
         "label_agreement": float((a.argmax(1) == b.argmax(1)).mean()),
@@ -186,21 +201,25 @@ def _agreement(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
 
 
 def _build(kind: str, source: str, args: argparse.Namespace) -> Any:
-    return _Kolite(source, args.variant, args.threads) if kind == "kolite" else _OpenVINO(source, args.threads)
+    if kind == "kolite":
+        return _Kolite(source, args.variant, args.threads, args.guard)
+    return _OpenVINO(source, args.threads)
 
 
 def _serve(conn: Any, kind: str, source: str, args: argparse.Namespace, texts: list[str]) -> None:
     """A contender's process: load, warm, then answer the parent's commands one at a time."""
     contender = _build(kind, source, args)
     contender.warm(texts, args.batch_size)
-    described = {"name": contender.name}
+    described: dict[str, Any] = {"name": contender.name}
+    if kind == "kolite":
+        described.update(guarded=contender.guarded)
     if kind == "openvino":
         described.update(streams=contender.streams, inference_precision=contender.precision)
     conn.send(described)
     while (command := conn.recv()) != "stop":
         if command == "logits":
             ones = texts[: min(200, len(texts))]
-            bs1 = np.concatenate([contender.model.logits([t], batch_size=1) for t in ones])
+            bs1 = [row for t in ones for row in contender.outputs([t], batch_size=1)]
             conn.send((contender.sorted_pass(texts, args.batch_size), bs1))
         elif command == "bs1":
             conn.send(_bs1(contender, texts[: args.bs1_texts]))
@@ -213,7 +232,7 @@ def _serve(conn: Any, kind: str, source: str, args: argparse.Namespace, texts: l
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import multiprocessing
 
-    texts = _texts(Path(args.data_dir), args.texts, args.offset)
+    texts = _texts(Path(args.data_dir), args.texts, args.offset, args.data)
     context = multiprocessing.get_context("spawn")
     sources = [("kolite", a) for a in args.artifact] + ([("openvino", args.openvino)] if args.openvino else [])
     workers = []
@@ -285,6 +304,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def table(results: dict[str, Any]) -> str:
+    """kolite ÷ OpenVINO per pass, median with each round, and the run line (the docs render it from the file)."""
+    lines = ["| second harness: kolite ÷ OpenVINO THROUGHPUT | sorted bs32 texts/s, per round | file order bs32 "
+             "texts/s, per round | bs1 p50 (OpenVINO's p50 ÷ kolite's), per round |", "|---|---|---|---|"]
+    for pair, ratio in results["ratios"].items():
+        kolite_name, other = pair.split(" / ")
+        if not kolite_name.startswith("kolite:") or not other.startswith("openvino"):
+            continue
+        cells = [f"**{ratio[k]['median']:.2f}×** ({' / '.join(f'{r:.2f}' for r in ratio[k]['rounds'])})"
+                 for k in ("sorted", "file_order", "bs1_p50")]
+        lines.append(f"| {kolite_name.removeprefix('kolite:')} | " + " | ".join(cells) + " |")
+    settings, rounds = results["settings"], results["rounds"]
+    loads = [r["load1_start"] for r in rounds]
+    busy = results.get("busy_rounds") or []
+    lines.append(
+        f"\nrun {results['run_id']}: {settings['texts']:,} texts of {settings.get('data', 'nsmc')} from "
+        f"#{settings['offset']:,}, batch {settings['batch_size']}, bs1 over {settings['bs1_texts']}, "
+        f"{len(rounds)} rotated rounds, {results['machine']['cpu']} ({results['machine']['logical_cores']} vCPUs, "
+        f"{settings['threads']} threads each), load average {min(loads)}–{max(loads)} at round starts"
+        + (f", busy rounds {busy}" if busy else ""))
+    return "\n".join(lines)
+
+
 def _cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
         if line.startswith("model name"):
@@ -299,7 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--openvino", help="folder of the bench's cached OpenVINO IR (model.int8.xml, info.json)")
     parser.add_argument("--data-dir", default=os.path.join(os.environ.get("KOLITE_SHARED", "../shared"), "data"))
     parser.add_argument("--texts", type=int, default=2000)
-    parser.add_argument("--offset", type=int, default=0, help="first NSMC test line to use")
+    parser.add_argument("--data", choices=("nsmc", "klue-ner"), default="nsmc",
+                        help="NSMC test reviews (classification) or KLUE-NER dev sentences (token classification)")
+    parser.add_argument("--offset", type=int, default=0, help="first text of the set to use")
+    parser.add_argument("--guard", choices=tuple(GUARD), default="off",
+                        help="kolite's fidelity guard: off (the int8 graph alone, default), on, or auto (the default "
+                             "kolite.load gives: on where export measured a small re-run share)")
     parser.add_argument("--bs1-texts", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=4)

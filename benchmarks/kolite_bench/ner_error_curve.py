@@ -6,9 +6,10 @@
 
 Sentences (KLUE-NER dev, all pairwise disjoint and none a gate or calibration text): the ranking rows the greedy
 search (``kolite_export.error_ranking``) runs on; the rows τ is measured on — export's own held-out texts and
-function (``guard_threshold.guard_texts`` / ``measure_guard``); and the rows the re-run fraction is counted on, both
-token-only (``kolite.guard.decision_margins`` < τ: aggregations simple/first/none) and as served under ``average``
-(the runtime's ``FidelityGuard.apply`` with the model's own ``guard_views``). Graphs with k nodes in float are
+function (``guard_threshold.guard_texts`` / ``measure_guard``: τ on decision gaps, τ_pooled per logit); and the
+rows the re-run fraction is counted on, both token-only (``kolite.guard.decision_margins`` < τ) and as served under
+each aggregation (the runtime's ``FidelityGuard.apply`` with the model's own ``guard_views``: the entity-aware
+rule). Graphs with k nodes in float are
 spliced (``GraphSplicer.with_float``: logits of a rebuild with ``exclude_nodes``, tests/export).
 
 Speed is the graph's own: one intra-op thread, ``time.thread_time()`` (CPU the call did; preemption by other work on
@@ -33,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "table"]
 
 KS = (0, 1, 2, 4, 8, 12)
 TAUS = (0.01, 0.05, 0.1, 0.2)  # re-run fractions also recorded at these τ (same outputs, no extra graph run)
@@ -76,24 +77,34 @@ def _scope(checkpoint_dir: Path, artifact: Path, workdir: Path, calibration: Any
     return VARIANTS["int8-static"].quantized_scope(ctx)
 
 
-def _rerun(model: Any, graph: Path, texts: tuple[str, ...], tau: float, pad: int) -> dict[str, Any]:
-    """Re-run fractions at ``tau`` on ``texts``: token margins alone, and as served under ``average``; and the same
-    at smaller τ (what any further shrinking of the error could buy at most)."""
+AGGREGATIONS = ("none", "simple", "first", "average", "max")
+
+
+def _rerun(model: Any, graph: Path, texts: tuple[str, ...], guard: dict[str, Any], pad: int) -> dict[str, Any]:
+    """Re-run fractions on ``texts`` with export's record (τ and τ_pooled): token margins alone, and as the runtime
+    serves each aggregation (``FidelityGuard.apply`` with the model's own ``guard_views``, the entity-aware rule);
+    and token-only / ``simple`` at smaller τ (what any further shrinking of the error could buy at most)."""
+    import dataclasses
+
     from kolite.guard import FidelityGuard, GuardRecord, decision_margins
     from kolite_export.validation import served_outputs
 
-    encoded = model.encode(list(texts), model.options(aggregation="average"))
+    encoded = model.encode(list(texts), model.options(aggregation="simple"))
     outputs = served_outputs(graph, tuple(tuple(s) for s in encoded.sequences), pad)
-    views = model.guard_views(encoded)
     margins = decision_margins(outputs)
 
-    def served(at: float) -> float:
-        guard = FidelityGuard(GuardRecord(at, "fp32-opt"), float_session=None)
+    def served(record: GuardRecord, aggregation: str) -> float:
+        views = model.guard_views(dataclasses.replace(encoded, aggregations=(aggregation,) * len(encoded)))
+        guard = FidelityGuard(record, float_session=None)
         guard.apply(encoded.sequences, outputs, lambda rows: [np.zeros(1)] * len(rows), views=views)
         return guard.rows_rerun / guard.rows_checked
 
-    by_tau = {str(t): {"token_only": float((margins < t).mean()), "served_average": served(t)} for t in TAUS}
-    return {"token_only": float((margins < tau).mean()), "served_average": served(tau), "by_tau": by_tau}
+    record = GuardRecord(guard["tau"], "fp32-opt", tau_pooled=guard["tau_pooled"])
+    by_tau = {str(t): {"token_only": float((margins < t).mean()),
+                       "simple": served(GuardRecord(t, "fp32-opt", tau_pooled=record.pooled_tau), "simple")}
+              for t in TAUS}
+    return {"token_only": float((margins < record.tau).mean()),
+            "served": {aggregation: served(record, aggregation) for aggregation in AGGREGATIONS}, "by_tau": by_tau}
 
 
 def _speed(graphs: dict[str, Path], sequences: list[tuple[int, ...]], pad: int, repeats: int) -> dict[str, Any]:
@@ -160,15 +171,17 @@ def curve(artifact: Path, checkpoint_dir: Path, workdir: Path, shared: str | Non
             assert isinstance(spliced, Path)
             graphs[f"k{k}"] = spliced.replace(workdir / f"scratch.k{k}.onnx")  # beside the weights it refers to
             guard = measure_guard(graphs[f"k{k}"], float_graph, tau_seqs, pad)
-            fractions = _rerun(model, graphs[f"k{k}"], sets["rerun"], guard["tau"], pad)
+            fractions = _rerun(model, graphs[f"k{k}"], sets["rerun"], guard, pad)
             weights = scope.nodes()
             rows.append({"k": k, "float_nodes": chosen[:k],
                          "float_weight_fraction": sum(weights[n] for n in chosen[:k]) / sum(weights.values()),
                          "ranking_logit_error": steps[k - 1].error if k else base, **guard,
                          "rerun_token_only": fractions["token_only"],
-                         "rerun_served_average": fractions["served_average"], "rerun_by_tau": fractions["by_tau"]})
-            _say(f"k={k}: tau {guard['tau']:.4f}, re-run token-only {fractions['token_only']:.1%}, "
-                 f"served average {fractions['served_average']:.1%}")
+                         **{f"rerun_served_{a}": f for a, f in fractions["served"].items()},
+                         "rerun_by_tau": fractions["by_tau"]})
+            served = ", ".join(f"{a} {f:.1%}" for a, f in fractions["served"].items())
+            _say(f"k={k}: tau {guard['tau']:.4f} (pooled {guard['tau_pooled']:.4f}), re-run token-only "
+                 f"{fractions['token_only']:.1%}; served {served}")
         speed_seqs = [tuple(s) for s in model.encode(list(sets["speed"])).sequences]
     graphs["float"] = float_graph
     _say(f"speed: {len(graphs)} graphs x {repeats} repeats on {len(speed_seqs)} sentences")
@@ -180,7 +193,7 @@ def curve(artifact: Path, checkpoint_dir: Path, workdir: Path, shared: str | Non
         float_cost = [f / b for f, b in zip(cpu["float"], cpu[key], strict=True)]
         row["own_speed_vs_k0"] = _spread(own)
         row["float_cost_ratio"] = _spread(float_cost)  # T_float / T_k
-        for name in ("token_only", "served_average"):
+        for name in ("token_only", *(f"served_{a}" for a in AGGREGATIONS)):
             r = row[f"rerun_{name}"]
             projected = [o / (1 + r * f) for o, f in zip(own, float_cost, strict=True)]
             row[f"projected_guarded_speed_{name}_vs_unguarded_k0"] = _spread(projected)
@@ -191,6 +204,30 @@ def curve(artifact: Path, checkpoint_dir: Path, workdir: Path, shared: str | Non
                              for s in steps],
             "speed": {**timing, "method": "thread CPU, 1 intra-op thread, length-sorted batches of 32"},
             "rows": rows}
+
+
+def table(results: dict[str, Any]) -> str:
+    """The curve as a markdown table with its run line (docs/guides/fidelity.md renders it from the results file)."""
+    def pct(value: float) -> str:
+        return f"{value:.1%}".replace("%", " %")
+
+    head = ("| float nodes k | their weights | τ (gap p99.99 / max) | τ pooled | flipped unguarded | re-run: none / "
+            "simple / first / average / max | own speed vs k=0 | T_float / T_k | guarded speed: simple / first |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for row in results["rows"]:
+        own, cost = row["own_speed_vs_k0"], row["float_cost_ratio"]
+        served = " / ".join(pct(row[f"rerun_served_{a}"]) for a in AGGREGATIONS)
+        guarded = " / ".join(f"{row[f'projected_guarded_speed_served_{a}_vs_unguarded_k0']['median']:.2f}"
+                             for a in ("simple", "first"))
+        lines.append(
+            f"| {row['k']} | {pct(row['float_weight_fraction'])} | {row['tau']:.3f} ({row['quantile_gap_error']:.3f} / "
+            f"{row['max_gap_error']:.3f}) | {row['tau_pooled']:.3f} | {row['unguarded_flips']} | {served} | "
+            f"{own['median']:.3f} ({own['min']:.3f}–{own['max']:.3f}) | {cost['median']:.2f} | {guarded} |")
+    machine, before, after = results["machine"], results["load_average_before"], results["load_average_after"]
+    lines.append(f"\nrun {results['run_id']}, {machine['cpu']} ({machine['cpus']} vCPUs), commit {machine['commit']}, "
+                 f"load average {before[0]} at start, {after[0]} at end; τ on {results['tau_texts']['count']:,} "
+                 f"sentences, re-runs on {results['rerun_texts']:,}, speed on {results['speed_texts']:,}")
+    return "\n".join(lines)
 
 
 def _spread(values: list[float]) -> dict[str, Any]:

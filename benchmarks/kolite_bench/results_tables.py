@@ -14,7 +14,11 @@ and a test fail when a committed page differs from its results. Kinds:
 - ``guard-cost``: a ``kolite bench`` run with ``kolite-<variant>-guarded`` contenders (``kolite_bench.report_guard``);
 - ``speed-lead``: a ``kolite bench`` run's kolite contenders against OpenVINO and optimum, per round
   (``kolite_bench.report_speed.lead_table``);
-- ``guard-rss``: resident memory with the guard off and on (``guard-rss-*.json``, ``kolite_bench.guard rss``).
+- ``guard-rss``: resident memory with the guard off and on (``guard-rss-*.json``, ``kolite_bench.guard rss``);
+- ``crosscheck``: the second harness's kolite ÷ OpenVINO ratios per round (``crosscheck-*.json``,
+  ``kolite_bench.crosscheck``);
+- ``error-curve``: float nodes kept vs τ, re-runs and speed (``ner-error-curve-*.json``,
+  ``kolite_bench.ner_error_curve``).
 """
 
 from __future__ import annotations
@@ -66,6 +70,18 @@ def _speed_lead(results: dict[str, Any]) -> str:
     return lead_table(results)
 
 
+def _crosscheck(results: dict[str, Any]) -> str:
+    from kolite_bench.crosscheck import table
+
+    return table(results)
+
+
+def _error_curve(results: dict[str, Any]) -> str:
+    from kolite_bench.ner_error_curve import table
+
+    return table(results)
+
+
 def _guard_rss(results: dict[str, Any]) -> str:
     from kolite_bench.guard_report import rss_table
 
@@ -73,7 +89,8 @@ def _guard_rss(results: dict[str, Any]) -> str:
 
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "gpu": _gpu, "guard": _guard, "guard-cost": _guard_cost, "guard-rss": _guard_rss,
+    "crosscheck": _crosscheck, "error-curve": _error_curve, "gpu": _gpu, "guard": _guard,
+    "guard-cost": _guard_cost, "guard-rss": _guard_rss,
     "speed-lead": _speed_lead,
 }
 

@@ -133,3 +133,35 @@ def test_the_crosschecks_openvino_sort_uses_real_token_counts_not_padded_ones():
     tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
     fake = type("Fake", (), {"tokenizer": tokenizer})()
     assert _OpenVINO.lengths(fake, ["a a a", "a", "a a"]) == [3, 1, 2]
+
+
+def test_the_crosscheck_compares_ner_outputs_token_by_token_and_puts_sorted_rows_back_in_text_order():
+    # NER outputs are one [tokens, labels] array per text, of different lengths: compared per token, not per text.
+    from kolite_bench.crosscheck import _agreement, _OpenVINO
+
+    first = [np.array([[0.0, 1.0], [2.0, 0.5]]), np.array([[1.0, 0.0]])]
+    second = [np.array([[0.0, 1.0], [0.1, 0.5]]), np.array([[1.0, 0.0]])]
+    agreement = _agreement(first, second)
+    assert (agreement["texts"], agreement["rows"], agreement["bitwise_identical_rows"]) == (2, 3, 2)
+    assert agreement["label_agreement"] == pytest.approx(2 / 3)
+    # The sorted pass runs the shortest first and must hand every text its own row back.
+    fake = type("Fake", (), {"lengths": lambda self, texts: [len(t) for t in texts],
+                             "_run": lambda self, batches: [np.array([len(t)]) for b in batches for t in b]})()
+    rows = _OpenVINO.sorted_pass(fake, ["ccc", "a", "bb"], 2)
+    assert [int(r[0]) for r in rows] == [3, 1, 2]
+
+
+def test_the_error_curve_table_has_a_row_per_k_and_names_its_run():
+    from kolite_bench.ner_error_curve import AGGREGATIONS, table
+
+    spread = {"median": 0.9, "min": 0.8, "max": 1.0, "rounds": [0.8, 0.9, 1.0]}
+    row = {"float_weight_fraction": 0.1, "tau": 0.09, "quantile_gap_error": 0.05, "max_gap_error": 0.06,
+           "tau_pooled": 0.2, "unguarded_flips": 3, "own_speed_vs_k0": spread, "float_cost_ratio": spread,
+           **{f"rerun_served_{a}": 0.25 for a in AGGREGATIONS},
+           **{f"projected_guarded_speed_served_{a}_vs_unguarded_k0": spread for a in AGGREGATIONS}}
+    results = {"rows": [{"k": 0, **row}, {"k": 4, **row}], "run_id": "ner-error-curve-X",
+               "machine": {"cpu": "cpu", "cpus": 2, "commit": "abc"}, "load_average_before": [1.0],
+               "load_average_after": [1.5], "tau_texts": {"count": 10}, "rerun_texts": 10, "speed_texts": 20}
+    text = table(results)
+    assert [line.split("|")[1].strip() for line in text.splitlines()[2:4]] == ["0", "4"]
+    assert "25.0 % / 25.0 %" in text and "run ner-error-curve-X" in text and "commit abc" in text
