@@ -18,7 +18,9 @@ and a test fail when a committed page differs from its results. Kinds:
 - ``crosscheck``: the second harness's kolite ÷ OpenVINO ratios per round (``crosscheck-*.json``,
   ``kolite_bench.crosscheck``);
 - ``error-curve``: float nodes kept vs τ, re-runs and speed (``ner-error-curve-*.json``,
-  ``kolite_bench.ner_error_curve``).
+  ``kolite_bench.ner_error_curve``);
+- ``serve-ab``: served req/s at N one-text clients against offline texts/s, per round and server
+  (``serve-ab-*.json``, ``kolite_bench.serve_ab``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,12 @@ def _error_curve(results: dict[str, Any]) -> str:
     return table(results)
 
 
+def _serve_ab(results: dict[str, Any]) -> str:
+    from kolite_bench.serve_ab import table
+
+    return table(results)
+
+
 def _guard_rss(results: dict[str, Any]) -> str:
     from kolite_bench.guard_report import rss_table
 
@@ -91,7 +99,7 @@ def _guard_rss(results: dict[str, Any]) -> str:
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "crosscheck": _crosscheck, "error-curve": _error_curve, "gpu": _gpu, "guard": _guard,
     "guard-cost": _guard_cost, "guard-rss": _guard_rss,
-    "speed-lead": _speed_lead,
+    "serve-ab": _serve_ab, "speed-lead": _speed_lead,
 }
 
 

@@ -5,9 +5,13 @@ main), in alternating rounds, with the model's offline texts/s measured in every
 
 Each round: the offline ceiling (``loadtest.inference_ceiling``: the server's own encode + planned calls over
 batches of 32, no HTTP), then each server in turn (order alternating by round), started fresh, warmed, then
-``--clients`` closed-loop clients sending one NSMC text per request for ``--duration-s``. Server CPU per answered
-request comes from /proc; with ``--profile`` each server runs under ``kolite_bench.serve_sampler`` and its stack
-samples are saved beside the results. Quote the per-round ratios; the 1-min load average is recorded with each.
+``--clients`` closed-loop clients sending one NSMC text per request for ``--duration-s``. Served req/s is held
+against two offline figures: batches of 32 in file order (``served_over_offline``) and the same texts in one
+sorted call (``served_over_sorted``, what ``model.logits(texts)`` does). Server CPU per answered request comes from
+/proc, with the share of the threads that live through the level (event loop, tokenizer pool, batcher: the request
+path) and the load generator's own CPU; with ``--profile`` each server runs under ``kolite_bench.serve_sampler``
+and its stack samples are saved beside the results. Quote the per-round ratios; the 1-min load average is recorded
+with each.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 from kolite_export.catalogue import data_path, read_nsmc
 
+from kolite_bench.env import cpu_model
 from kolite_bench.loadtest import (
     _free_port,
     _server_cpu_s,
@@ -33,9 +38,10 @@ from kolite_bench.loadtest import (
     inference_ceiling,
     run_level,
     stop_server,
+    thread_cpu_s,
 )
 
-__all__ = ["main"]
+__all__ = ["main", "table"]
 
 
 async def _serve_once(args: argparse.Namespace, texts: list[str], runtime: str | None, profile: Path | None) -> dict:
@@ -56,14 +62,55 @@ async def _serve_once(args: argparse.Namespace, texts: list[str], runtime: str |
             await _wait_healthy(client, f"http://127.0.0.1:{port}", server)
         await run_level(port, texts, 4, 2.0, 10_000)
         cpu_before, load_before = _server_cpu_s(server.pid), os.getloadavg()[0]
+        threads_before, client_before = thread_cpu_s(server.pid), time.process_time()
         row = await run_level(port, texts, args.clients, args.duration_s, 100_000)
-        cpu_after = _server_cpu_s(server.pid)
+        cpu_after, client_after = _server_cpu_s(server.pid), time.process_time()
+        threads_after = thread_cpu_s(server.pid)
+        answered = max(row["ok"], 1)
+        row["client_cpu_ms_per_request"] = round(1000 * (client_after - client_before) / answered, 3)
         if cpu_before is not None and cpu_after is not None:
-            row["server_cpu_ms_per_request"] = round(1000 * (cpu_after - cpu_before) / max(row["ok"], 1), 3)
+            row["server_cpu_ms_per_request"] = round(1000 * (cpu_after - cpu_before) / answered, 3)
+            # Threads alive through the whole level: event loop, tokenizer pool, batcher (and a single-call plan's
+            # session run on it). The per-batch session threads come and go, so this is the request path's CPU.
+            lasting = sum(threads_after[t] - threads_before[t] for t in threads_after if t in threads_before)
+            row["lasting_threads_cpu_ms_per_request"] = round(1000 * lasting / answered, 3)
         row["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         return row
     finally:
         stop_server(server)
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    value = row.get(key)
+    return "–" if value is None else format(value, fmt)
+
+
+def table(results: dict[str, Any]) -> str:
+    """Per round and server: req/s, served ÷ offline (both offline figures), CPU per request (all, request path,
+    load generator) and the load; then the run line (the docs render it from the file)."""
+    lines = ["| round | server | req/s | ÷ offline file order | ÷ offline sorted | server CPU ms/req | request-path "
+             "threads ms/req | client CPU ms/req | p50 ms | load |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for row in results["rounds"]:
+        for name in ("this", "baseline"):
+            served = row[name]
+            load = served.get("load_avg_1m") or ["?", "?"]
+            lines.append(
+                f"| {row['round'] + 1} | {name} | {served['throughput_rps']:,.0f} | "
+                f"{_cell(served, 'served_over_offline', '.0%')} | "
+                f"{_cell(served, 'served_over_sorted', '.0%')} | {_cell(served, 'server_cpu_ms_per_request', '.2f')} | "
+                f"{_cell(served, 'lasting_threads_cpu_ms_per_request', '.2f')} | "
+                f"{_cell(served, 'client_cpu_ms_per_request', '.2f')} | {served['p50_ms']:.0f} | {load[0]}–{load[1]} |")
+    ratio = results["req_per_s_this_over_baseline"]
+    settings, machine = results["settings"], results["machine"]
+    offline = [row["offline"]["texts_per_s_batch_32"] for row in results["rounds"]]
+    lines.append(
+        f"\nrun {results['run_id']}: {settings['clients']} one-text clients, {settings['duration_s']} s per server, "
+        f"{len(results['rounds'])} rounds, {machine.get('cpu', '?')} ({machine['logical_cores']} vCPUs, the client "
+        f"on the same cores); offline file-order batches {min(offline):,.0f}–{max(offline):,.0f} texts/s across "
+        f"rounds; this ÷ baseline req/s median {ratio['median']:.2f} "
+        f"({' / '.join(f'{r:.2f}' for r in ratio['rounds'])})")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             row[name] = asyncio.run(_serve_once(args, texts, contenders[name], profile))
             offline = row["offline"]["texts_per_s_batch_32"]
             row[name]["served_over_offline"] = round(row[name]["throughput_rps"] / offline, 3)
+            sorted_pass = row["offline"]["texts_per_s_sorted"]
+            row[name]["served_over_sorted"] = round(row[name]["throughput_rps"] / sorted_pass, 3)
             print(f"round {r + 1} {name}: {row[name]['throughput_rps']} req/s = {row[name]['served_over_offline']:.0%}"
                   f" of offline {offline} texts/s, CPU {row[name].get('server_cpu_ms_per_request')} ms/req, p50 "
                   f"{row[name]['p50_ms']} ms, load {row[name]['load_avg_1m']}", flush=True)
@@ -97,17 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "run_id": f"serve-ab-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}",
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"logical_cores": os.cpu_count()},
+        "machine": {"cpu": cpu_model(), "logical_cores": os.cpu_count()},
         "settings": {k: str(v) for k, v in vars(args).items()},
         "rounds": rounds,
         "req_per_s_this_over_baseline": {"rounds": [round(x, 3) for x in ratio], "median": float(np.median(ratio))},
         "cpu_per_request_this_over_baseline": {"rounds": [round(x, 3) for x in cpu], "median": float(np.median(cpu))},
         "served_over_offline": {name: [row[name]["served_over_offline"] for row in rounds] for name in contenders},
+        "served_over_sorted": {name: [row[name]["served_over_sorted"] for row in rounds] for name in contenders},
         "seconds": round(time.process_time(), 1),
     }
     args.out.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     print(json.dumps({k: result[k] for k in ("req_per_s_this_over_baseline", "cpu_per_request_this_over_baseline",
-                                             "served_over_offline")}))
+                                             "served_over_offline", "served_over_sorted")}))
     return 0
 
 

@@ -165,3 +165,49 @@ def test_the_error_curve_table_has_a_row_per_k_and_names_its_run():
     text = table(results)
     assert [line.split("|")[1].strip() for line in text.splitlines()[2:4]] == ["0", "4"]
     assert "25.0 % / 25.0 %" in text and "run ner-error-curve-X" in text and "commit abc" in text
+
+
+def test_thread_cpu_counts_each_thread_on_its_own():
+    import os
+    import threading
+    import time
+
+    from kolite_bench.loadtest import thread_cpu_s
+
+    seen: dict[str, int] = {}
+
+    def spin() -> None:
+        seen["tid"] = threading.get_native_id()
+        started = time.thread_time()
+        while time.thread_time() - started < 0.3:
+            pass
+        seen["done"] = 1
+        time.sleep(0.5)  # stays alive while the test reads /proc
+
+    worker = threading.Thread(target=spin)
+    worker.start()
+    while "done" not in seen:
+        time.sleep(0.01)
+    per_thread = thread_cpu_s(os.getpid())
+    worker.join()
+    assert per_thread[str(seen["tid"])] >= 0.2  # the spinning thread's own CPU, not the process's
+    assert per_thread[str(threading.get_native_id())] < sum(per_thread.values())
+
+
+def test_the_serving_ceiling_reports_the_sorted_pass_beside_the_batches(tiny_artifact):
+    from kolite_bench.loadtest import inference_ceiling
+
+    texts = [f"리뷰 {i} " + "정말 좋았어요 " * (i % 7) for i in range(64)]
+    ceiling = inference_ceiling(tiny_artifact("000"), texts, threads=1, batches=2)
+    assert ceiling["texts_per_s_sorted"] > 0 and ceiling["texts_per_s_batch_32"] > 0
+    assert ceiling["cpu_ms_per_text_batch_1"] > 0
+
+
+def test_the_serving_table_has_a_row_per_round_and_server_and_marks_figures_an_old_file_lacks():
+    from kolite_bench.results_tables import RENDERERS, RESULTS
+
+    results = json.loads((RESULTS / "serve-ab-000-lanes-xeon.json").read_text(encoding="utf-8"))
+    rows = [line for line in RENDERERS["serve-ab"](results).splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 2 * len(results["rounds"])
+    first = results["rounds"][0]["this"]
+    assert f"| 1 | this | {first['throughput_rps']:,.0f} | {first['served_over_offline']:.0%} | – |" in rows[1]
