@@ -135,7 +135,9 @@ def measure_physical_limit(
     from kolite_bench.gemm import TOKEN_COUNTS, default_shapes, run_gemm_benchmark
 
     manifest = load_manifest(artifact)
-    graph = next((manifest.variants[v] for v in ("int8", "fp32") if v in manifest.variants), None)
+    # The served int8 graph first: an artifact may hold int8-static and fp32-opt only (a bench needs no more).
+    graph = next((manifest.variants[v] for v in ("int8-static", "int8", "fp32-opt", "fp32") if v in manifest.variants),
+                 None)
     ops = int8_ops_per_token(artifact / graph.file) if graph else {"int8_ops_per_token": 0}
     # Every weight GEMM of the encoder counts, as if all ran at the int8 peak (GEMMs a recipe leaves in fp32 too).
     ops_per_token = ops["int8_ops_per_token"] + ops.get("fp32_gemm_ops_per_token", 0)
