@@ -11,11 +11,12 @@ theoretical AVX-512 VNNI and AMX peaks (``kolite_bench.cpu_peak``). A pass's GEM
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 __all__ = ["count_tokens", "encoder_gemm_shapes", "gemm_fraction", "gemm_mix_ceiling", "int8_ops_per_token",
-           "measure_physical_limit", "physical_limit", "token_lengths"]
+           "limit_graph", "measure_physical_limit", "physical_limit", "token_lengths"]
 
 # Fused attention ops (com.microsoft QAttention / Attention) hold the packed Q|K|V weight as input 1.
 _INT8_GEMMS = {"MatMulInteger", "DynamicQuantizeMatMul", "QLinearMatMul", "MatMulIntegerToFloat", "QAttention"}
@@ -121,6 +122,15 @@ def physical_limit(peak_gops: float, ops_per_token: int, total_tokens: int, n_te
     }
 
 
+LIMIT_GRAPHS = ("int8-static", "int8", "fp32-opt", "fp32")
+
+
+def limit_graph(variants: Mapping[str, Any]) -> Any:
+    """The variant whose GEMMs the limit counts: the served int8 graph first (an artifact may hold int8-static and
+    fp32-opt only, all a bench needs), None when there is no CPU graph."""
+    return next((variants[name] for name in LIMIT_GRAPHS if name in variants), None)
+
+
 def measure_physical_limit(
     artifact: Path, threads: int, total_tokens: int, n_texts: int, seconds_per_shape: float = 0.3
 ) -> dict[str, Any]:
@@ -135,9 +145,7 @@ def measure_physical_limit(
     from kolite_bench.gemm import TOKEN_COUNTS, default_shapes, run_gemm_benchmark
 
     manifest = load_manifest(artifact)
-    # The served int8 graph first: an artifact may hold int8-static and fp32-opt only (a bench needs no more).
-    graph = next((manifest.variants[v] for v in ("int8-static", "int8", "fp32-opt", "fp32") if v in manifest.variants),
-                 None)
+    graph = limit_graph(manifest.variants)
     ops = int8_ops_per_token(artifact / graph.file) if graph else {"int8_ops_per_token": 0}
     # Every weight GEMM of the encoder counts, as if all ran at the int8 peak (GEMMs a recipe leaves in fp32 too).
     ops_per_token = ops["int8_ops_per_token"] + ops.get("fp32_gemm_ops_per_token", 0)

@@ -211,3 +211,11 @@ def test_the_serving_table_has_a_row_per_round_and_server_and_marks_figures_an_o
     assert len(rows) == 1 + 2 * len(results["rounds"])
     first = results["rounds"][0]["this"]
     assert f"| 1 | this | {first['throughput_rps']:,.0f} | {first['served_over_offline']:.0%} | – |" in rows[1]
+
+
+def test_the_physical_limit_counts_the_served_int8_graph_of_an_artifact_without_dynamic_int8():
+    from kolite_bench.limits import limit_graph
+
+    assert limit_graph({"fp32-opt": "opt", "int8-static": "static"}) == "static"
+    assert limit_graph({"fp32": "plain", "int8": "dynamic"}) == "dynamic"
+    assert limit_graph({"fp16": "gpu"}) is None
