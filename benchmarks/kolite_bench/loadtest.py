@@ -82,30 +82,28 @@ class RawConnection:
             self.writer = None
 
 
+def _stat_cpu_s(stat_path: str) -> float | None:
+    """User + system CPU seconds from a /proc ``stat`` file (a process's or one thread's); None if unreadable."""
+    try:
+        fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def thread_cpu_s(pid: int) -> dict[str, float]:
     """User + system CPU seconds of each live thread of a process, by thread id (Linux /proc; {} elsewhere)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    seconds = {}
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return {}
-    for task in tasks:
-        try:
-            fields = Path(f"/proc/{pid}/task/{task}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        seconds[task] = (int(fields[11]) + int(fields[12])) / ticks
-    return seconds
+    seconds = {task: _stat_cpu_s(f"/proc/{pid}/task/{task}/stat") for task in tasks}
+    return {task: value for task, value in seconds.items() if value is not None}
 
 
 def _server_cpu_s(pid: int) -> float | None:
     """User + system CPU seconds of a process (Linux /proc; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_s(f"/proc/{pid}/stat")
 
 
 async def run_level(port: int, texts: list[str], concurrency: int, duration_s: float, max_requests: int,
