@@ -81,6 +81,30 @@ def load_average() -> list[float]:
         return []
 
 
+def machine_cpu_s() -> dict[str, float] | None:
+    """CPU seconds since boot over all cores (``/proc/stat``'s first line): ``busy`` (every state but idle, iowait
+    and steal) and ``steal`` (time the hypervisor gave this VM's vCPUs to someone else); None where there is no
+    /proc/stat."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    tick = os.sysconf("SC_CLK_TCK")
+    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick}
+
+
+def other_work(before: dict[str, float] | None, after: dict[str, float] | None, own_cpu_s: float,
+               wall_s: float) -> dict[str, float] | None:
+    """Cores other work kept busy while a timed worker ran (machine busy CPU minus the worker's own, over its wall
+    time), and cores stolen by the hypervisor: unlike the load average, this leaves out the bench's own threads."""
+    if before is None or after is None or wall_s <= 0:
+        return None
+    others = max(0.0, after["busy"] - before["busy"] - own_cpu_s)
+    return {"cores": round(others / wall_s, 3), "steal_cores": round((after["steal"] - before["steal"]) / wall_s, 3)}
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)

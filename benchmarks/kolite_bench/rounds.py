@@ -12,7 +12,9 @@ median with the spread, so a runtime that flips between a fast and a slow state 
 from __future__ import annotations
 
 import json
+import resource
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -58,7 +60,7 @@ def run_rounds(
     """Run ``rounds`` rounds of ``names``; ``jobs[name]`` is the worker job without its passes (its ``score`` part
     runs in the first round only). ``texts`` holds ``n``, ``group_size``, ``batch_size`` and ``lengths``. A round
     already on disk (``--resume``) is reused; a contender that fails leaves the later rounds with its error."""
-    from kolite_bench.env import load_average
+    from kolite_bench.env import load_average, machine_cpu_s, other_work
     from kolite_bench.subprocesses import WorkerError, run_worker
 
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
@@ -75,18 +77,27 @@ def run_rounds(
             extra = ", then the sweep and the whole-set pass" if r == 0 and "score" in jobs[name] else ""
             print(f"[kolite bench] round {r + 1}/{rounds}: {name} (bs1, then {passes[0]['kind']} and"
                   f" {passes[1]['kind']} batches of {len(indices)} texts{extra})", file=sys.stderr, flush=True)
-            before = load_average()
+            before, machine_before, own_before = load_average(), machine_cpu_s(), _children_cpu_s()
+            started = time.monotonic()
             try:
                 job = {key: value for key, value in jobs[name].items() if key != "score" or r == 0}
                 result = run_worker(workdir, f"{name}.round{r}", {**job, "passes": passes}, job["spec"]["threads"])
             except (WorkerError, OSError) as exc:
                 failed[name] = str(exc)
                 continue
+            wall = time.monotonic() - started
+            others = other_work(machine_before, machine_cpu_s(), _children_cpu_s() - own_before, wall)
             result.update({"round": r, "position": position, "tokens": tokens,
-                           "load_average": {"before": before, "after": load_average()}})
+                           "load_average": {"before": before, "after": load_average()}, "other_work": others})
             saved.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
             results[name].append(result)
     return {**results, **{name: [{"error": error}] for name, error in failed.items()}}
+
+
+def _children_cpu_s() -> float:
+    """User + system CPU of this process's finished children (the round workers, each waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _spread(values: list[float]) -> dict[str, Any]:
@@ -117,6 +128,6 @@ def summarize_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
                 "n_texts": [run["n_texts"] for run in runs], "seconds": [run["seconds"] for run in runs],
                 "tokens": [r["tokens"] for r in rounds if kind in r.get("passes", {})],
             }
-    summary["round_order"] = [{"round": r["round"], "position": r["position"], "load_average": r["load_average"]}
-                              for r in rounds]
+    summary["round_order"] = [{"round": r["round"], "position": r["position"], "load_average": r["load_average"],
+                               "other_work": r.get("other_work")} for r in rounds]
     return summary

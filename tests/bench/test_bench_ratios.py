@@ -97,3 +97,25 @@ def test_every_int8_variant_is_benched_guarded_beside_unguarded():
     assert "kolite-fp32-guarded" not in names
     assert kolite_variant("kolite-int8-static-guarded") == ("int8-static", True)
     assert kolite_variant("kolite-fp32-opt") == ("fp32-opt", False)
+
+
+def test_measured_other_work_flags_rounds_instead_of_the_load_average():
+    # The load average counts the bench's own previous worker (2 threads on 2 cores): a round measured quiet is not
+    # flagged however high it is; a round where other work or the hypervisor took over a quarter core is.
+    measured = _contender([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [2.4, 2.4, 0.5])
+    for step, (cores, steal) in zip(measured["round_order"], [(0.02, 0.0), (0.6, 0.0), (0.0, 0.3)], strict=True):
+        step["other_work"] = {"cores": cores, "steal_cores": steal}
+    busy = busy_rounds({"environment": {"logical_cores": 2}, "contenders": {"kolite-int8-static": measured}})
+    assert [(b["round"], b["cores"], b["steal_cores"]) for b in busy] == [(1, 0.6, 0.0), (2, 0.0, 0.3)]
+
+
+def test_other_work_is_machine_busy_cpu_less_the_workers_own_over_its_wall_time():
+    from kolite_bench.env import machine_cpu_s, other_work
+
+    before, after = {"busy": 100.0, "steal": 5.0}, {"busy": 121.0, "steal": 6.0}
+    # 21 s of busy CPU in 10 s, 19 of them the worker's: others kept 0.2 cores busy; 1 s stolen = 0.1 cores
+    assert other_work(before, after, 19.0, 10.0) == {"cores": 0.2, "steal_cores": 0.1}
+    assert other_work(before, after, 25.0, 10.0)["cores"] == 0.0  # tick rounding never makes it negative
+    assert other_work(None, after, 19.0, 10.0) is None
+    now = machine_cpu_s()
+    assert now is None or (now["busy"] > 0 and now["steal"] >= 0)
