@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["main", "table"]
+__all__ = ["main", "rerun_fractions", "sentence_sets", "table"]
 
 KS = (0, 1, 2, 4, 8, 12)
 TAUS = (0.01, 0.05, 0.1, 0.2)  # re-run fractions also recorded at these τ (same outputs, no extra graph run)
@@ -44,7 +44,7 @@ def _say(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-def _sentence_sets(manifest: Any, shared: str | None, rank: int, rerun: int, speed: int) -> dict[str, Any]:
+def sentence_sets(manifest: Any, shared: str | None, rank: int, rerun: int, speed: int) -> dict[str, Any]:
     """Export's τ texts, and disjoint re-run and ranking rows from what validation, calibration and τ leave."""
     from kolite_export.calibration import calibration_texts
     from kolite_export.catalogue import spread
@@ -80,7 +80,7 @@ def _scope(checkpoint_dir: Path, artifact: Path, workdir: Path, calibration: Any
 AGGREGATIONS = ("none", "simple", "first", "average", "max")
 
 
-def _rerun(model: Any, graph: Path, texts: tuple[str, ...], guard: dict[str, Any], pad: int) -> dict[str, Any]:
+def rerun_fractions(model: Any, graph: Path, texts: tuple[str, ...], guard: dict[str, Any], pad: int) -> dict[str, Any]:
     """Re-run fractions on ``texts`` with export's record (τ and τ_pooled): token margins alone, and as the runtime
     serves each aggregation (``FidelityGuard.apply`` with the model's own ``guard_views``, the entity-aware rule);
     and token-only / ``simple`` at smaller τ (what any further shrinking of the error could buy at most)."""
@@ -143,7 +143,7 @@ def curve(artifact: Path, checkpoint_dir: Path, workdir: Path, shared: str | Non
 
     manifest = kolite.load_manifest(artifact)
     pad = manifest.pad_token_id
-    sets = _sentence_sets(manifest, shared, rank, rerun, speed)
+    sets = sentence_sets(manifest, shared, rank, rerun, speed)
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -171,7 +171,7 @@ def curve(artifact: Path, checkpoint_dir: Path, workdir: Path, shared: str | Non
             assert isinstance(spliced, Path)
             graphs[f"k{k}"] = spliced.replace(workdir / f"scratch.k{k}.onnx")  # beside the weights it refers to
             guard = measure_guard(graphs[f"k{k}"], float_graph, tau_seqs, pad)
-            fractions = _rerun(model, graphs[f"k{k}"], sets["rerun"], guard, pad)
+            fractions = rerun_fractions(model, graphs[f"k{k}"], sets["rerun"], guard, pad)
             weights = scope.nodes()
             rows.append({"k": k, "float_nodes": chosen[:k],
                          "float_weight_fraction": sum(weights[n] for n in chosen[:k]) / sum(weights.values()),

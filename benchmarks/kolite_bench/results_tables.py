@@ -19,6 +19,8 @@ and a test fail when a committed page differs from its results. Kinds:
   ``kolite_bench.crosscheck``);
 - ``error-curve``: float nodes kept vs τ, re-runs and speed (``ner-error-curve-*.json``,
   ``kolite_bench.ner_error_curve``);
+- ``range-study``: int8-static activation-range methods vs τ and re-runs (``range-study-*.json``,
+  ``kolite_bench.range_study``);
 - ``serve-ab``: served req/s at N one-text clients against offline texts/s, per round and server
   (``serve-ab-*.json``, ``kolite_bench.serve_ab``).
 """
@@ -90,6 +92,12 @@ def _serve_ab(results: dict[str, Any]) -> str:
     return table(results)
 
 
+def _range_study(results: dict[str, Any]) -> str:
+    from kolite_bench.range_study import table
+
+    return table(results)
+
+
 def _guard_rss(results: dict[str, Any]) -> str:
     from kolite_bench.guard_report import rss_table
 
@@ -98,7 +106,7 @@ def _guard_rss(results: dict[str, Any]) -> str:
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "crosscheck": _crosscheck, "error-curve": _error_curve, "gpu": _gpu, "guard": _guard,
-    "guard-cost": _guard_cost, "guard-rss": _guard_rss,
+    "guard-cost": _guard_cost, "guard-rss": _guard_rss, "range-study": _range_study,
     "serve-ab": _serve_ab, "speed-lead": _speed_lead,
 }
 

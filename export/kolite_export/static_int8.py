@@ -147,14 +147,20 @@ def calibration_batches(ctx: BuildContext, texts: tuple[str, ...], batch_size: i
     return list(encode_set(ctx.checkpoint, texts, batch_size).batches)
 
 
-def build_int8_static(ctx: BuildContext, target: Path, exclude_nodes: tuple[str, ...] = ()) -> dict[str, Any]:
+def build_int8_static(
+    ctx: BuildContext, target: Path, exclude_nodes: tuple[str, ...] = (), recipe: StaticScaleRecipe | None = None
+) -> dict[str, Any]:
     """Quantize the fusion-optimized graph as the dynamic int8 variant does (less ``exclude_nodes``, which stay
-    float), calibrate every activation scale on ``ctx.calibration_texts``, and write the static graph."""
+    float), calibrate every activation scale on ``ctx.calibration_texts``, and write the static graph. ``recipe``
+    (default: the CPU's) is for studies of other recipes (``kolite_bench.range_study``); export never passes one."""
+    import dataclasses
+
     import onnx
 
     from kolite_export.variants import int8
 
-    recipe = StaticScaleRecipe.for_cpu(ctx.cpu, nodes_to_exclude=tuple(exclude_nodes))
+    base_recipe = recipe or StaticScaleRecipe.for_cpu(ctx.cpu)
+    recipe = dataclasses.replace(base_recipe, nodes_to_exclude=tuple(exclude_nodes))
     texts = ctx.calibration_texts[: recipe.calibration_texts]
     if not texts:
         raise ValueError("int8-static needs calibration texts")

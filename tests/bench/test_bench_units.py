@@ -219,3 +219,19 @@ def test_the_physical_limit_counts_the_served_int8_graph_of_an_artifact_without_
     assert limit_graph({"fp32-opt": "opt", "int8-static": "static"}) == "static"
     assert limit_graph({"fp32": "plain", "int8": "dynamic"}) == "dynamic"
     assert limit_graph({"fp16": "gpu"}) is None
+
+
+def test_range_study_table_has_a_row_per_method_and_served_reruns_for_ner():
+    from kolite_bench.range_study import table
+
+    row = {"tau": 0.1, "quantile_gap_error": 0.05, "max_gap_error": 0.06, "tau_pooled": 0.2, "quantile_abs_delta": 0.07,
+           "max_abs_delta": 0.09, "unguarded_flips": 3, "rows": 1000, "rerun_fraction": 0.25,
+           "rerun_served": {a: 0.5 for a in ("none", "simple", "first", "average", "max")}}
+    results = {"task": "token-classification", "run_id": "range-study-X", "machine": {"cpu": "cpu", "cpus": 2,
+               "commit": "abc"}, "tau_texts": {"count": 1000, "source": "held out"}, "rerun_texts": 1000,
+               "rows": [{"spec": "percentile:99.999", **row}, {"spec": "minmax", **row}]}
+    text = table(results)
+    assert [line.split("|")[1].strip() for line in text.splitlines()[2:4]] == ["percentile 99.999", "minmax"]
+    assert "50.0 % / 50.0 % / 50.0 % / 50.0 % / 50.0 %" in text and "run range-study-X" in text
+    classes = table({**results, "task": "text-classification", "rows": [{"spec": "mse", **row}]})
+    assert "served re-run" not in classes and "| mse | 0.100 (0.050 / 0.060) |" in classes

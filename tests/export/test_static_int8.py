@@ -118,6 +118,45 @@ def test_excluded_nodes_stay_float_never_dynamic(standin_dir, tmp_path):
     assert not any(n.op_type.startswith("Dynamic") for n in nodes)
 
 
+def test_a_study_recipe_changes_only_the_ranges_and_keeps_the_exclusions(standin_dir, tmp_path):
+    # kolite_bench.range_study builds export's graph with another range method: the recorded recipe says so, the
+    # excluded nodes still stay float, and minmax ranges (every calibration value) are never narrower than a
+    # percentile's.
+    import dataclasses
+
+    import onnx
+    from kolite_export.cpu import detect_cpu
+    from kolite_export.layouts import load_checkpoint
+    from kolite_export.onnx_export import export_fp32
+    from kolite_export.recipes import StaticScaleRecipe
+    from kolite_export.static_int8 import build_int8_static
+    from kolite_export.variants import BuildContext
+    from onnx import numpy_helper
+
+    checkpoint = load_checkpoint(standin_dir("000"))
+    export_fp32(checkpoint, tmp_path / "model.fp32.onnx")
+    ctx = BuildContext(checkpoint, tmp_path, detect_cpu(), calibration_texts=tuple(t for t in TEXTS if t))
+    base, _ = ctx.optimized(cpu_kernels=True)
+    excluded = (next(n.name for n in onnx.load(str(base)).graph.node if n.op_type == "MatMul"),)
+
+    def scales(path):
+        model = onnx.load(str(path))
+        quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+        values = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+        return {n.input[0]: float(values[n.input[1]]) for n in quantize}, model
+
+    study = dataclasses.replace(StaticScaleRecipe.for_cpu(ctx.cpu), percentile=90.0)
+    narrowed = build_int8_static(ctx, tmp_path / "p90.onnx", excluded, study)
+    full = dataclasses.replace(study, range_method="minmax")
+    minmax = build_int8_static(ctx, tmp_path / "minmax.onnx", excluded, full)
+    assert (narrowed["range_method"], narrowed["percentile"], minmax["range_method"]) == ("percentile", 90.0, "minmax")
+    assert narrowed["nodes_to_exclude"] == minmax["nodes_to_exclude"] == list(excluded)
+    (narrow, _), (wide, model) = scales(tmp_path / "p90.onnx"), scales(tmp_path / "minmax.onnx")
+    assert narrow.keys() == wide.keys() and all(wide[t] >= narrow[t] for t in narrow)
+    assert any(wide[t] > narrow[t] for t in narrow)
+    assert {n.name for n in model.graph.node if n.op_type == "MatMul"} == set(excluded)
+
+
 def test_static_scales_are_computed_as_dynamic_quantization_computes_them():
     import onnxruntime as ort
     from kolite_export.activation_ranges import uint8_params
