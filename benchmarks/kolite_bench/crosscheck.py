@@ -9,8 +9,9 @@ a time. Round by round, with the order rotated, each contender runs (1) the sort
 counts, texts sorted by them and cut into batches of ``--batch-size``, (2) the file-order pass: consecutive
 batches, and (3) batch 1 over ``--bs1-texts`` texts. Every pass runs once untimed first (OpenVINO: every input
 shape on two requests per stream at once, so every stream has compiled it). Figures are quoted as ratios between
-contenders *within a round*; the 1-minute load average is recorded around every timed segment, and a round that
-starts with more runnable threads than cores is flagged busy.
+contenders *within a round*. Around every timed segment the contender measures the CPU other work took
+(``kolite_bench.env.other_work``: the machine's busy CPU minus its own, and hypervisor steal); a round where either
+passed ``OTHER_WORK_LIMIT`` cores in some segment is flagged busy. The 1-minute load average is recorded too.
 
 kolite runs through its public API (``kolite.load(...).logits``, its own length planner, its default
 data-parallel sessions); OpenVINO runs the bench's cached NNCF int8 IR (``.cache/bench/openvino/<key>/``) with
@@ -154,12 +155,29 @@ class _OpenVINO:
         self.file_order_pass(texts, batch_size)
 
 
-def _timed(fn: Any, *args: Any) -> tuple[float, Any, dict[str, float]]:
+class _OtherWork:
+    """CPU other processes (and the hypervisor) took while this contender ran a timed segment."""
+
+    def __enter__(self) -> _OtherWork:
+        from kolite_bench.env import machine_cpu_s
+
+        self.machine, self.own, self.wall = machine_cpu_s(), time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from kolite_bench.env import machine_cpu_s, other_work
+
+        self.result = other_work(self.machine, machine_cpu_s(), time.process_time() - self.own,
+                                 time.perf_counter() - self.wall)
+
+
+def _timed(fn: Any, *args: Any) -> tuple[float, Any, dict[str, Any]]:
     before = _load1()
-    start = time.perf_counter()
-    result = fn(*args)
-    seconds = time.perf_counter() - start
-    return seconds, result, {"before": before, "after": _load1()}
+    with _OtherWork() as others:
+        start = time.perf_counter()
+        result = fn(*args)
+        seconds = time.perf_counter() - start
+    return seconds, result, {"before": before, "after": _load1(), "other_work": others.result}
 
 
 def _bs1(contender: Any, texts: list[str]) -> dict[str, Any]:
@@ -167,14 +185,15 @@ def _bs1(contender: Any, texts: list[str]) -> dict[str, Any]:
         contender.one(text)
     samples = []
     before = _load1()
-    for text in texts:
-        start = time.perf_counter()
-        contender.one(text)
-        samples.append((time.perf_counter() - start) * 1000)
+    with _OtherWork() as others:
+        for text in texts:
+            start = time.perf_counter()
+            contender.one(text)
+            samples.append((time.perf_counter() - start) * 1000)
     return {
         "p50_ms": float(np.percentile(samples, 50)),
         "p99_ms": float(np.percentile(samples, 99)),
-        "load1": {"before": before, "after": _load1()},
+        "load1": {"before": before, "after": _load1(), "other_work": others.result},
     }
 
 
@@ -256,13 +275,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for r in range(args.rounds):
         order = workers[r % len(workers) :] + workers[: r % len(workers)]
         row: dict[str, Any] = {"round": r, "order": [info["name"] for _, _, info in order], "load1_start": _load1()}
-        row["busy"] = row["load1_start"] > (os.cpu_count() or 1)
         for conn, _, info in order:
             entry: dict[str, Any] = {}
             for command in ("sorted", "file_order", "bs1"):
                 conn.send(command)
                 entry[command] = conn.recv()
             row[info["name"]] = entry
+        row["busy"] = round_busy(row, names)
         rounds.append(row)
         print(
             f"round {r + 1} (load {row['load1_start']}): "
@@ -304,6 +323,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def round_busy(row: dict[str, Any], names: list[str]) -> bool:
+    """Whether other work or hypervisor steal passed ``OTHER_WORK_LIMIT`` cores in some timed segment of the round
+    (results from before that was measured: a 1-min load above the cores at the round's start)."""
+    from kolite_bench.report_speed import OTHER_WORK_LIMIT
+
+    measured = [row[n][kind]["load1"].get("other_work") for n in names for kind in ("sorted", "file_order", "bs1")]
+    if all(m is not None for m in measured):
+        return any(max(m["cores"], m["steal_cores"]) > OTHER_WORK_LIMIT for m in measured)
+    return row["load1_start"] > (os.cpu_count() or 1)
+
+
 def table(results: dict[str, Any]) -> str:
     """kolite ÷ OpenVINO per pass, median with each round, and the run line (the docs render it from the file)."""
     lines = ["| second harness: kolite ÷ OpenVINO THROUGHPUT | sorted bs32 texts/s, per round | file order bs32 "
@@ -318,11 +348,16 @@ def table(results: dict[str, Any]) -> str:
     settings, rounds = results["settings"], results["rounds"]
     loads = [r["load1_start"] for r in rounds]
     busy = results.get("busy_rounds") or []
+    others = [entry[kind]["load1"]["other_work"] for r in rounds for entry in r.values() if isinstance(entry, dict)
+              for kind in ("sorted", "file_order", "bs1") if (entry[kind]["load1"] or {}).get("other_work")]
+    measured = (f", other work {min(o['cores'] for o in others):.2f}–{max(o['cores'] for o in others):.2f} cores and "
+                f"steal {min(o['steal_cores'] for o in others):.2f}–{max(o['steal_cores'] for o in others):.2f} cores "
+                "while timed") if others else ""
     lines.append(
         f"\nrun {results['run_id']}: {settings['texts']:,} texts of {settings.get('data', 'nsmc')} from "
         f"#{settings['offset']:,}, batch {settings['batch_size']}, bs1 over {settings['bs1_texts']}, "
         f"{len(rounds)} rotated rounds, {results['machine']['cpu']} ({results['machine']['logical_cores']} vCPUs, "
-        f"{settings['threads']} threads each), load average {min(loads)}–{max(loads)} at round starts"
+        f"{settings['threads']} threads each), load average {min(loads)}–{max(loads)} at round starts" + measured
         + (f", busy rounds {busy}" if busy else ""))
     return "\n".join(lines)
 

@@ -119,3 +119,20 @@ def test_other_work_is_machine_busy_cpu_less_the_workers_own_over_its_wall_time(
     assert other_work(None, after, 19.0, 10.0) is None
     now = machine_cpu_s()
     assert now is None or (now["busy"] > 0 and now["steal"] >= 0)
+
+
+def test_the_second_harness_flags_a_round_by_measured_other_work_in_any_timed_segment():
+    from kolite_bench.crosscheck import round_busy
+
+    def entry(cores):
+        segment = {"load1": {"before": 2.5, "after": 2.5, "other_work": {"cores": cores, "steal_cores": 0.0}}}
+        return {"sorted": segment, "file_order": segment, "bs1": segment}
+
+    quiet = {"load1_start": 2.6, "kolite": entry(0.05), "openvino": entry(0.0)}
+    shared = {"load1_start": 0.3, "kolite": entry(0.05), "openvino": entry(0.4)}
+    assert not round_busy(quiet, ["kolite", "openvino"])  # its own previous contender's load is not other work
+    assert round_busy(shared, ["kolite", "openvino"])
+    # results from before other work was measured: the load at the round's start, against the cores
+    old = {"kolite": {k: {"load1": {"before": 1.0}} for k in ("sorted", "file_order", "bs1")}}
+    assert round_busy({**old, "load1_start": 1000.0}, ["kolite"])
+    assert not round_busy({**old, "load1_start": 0.0}, ["kolite"])
