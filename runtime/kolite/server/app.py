@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from kolite.errors import InvalidInputError
 from kolite.server.config import ServerConfig
 from kolite.server.errors import install_error_handlers, openapi_responses
+from kolite.server.fast_predict import FastPredict
 from kolite.server.metrics import ServerMetrics
 from kolite.server.middleware import RequestMiddleware
 from kolite.server.models import ServedModel
@@ -94,8 +95,6 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
     )
     app.state.kolite = state
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, metrics=metrics, limits=config.limits, auth=config.auth,
-                       router=app.router, draining=lambda: state.draining, tracing=tracing)
 
     async def answer_predict(name: str | None, body: PredictRequest) -> KoliteJSONResponse:
         hf_shape = body.parameters is not None
@@ -147,6 +146,11 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
         """Prometheus text format."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # Plain predict bodies skip the FastAPI stack (kolite.server.fast_predict); added after the routes it serves.
+    fast_path = FastPredict(state, app.router.routes, [path for path, _, _ in _PREDICT_ROUTES],
+                            predict_options(PredictRequest(inputs="")))
+    app.add_middleware(RequestMiddleware, metrics=metrics, limits=config.limits, auth=config.auth,
+                       router=app.router, draining=lambda: state.draining, tracing=tracing, fast_path=fast_path)
     return app
 
 

@@ -10,6 +10,9 @@ Pure ASGI (no per-request task like Starlette's BaseHTTPMiddleware). Per request
    415, a streamed body is cut at the cap (413), and a body that stops arriving gets 408 after
    ``--body-timeout-s``; each of these closes the connection.
 4. metrics: requests, latency and errors by route (the route's template, never the raw path).
+
+Plain predict bodies are answered here, below all four, by ``fast_path`` (``kolite.server.fast_predict``); every
+other request goes on to the FastAPI app.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from kolite.server.errors import BodyReadError, is_json, new_request_id, render_
 from kolite.server.metrics import ServerMetrics
 from kolite.server.tracing import Tracing
 
-__all__ = ["REQUEST_ID", "RequestIdFilter", "RequestMiddleware"]
+__all__ = ["REQUEST_ID", "RequestIdFilter", "RequestMiddleware", "send_error"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("kolite_request_id", default="-")
 _MAX_REQUEST_ID = 200
@@ -79,8 +82,9 @@ class RequestMiddleware:
     """See the module docstring. ``router`` finds the route of a request the middleware answers itself."""
 
     def __init__(self, app: Any, metrics: ServerMetrics, limits: Limits, auth: AuthConfig, router: Any,
-                 draining: Any, tracing: Tracing) -> None:
+                 draining: Any, tracing: Tracing, fast_path: Any = None) -> None:
         self.app = app
+        self.fast_path = fast_path  # (scope, receive, send, app) -> None: answers plain predict bodies itself
         self.metrics = metrics
         self.tracing = tracing
         self.limits = limits
@@ -115,7 +119,9 @@ class RequestMiddleware:
             refusal = self._unauthorized(scope)
             if refusal is not None:
                 scope["kolite.error_type"] = refusal.error_type
-                await _send_error(send_tagged, refusal, request_id)
+                await send_error(send_tagged, refusal, request_id)
+            elif self.fast_path is not None:
+                await self.fast_path(scope, self._admitted(scope, receive), send_tagged, self.app)
             else:
                 await self.app(scope, self._admitted(scope, receive), send_tagged)
         finally:
@@ -189,7 +195,8 @@ def _body_too_large(limits: Limits) -> BodyReadError:
     return BodyReadError(error)
 
 
-async def _send_error(send: Any, error: KoliteError, request_id: str) -> None:
+async def send_error(send: Any, error: KoliteError, request_id: str) -> None:
+    """The error's response (``render_error``), sent on ``send``."""
     rendered = render_error(error, request_id)
     headers = [(key.encode("latin-1"), value.encode("latin-1")) for key, value in rendered.headers]
     await send({"type": "http.response.start", "status": rendered.status, "headers": headers})
