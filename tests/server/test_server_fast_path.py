@@ -58,12 +58,26 @@ def test_a_plain_body_gets_the_full_paths_answer(server, artifacts, body):
         _same(_post(client, named, body), _post(client, named, {**body, "raw_scores": False}))
 
 
-def test_ner_models_answer_plain_predict_bodies_as_the_full_path(server, artifacts):
+@pytest.mark.parametrize("path", ["/predict", "/tag", "/models/{ner}/tag", "/models/{ner}/predict"])
+@pytest.mark.parametrize("inputs", [[NER_TEXT, ""], NER_TEXT, []])
+def test_ner_models_answer_plain_predict_and_tag_bodies_as_the_full_path(server, artifacts, path, inputs):
+    # ``ignore_labels: ["O"]`` is the default (same answer) but not a plain field: the full path.
     with server.client() as client:
-        body = {"inputs": [NER_TEXT, ""], "model": artifacts["ner"].name}
-        fast, full = _post(client, "/predict", body), _post(client, "/predict", {**body, "raw_scores": False})
-        assert fast.status_code == 200 and fast.content == full.content
-        assert isinstance(fast.json(), list) and len(fast.json()) == 2  # one entity list per text
+        body = {"inputs": inputs, "model": artifacts["ner"].name}
+        route = path.format(ner=artifacts["ner"].name)
+        fast, full = _post(client, route, body), _post(client, route, {**body, "ignore_labels": ["O"]})
+        _same(fast, full)
+        if inputs:
+            assert fast.status_code == 200
+
+
+def test_tag_on_a_classifier_is_the_same_error_on_both_paths(server, artifacts):
+    with server.client() as client:
+        body = {"inputs": "좋다", "model": artifacts["cls"].name}
+        for route in ("/tag", f"/models/{artifacts['cls'].name}/tag"):
+            fast, full = _post(client, route, body), _post(client, route, {**body, "ignore_labels": ["O"]})
+            assert_error(fast, 422)
+            _same(fast, full)
 
 
 def test_bodies_that_are_not_plain_keep_the_full_paths_errors(server, artifacts):

@@ -13,10 +13,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from kolite.errors import InvalidInputError
 from kolite.server.config import ServerConfig
 from kolite.server.errors import install_error_handlers, openapi_responses
-from kolite.server.fast_predict import FastPredict
+from kolite.server.fast_predict import FastPredict, PlainRoute
 from kolite.server.metrics import ServerMetrics
 from kolite.server.middleware import RequestMiddleware
 from kolite.server.models import ServedModel
@@ -102,8 +101,7 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
         return KoliteJSONResponse(result)
 
     async def run_tag(model: ServedModel, body: TagRequest) -> KoliteJSONResponse:
-        if not model.is_tagger:
-            raise InvalidInputError(f"model {model.name!r} is a {model.manifest.task} model; use /predict")
+        model.require_tagger()
         hf_shape = body.parameters is not None
         return KoliteJSONResponse(await state.infer(model, body.inputs, body.truncate, tag_options(body), hf_shape))
 
@@ -146,9 +144,14 @@ def create_app(config: ServerConfig, on_fatal: Callable[[], None] | None = None,
         """Prometheus text format."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # Plain predict bodies skip the FastAPI stack (kolite.server.fast_predict); added after the routes it serves.
-    fast_path = FastPredict(state, app.router.routes, [path for path, _, _ in _PREDICT_ROUTES],
-                            predict_options(PredictRequest(inputs="")))
+    # Plain bodies skip the FastAPI stack (kolite.server.fast_predict); added after the routes it serves. Each route
+    # gets the options its handler gives a body without option fields.
+    plain_options = predict_options(PredictRequest(inputs="")), tag_options(TagRequest(inputs=""))
+    fast_path = FastPredict(state, app.router.routes, {
+        **{path: PlainRoute(plain_options[0]) for path, _, _ in _PREDICT_ROUTES},
+        "/tag": PlainRoute(plain_options[1], tagger_only=True),
+        "/models/{name}/tag": PlainRoute(plain_options[1], tagger_only=True),
+    })
     app.add_middleware(RequestMiddleware, metrics=metrics, limits=config.limits, auth=config.auth,
                        router=app.router, draining=lambda: state.draining, tracing=tracing, fast_path=fast_path)
     return app

@@ -1,12 +1,13 @@
-"""The plain predict request on a short path, answered inside the request middleware.
+"""The plain predict (and tag) request on a short path, answered inside the request middleware.
 
 A one-text request used to spend ~0.38 ms of the event loop's CPU (Xeon, 64 clients, /proc per thread) where a bare
 ASGI app on the same uvicorn answers in ~0.03 ms: most of the rest is Starlette's and FastAPI's stack (exception
 middleware, routing over every route, dependency solving, pydantic request model, response model handling).
 A body of only ``inputs`` (a text or a list of texts), ``model`` and ``truncate``, each of its exact JSON type,
-goes straight to ``ServerState.infer`` with the options every such body gets (``predict_options`` of a body without
-option fields: one owner). Everything else — another field, a wrong type, invalid JSON, an empty body — is handed
-to the full FastAPI path with the bytes already read, so every error keeps its status, type and message.
+goes straight to ``ServerState.infer`` with the options every such body gets on that route (``predict_options`` /
+``tag_options`` of a body without option fields: one owner). Everything else — another field, a wrong type,
+invalid JSON, an empty body — is handed to the full FastAPI path with the bytes already read, so every error keeps
+its status, type and message.
 
 Both paths end in the same ``infer`` and the same ``KoliteJSONResponse``, so the bytes of an answer are the same;
 the request middleware around both keeps the request id, authentication, body admission (413/415/408, read
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +31,21 @@ from kolite.server.middleware import send_error
 if TYPE_CHECKING:
     from kolite.server.state import ServerState
 
-__all__ = ["FastPredict", "plain_body"]
+__all__ = ["FastPredict", "PlainRoute", "plain_body"]
 
 logger = logging.getLogger("kolite.server")
 
 PLAIN_FIELDS = frozenset({"inputs", "model", "truncate"})
-_MODEL_ROUTE = "/models/{name}/predict"
+_MODEL_ROUTES = ("predict", "tag")  # /models/{name}/<verb>
+
+
+@dataclass(frozen=True)
+class PlainRoute:
+    """What a plain body on one route gets: its handler's options for a body without option fields, and whether
+    the route is for taggers only (/tag)."""
+
+    options: dict[str, Any]
+    tagger_only: bool = False
 
 
 def plain_body(raw: bytes) -> dict[str, Any] | None:
@@ -58,37 +69,35 @@ def plain_body(raw: bytes) -> dict[str, Any] | None:
 
 
 class FastPredict:
-    """Answers plain bodies POSTed to the predict routes; hands every other request on them to ``full``."""
+    """Answers plain bodies POSTed to ``plain`` routes (path template → ``PlainRoute``); hands every other request on
+    them to ``full``."""
 
-    def __init__(self, state: ServerState, routes: Iterable[Any], paths: Iterable[str], options: dict[str, Any]):
+    def __init__(self, state: ServerState, routes: Iterable[Any], plain: Mapping[str, PlainRoute]) -> None:
         from kolite.server.app import KoliteJSONResponse
 
         self.state = state
-        self.options = options  # predict_options() of a body without option fields
-        wanted = set(paths)
-        self.routes = {route.path: route for route in routes if getattr(route, "path", None) in wanted}
+        self.plain = dict(plain)
+        self.routes = {route.path: route for route in routes if getattr(route, "path", None) in self.plain}
         self.response_class = KoliteJSONResponse
 
-    def match(self, scope: dict[str, Any]) -> tuple[Any, str | None] | None:
-        """(route, model name from the path or None) for a POST to a predict route, else None."""
+    def match(self, scope: dict[str, Any]) -> tuple[str, str | None] | None:
+        """(route template, model name from the path or None) for a POST to a plain route, else None."""
         if scope["method"] != "POST" or self.state.tracing.enabled:
             return None
         path = scope["path"]
-        route = self.routes.get(path)
-        if route is not None and path != _MODEL_ROUTE:
-            return route, None
         parts = path.split("/")
-        if len(parts) == 4 and parts[1] == "models" and parts[3] == "predict" and parts[2]:
-            route = self.routes.get(_MODEL_ROUTE)
-            return (route, parts[2]) if route is not None else None
-        return None
+        if len(parts) == 4 and parts[1] == "models" and parts[3] in _MODEL_ROUTES and parts[2]:
+            template = f"/models/{{name}}/{parts[3]}"
+            return (template, parts[2]) if template in self.routes else None
+        return (path, None) if path in self.routes and "{" not in path else None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any, full: Any) -> None:
         matched = self.match(scope)
         if matched is None:
             await full(scope, receive, send)
             return
-        route, name = matched
+        template, name = matched
+        route, plain = self.routes[template], self.plain[template]
         messages: list[dict[str, Any]] = []
         try:
             while True:
@@ -109,7 +118,9 @@ class FastPredict:
         scope["route"] = route
         try:
             model = self.state.pick(name if name is not None else body.get("model"))
-            result = await self.state.infer(model, body["inputs"], body.get("truncate"), dict(self.options))
+            if plain.tagger_only:
+                model.require_tagger()
+            result = await self.state.infer(model, body["inputs"], body.get("truncate"), dict(plain.options))
         except KoliteError as exc:
             if exc.http_status == HTTPStatus.INTERNAL_SERVER_ERROR:  # as the full path's handler logs it
                 logger.error("error on %s %s", scope["method"], scope["path"], exc_info=exc)

@@ -67,6 +67,12 @@ class ServedModel:
     def is_tagger(self) -> bool:
         return self.manifest is not None and self.manifest.task == "token-classification"
 
+    def require_tagger(self) -> None:
+        """/tag is for token-classification models only."""
+        if not self.is_tagger:
+            task = self.manifest.task if self.manifest is not None else "unknown"
+            raise InvalidInputError(f"model {self.name!r} is a {task} model; use /predict")
+
     @property
     def state(self) -> str:
         """``loading``, ``ready`` or ``failed``."""
