@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "least memory (one session, no arena, short warm-up; ~140 MB for a small model). "
                              f"Default from ${MEMORY_PROFILE_ENV}")
     parser.add_argument("--tokenizer-workers", type=int, default=None,
-                        help="threads that tokenize requests and build responses off the event loop "
-                             "(default: min(4, the CPU budget))")
+                        help="threads that tokenize requests and build responses off the event loop; requests "
+                             "of at most 1,024 characters are handled on the loop (default: min(4, the CPU budget))")
     parser.add_argument("--exit-on-error", action=argparse.BooleanOptionalAction, default=True,
                         help="a model that cannot load stops the server, every failing model's reason printed, exit "
                              "2 (default); --no-exit-on-error serves the models that load, shows the failed ones in "
