@@ -326,11 +326,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def round_busy(row: dict[str, Any], names: list[str]) -> bool:
     """Whether other work or hypervisor steal passed ``OTHER_WORK_LIMIT`` cores in some timed segment of the round
     (results from before that was measured: a 1-min load above the cores at the round's start)."""
-    from kolite_bench.report_speed import OTHER_WORK_LIMIT
+    from kolite_bench.env import shared_machine
 
     measured = [row[n][kind]["load1"].get("other_work") for n in names for kind in ("sorted", "file_order", "bs1")]
     if all(m is not None for m in measured):
-        return any(max(m["cores"], m["steal_cores"]) > OTHER_WORK_LIMIT for m in measured)
+        return any(shared_machine(m) for m in measured)
     return row["load1_start"] > (os.cpu_count() or 1)
 
 

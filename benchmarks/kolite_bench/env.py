@@ -9,8 +9,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["collect_environment", "cpu_family", "cpu_flags", "cpu_model", "cpu_vendor", "load_average",
-           "nominal_clock_ghz", "physical_cores"]
+__all__ = ["OTHER_WORK_LIMIT", "collect_environment", "cpu_family", "cpu_flags", "cpu_model", "cpu_vendor",
+           "load_average", "machine_cpu_s", "nominal_clock_ghz", "other_work", "physical_cores", "shared_machine"]
 
 _VERSIONED = ("kolite", "onnxruntime", "onnxruntime-gpu", "torch", "transformers", "optimum", "optimum-onnx",
               "tokenizers", "numpy", "onnx", "openvino", "nncf")
@@ -93,6 +93,16 @@ def machine_cpu_s() -> dict[str, float] | None:
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
     tick = os.sysconf("SC_CLK_TCK")
     return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick}
+
+
+# Other work (cores) a timed worker may share the machine with before its figures are flagged: a quarter of a core
+# beside a 2-thread contender on 2 vCPUs slows it by ~10 %, the size of the effects the bench resolves.
+OTHER_WORK_LIMIT = 0.25
+
+
+def shared_machine(others: dict[str, float]) -> bool:
+    """Whether other work or hypervisor steal (``other_work``'s figures) passed ``OTHER_WORK_LIMIT`` cores."""
+    return max(others["cores"], others["steal_cores"]) > OTHER_WORK_LIMIT
 
 
 def other_work(before: dict[str, float] | None, after: dict[str, float] | None, own_cpu_s: float,

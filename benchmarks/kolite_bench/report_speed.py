@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from kolite_bench.env import OTHER_WORK_LIMIT, shared_machine
 from kolite_bench.limits import gemm_fraction, gemm_mix_ceiling
 
 __all__ = [
@@ -118,11 +119,6 @@ def _ratio_spread(ratios: list[float]) -> dict[str, Any] | None:
             "max": max(ratios)}
 
 
-# Other work (cores) a round worker may share the machine with before its figures are flagged: a quarter of a core
-# beside a 2-thread contender on 2 vCPUs slows it by ~10 %, the size of the effects the bench resolves.
-OTHER_WORK_LIMIT = 0.25
-
-
 def busy_rounds(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The round workers that shared the machine: other processes kept more than ``OTHER_WORK_LIMIT`` cores busy,
     or the hypervisor stole as much, while the worker ran (``kolite_bench.env.other_work``). Results from before
@@ -135,7 +131,7 @@ def busy_rounds(results: dict[str, Any]) -> list[dict[str, Any]]:
             others = step.get("other_work")
             load = step["load_average"]["before"][0]
             if others is not None:
-                if max(others["cores"], others["steal_cores"]) > OTHER_WORK_LIMIT:
+                if shared_machine(others):
                     busy.append({"contender": name, "round": step["round"], "load1": load, **others})
             elif load > cores:
                 busy.append({"contender": name, "round": step["round"], "load1": load})

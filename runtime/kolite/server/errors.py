@@ -32,8 +32,8 @@ from kolite.errors import (
     registry,
 )
 
-__all__ = ["BodyReadError", "RenderedError", "error_for_status", "install_error_handlers", "is_json", "new_request_id",
-           "openapi_responses", "render_error"]
+__all__ = ["BodyReadError", "RenderedError", "error_for_status", "install_error_handlers", "is_json",
+           "log_server_fault", "new_request_id", "openapi_responses", "render_error"]
 
 logger = logging.getLogger("kolite.server")
 
@@ -152,13 +152,18 @@ def _response(request: Request, error: KoliteError, outside_middleware: bool = F
     return response
 
 
+def log_server_fault(method: str, path: str, error: KoliteError) -> None:
+    """A 500 is a fault of the server: logged with its traceback (a client's error is only answered)."""
+    if error.http_status == HTTPStatus.INTERNAL_SERVER_ERROR:
+        logger.error("error on %s %s", method, path, exc_info=error)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every exception FastAPI/Starlette can raise to a registry class, rendered by ``render_error``."""
 
     @app.exception_handler(KoliteError)
     async def _kolite_error(request: Request, exc: KoliteError) -> Response:
-        if exc.http_status == HTTPStatus.INTERNAL_SERVER_ERROR:  # a fault of the server: keep the traceback
-            logger.error("error on %s %s", request.method, request.url.path, exc_info=exc)
+        log_server_fault(request.method, request.url.path, exc)
         return _response(request, exc)
 
     @app.exception_handler(HTTPException)

@@ -18,22 +18,18 @@ takes the full path: the HTTP server span is FastAPI's.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from kolite.errors import KoliteError
-from kolite.server.errors import BodyReadError
+from kolite.server.errors import BodyReadError, log_server_fault
 from kolite.server.middleware import send_error
 
 if TYPE_CHECKING:
     from kolite.server.state import ServerState
 
 __all__ = ["FastPredict", "PlainRoute", "plain_body"]
-
-logger = logging.getLogger("kolite.server")
 
 PLAIN_FIELDS = frozenset({"inputs", "model", "truncate"})
 _MODEL_ROUTES = ("predict", "tag")  # /models/{name}/<verb>
@@ -122,8 +118,7 @@ class FastPredict:
                 model.require_tagger()
             result = await self.state.infer(model, body["inputs"], body.get("truncate"), dict(plain.options))
         except KoliteError as exc:
-            if exc.http_status == HTTPStatus.INTERNAL_SERVER_ERROR:  # as the full path's handler logs it
-                logger.error("error on %s %s", scope["method"], scope["path"], exc_info=exc)
+            log_server_fault(scope["method"], scope["path"], exc)
             await self._error(scope, send, exc)
             return
         await self.response_class(result)(scope, receive, send)

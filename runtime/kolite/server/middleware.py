@@ -11,7 +11,7 @@ Pure ASGI (no per-request task like Starlette's BaseHTTPMiddleware). Per request
    ``--body-timeout-s``; each of these closes the connection.
 4. metrics: requests, latency and errors by route (the route's template, never the raw path).
 
-Plain predict bodies are answered here, below all four, by ``fast_path`` (``kolite.server.fast_predict``); every
+Plain predict and tag bodies are answered here, below all four, by ``fast_path`` (``kolite.server.fast_predict``); every
 other request goes on to the FastAPI app.
 """
 
@@ -84,7 +84,7 @@ class RequestMiddleware:
     def __init__(self, app: Any, metrics: ServerMetrics, limits: Limits, auth: AuthConfig, router: Any,
                  draining: Any, tracing: Tracing, fast_path: Any = None) -> None:
         self.app = app
-        self.fast_path = fast_path  # (scope, receive, send, app) -> None: answers plain predict bodies itself
+        self.fast_path = fast_path  # (scope, receive, send, app) -> None: answers plain bodies itself
         self.metrics = metrics
         self.tracing = tracing
         self.limits = limits

@@ -119,6 +119,12 @@ class ServerState:
 
     # ---- one request ----
 
+    async def _tokenizer_work(self, inline: bool, work: Any, *args: Any) -> Any:
+        """``work(*args)`` right here on the event loop (``inline``) or on the tokenizer pool."""
+        if inline:
+            return work(*args)
+        return await asyncio.get_running_loop().run_in_executor(self.pool, work, *args)
+
     async def infer(self, model: ServedModel, inputs: str | list[str], truncate: bool | None,
                     options: dict[str, Any], hf_shape: bool = False) -> Any:
         """encode (pool) → queue → run (batcher thread) → decode (pool). One text in: one result list out (wrapped
@@ -140,14 +146,10 @@ class ServerState:
             raise PayloadTooLargeError(f"{len(texts)} inputs in one request, over the limit of {limits.max_items} "
                                        "(--max-items); split the request")
         parsed = model.options(**options)
-        loop = asyncio.get_running_loop()
         tracing = self.tracing
         inline = sum(len(text) for text in texts) <= INLINE_CHARS
         with tracing.span("tokenize", **{"kolite.model": model.name, "kolite.request.texts": len(texts)}):
-            if inline:
-                encoded = model.encode(texts, parsed, truncate)
-            else:
-                encoded = await loop.run_in_executor(self.pool, model.encode, texts, parsed, truncate)
+            encoded = await self._tokenizer_work(inline, model.encode, texts, parsed, truncate)
         try:  # a full queue or a closed batcher raises its own kolite error (429, 503)
             job = await asyncio.wait_for(model.batcher.submit(encoded, REQUEST_ID.get()), limits.timeout_s)
         except asyncio.TimeoutError as exc:
@@ -155,11 +157,7 @@ class ServerState:
                                      "overloaded") from exc
         tracing.batched(job, model.name)
         with tracing.span("decode", **{"kolite.model": model.name}):
-            if inline:
-                results = model.decode(job.future.result(), encoded, parsed, hf_shape)
-            else:
-                results = await loop.run_in_executor(self.pool, model.decode, job.future.result(), encoded, parsed,
-                                                     hf_shape)
+            results = await self._tokenizer_work(inline, model.decode, job.future.result(), encoded, parsed, hf_shape)
         if not single:
             return results
         return results if hf_shape and not model.is_tagger else results[0]
