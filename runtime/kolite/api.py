@@ -128,7 +128,8 @@ def load(
     - ``normalization``: ``NFC`` or ``none``; default: the manifest's (NFC).
     - ``parallel``: throughput mode. A call whose texts fill several batches runs them side by side on this many
       one-thread sessions (default: one per thread of the main session, on CPU; 0 or 1: off); a single batch
-      (batch-1 latency) always runs on the main session's threads.
+      (batch-1 latency) runs on the main session's threads, or on the first one-thread session when it is small
+      enough to run faster there (``kolite.session.ONE_THREAD_MAX_MACS``).
     - ``max_text_chars``: texts that are windowed, never cut (NER, ``long_text="windows"``), over this many
       characters are refused with an ``InvalidInputError`` (their cost grows with their length); ``None`` lifts
       the cap. Truncated texts are cut before tokenizing and are not limited.

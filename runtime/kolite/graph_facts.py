@@ -5,13 +5,16 @@ protobuf wire format gives cheaply (the file is memory-mapped and every large fi
 
 - the rows of the position-embedding table: a manifest's ``max_length`` above it would make onnxruntime index
   past the table at run time (``EmbedLayerNormalization ... index out of range``) instead of failing at load;
-- the files the initializers keep as external data: each must stay inside the artifact folder.
+- the files the initializers keep as external data: each must stay inside the artifact folder;
+- the dense weights a token is multiplied by (the weight elements of every matrix-multiply node): how much work
+  one token costs, which decides whether a small call runs faster on one thread (``kolite.session``).
 
 Export records the first fact in the manifest (``max_positions``) with this same reader, so there is one rule.
 """
 
 from __future__ import annotations
 
+import math
 import mmap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,19 +24,28 @@ __all__ = ["GraphFacts", "read_graph_facts"]
 
 # onnx.proto field numbers: ModelProto.graph, GraphProto.initializer, TensorProto.dims/name/external_data,
 # StringStringEntryProto.key/value.
-_MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
+_MODEL_GRAPH, _GRAPH_NODE, _GRAPH_INITIALIZER = 7, 1, 5
+_NODE_INPUT, _NODE_OP_TYPE = 1, 4
 _TENSOR_DIMS, _TENSOR_NAME, _TENSOR_EXTERNAL_DATA = 1, 8, 13
 _ENTRY_KEY, _ENTRY_VALUE = 1, 2
 _POSITION_TABLE_SUFFIX = "position_embeddings.weight"  # what transformers names it, kept by export and ORT fusions
+# Ops that multiply each token by a weight matrix, float and quantized (ONNX and onnxruntime contrib ops).
+_MATMUL_OPS = frozenset({
+    "MatMul", "Gemm", "FusedMatMul", "MatMulInteger", "QLinearMatMul", "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul", "MatMulNBits", "Attention", "QAttention", "MultiHeadAttention",
+})
 
 
 @dataclass(frozen=True)
 class GraphFacts:
     """``position_rows``: rows of the position-embedding table, None when the graph has none kolite recognises
-    (rotary positions, renamed weights); ``external_files``: the external-data locations, as written in the graph."""
+    (rotary positions, renamed weights); ``external_files``: the external-data locations, as written in the graph;
+    ``dense_weights``: elements of the weight matrices that matrix-multiply nodes read (≈ multiply-accumulates per
+    token; embedding tables are looked up, not multiplied, and are not counted)."""
 
     position_rows: int | None
     external_files: tuple[str, ...]
+    dense_weights: int = 0
 
 
 class _Malformed(Exception):
@@ -64,13 +76,30 @@ def _checked(data: bytes | mmap.mmap, what: str) -> GraphFacts:
 def _facts(data: bytes | mmap.mmap) -> GraphFacts:
     rows: int | None = None
     external: list[str] = []
+    matrices: dict[str, int] = {}  # initializer name → elements, for those of two or more dims
+    matmul_inputs: set[str] = set()
     for graph_start, graph_end in _fields(data, 0, len(data), _MODEL_GRAPH):
         for start, end in _fields(data, graph_start, graph_end, _GRAPH_INITIALIZER):
             name, dims, locations = _tensor(data, start, end)
             external += locations
             if rows is None and name.endswith(_POSITION_TABLE_SUFFIX) and len(dims) == 2:
                 rows = dims[0]
-    return GraphFacts(rows, tuple(dict.fromkeys(external)))
+            if len(dims) >= 2:
+                matrices[name] = math.prod(dims)
+        for start, end in _fields(data, graph_start, graph_end, _GRAPH_NODE):
+            op_type, inputs = _node(data, start, end)
+            if op_type in _MATMUL_OPS:
+                matmul_inputs.update(inputs)
+    dense = sum(matrices[name] for name in matmul_inputs if name in matrices)
+    return GraphFacts(rows, tuple(dict.fromkeys(external)), dense)
+
+
+def _node(data: bytes | mmap.mmap, start: int, end: int) -> tuple[str, list[str]]:
+    strings = {_NODE_INPUT: [], _NODE_OP_TYPE: []}
+    for number, found in strings.items():
+        for field_start, field_end in _fields(data, start, end, number):
+            found.append(data[field_start:field_end].decode("utf-8", "replace"))
+    return "".join(strings[_NODE_OP_TYPE]), strings[_NODE_INPUT]
 
 
 def _tensor(data: bytes | mmap.mmap, start: int, end: int) -> tuple[str, list[int], list[str]]:

@@ -2,8 +2,9 @@
 
 For throughput jobs (labelling a file, a benchmark's whole-set pass) this beats one session with N intra-op
 threads: every op of a small model is too short to split well across threads (each split pays a barrier, and
-serial stretches leave cores idle), while whole batches share nothing. Batch-1 latency keeps one session with N
-threads. onnxruntime releases the GIL in ``run``, so plain Python threads suffice; each owns one session.
+serial stretches leave cores idle), while whole batches share nothing. A single call keeps one session with N
+threads unless it is small (then it runs on the first of these: ``kolite.session.ONE_THREAD_MAX_MACS``).
+onnxruntime releases the GIL in ``run``, so plain Python threads suffice; each owns one session.
 
 With a batch-invariant graph (fp32, int8-static) the results are bitwise those of one session, whichever session
 runs which batch. Prototype for the integrator: numpy + onnxruntime only, no model API.
@@ -43,11 +44,14 @@ class ParallelSessions:
         make_options: Callable[[int], Any],
         name: str = "graph",
         external_data_dir: Path | None = None,
+        opened: Sequence[Any] = (),
     ) -> None:
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
-        self.sessions = [
-            open_session(graph, make_options(1), cpu_device(), name, external_data_dir) for _ in range(count)
+        # ``opened``: one-thread sessions of this graph made before (the latency lane), adopted as the first ones.
+        self.sessions = list(opened)[:count] + [
+            open_session(graph, make_options(1), cpu_device(), name, external_data_dir)
+            for _ in range(count - min(count, len(opened)))
         ]
 
     def run(self, batches: Sequence[Feeds], output: str = "logits") -> list[np.ndarray]:

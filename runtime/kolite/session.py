@@ -12,10 +12,13 @@ import numpy as np
 from kolite.cpu_budget import cpu_budget
 from kolite.errors import KoliteError
 from kolite.graph_bytes import external_tensors
+from kolite.graph_facts import read_graph_facts
 from kolite.providers import DeviceSpec, check_session_providers, cpu_device
 
 __all__ = [
     "CPU_DISABLED_OPTIMIZERS",
+    "ONE_THREAD_MAX_MACS",
+    "ONE_THREAD_MAX_WEIGHTS",
     "SPINNING_ENTRY",
     "OnnxModel",
     "build_session_options",
@@ -32,6 +35,14 @@ __all__ = [
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion", "BiasGeluFusion")
 # The session config entry that lets idle intra-op threads spin ("1", onnxruntime's default) or sleep ("0").
 SPINNING_ENTRY = "session.intra_op.allow_spinning"
+# A single call this small runs faster on one intra-op thread than on two: each of a small encoder's ~170 ops is
+# too short to split, and every split pays a barrier (int8-static 000 on the 2-vCPU Xeon, one text, 1 vs 2 threads:
+# 1.09-1.13x faster at 3-32 tokens, even at 40, 0.93x at 64, 0.69x at 128). The budget is rows x tokens x the
+# graph's dense weights (multiply-accumulates, kolite.graph_facts): 320M is 33 tokens of KoELECTRA-small. A
+# base-size encoder (85M weights) is 1.5x slower on one thread even at 3 tokens (reading its weights is the work),
+# so only graphs of at most 32M dense weights qualify at all.
+ONE_THREAD_MAX_MACS = 320_000_000
+ONE_THREAD_MAX_WEIGHTS = 32_000_000
 
 
 def default_threads() -> int:
@@ -135,7 +146,8 @@ class OnnxModel:
     Throughput mode: the calls of one plan (``run_many``) run side by side on ``parallel`` one-thread sessions
     (``kolite.parallel``) instead of one after another on the session's N intra-op threads. Every op of a small
     encoder is too short to split well across threads (each split ends at a barrier); whole batches share nothing.
-    A single call (batch-1 latency) keeps the N-thread session. The extra sessions are made on first use.
+    A single call keeps the N-thread session, unless it is small enough to run faster on one thread
+    (``ONE_THREAD_MAX_MACS``): then it runs on the first one-thread session. The extra sessions are made on first use.
 
     Every session is built from bytes, never from the path: ``read_graph`` (default: read ``path``) is called once;
     ``kolite.load`` passes a reader that checks size and sha256 on the very bytes it returns. Those bytes are kept
@@ -170,8 +182,10 @@ class OnnxModel:
         self.path = Path(path)
         self.parallel = _parallel_sessions(parallel, self.threads, self.device, session_options)
         self._graph: bytes | None = graph if self.parallel >= 2 else None
+        self.one_thread_tokens = _one_thread_tokens(graph) if self.parallel >= 2 else 0
         self._overrides = session_options
         self._workers: Any = None
+        self._lane: Any = None  # the one-thread session small single calls run on (worker 0 once workers exist)
         self._workers_lock = threading.Lock()
         self.output = output
         self._outputs = [output]
@@ -189,6 +203,8 @@ class OnnxModel:
         inputs = self._inputs(feeds)
         if self.device.is_cuda:
             return self._run_cuda(inputs)
+        if inputs["input_ids"].size <= self.one_thread_tokens:
+            session = self._one_thread_session()
         return _float32(session.run(self._outputs, inputs)[0])
 
     def run_many(self, batches: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
@@ -223,12 +239,28 @@ class OnnxModel:
                 self._workers = ParallelSessions(
                     self._graph,
                     self.parallel,
-                    lambda threads: build_session_options(threads, self._overrides),
+                    self._one_thread_options,
                     name=str(self.path),
                     external_data_dir=self._external_data_dir,
+                    opened=[self._lane] if self._lane is not None else [],
                 )
+                self._lane = self._workers.sessions[0]
                 self._graph = None
             return self._workers
+
+    def _one_thread_session(self) -> Any:
+        """Worker 0, or before the workers exist one session of its own (the workers adopt it): a latency-only
+        process opens one extra session, not ``parallel``."""
+        with self._workers_lock:
+            if self._lane is None:
+                assert self._graph is not None
+                self._lane = open_session(
+                    self._graph, self._one_thread_options(1), cpu_device(), str(self.path), self._external_data_dir
+                )
+            return self._lane
+
+    def _one_thread_options(self, threads: int) -> Any:
+        return build_session_options(threads, self._overrides)
 
     def _run_cuda(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
         import onnxruntime as ort
@@ -254,6 +286,7 @@ class OnnxModel:
     def close(self) -> None:
         self.__dict__.pop("session", None)
         self._workers = None
+        self._lane = None
         self._graph = None
 
 
@@ -262,6 +295,17 @@ _INPUT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 def _float32(output: np.ndarray) -> np.ndarray:
     return output if output.dtype == np.float32 else output.astype(np.float32)
+
+
+def _one_thread_tokens(graph: bytes) -> int:
+    """The most padded tokens (rows x columns) a single call may have to run on one thread (0: never)."""
+    try:
+        weights = read_graph_facts(graph).dense_weights
+    except ValueError:  # onnxruntime opened it, so it parses; a graph kolite cannot read keeps N threads
+        return 0
+    if not 0 < weights <= ONE_THREAD_MAX_WEIGHTS:
+        return 0
+    return ONE_THREAD_MAX_MACS // weights
 
 
 def _parallel_sessions(requested: int | None, threads: int, device: DeviceSpec, overrides: Any) -> int:

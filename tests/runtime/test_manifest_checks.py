@@ -11,10 +11,12 @@ import shutil
 from pathlib import Path
 
 import kolite
+import numpy as np
 import pytest
 from kolite.cli import main as kolite_main
 from kolite.errors import IntegrityError, ManifestError
 from kolite.graph_facts import read_graph_facts
+from kolite.manifest import load_manifest
 
 pytestmark = pytest.mark.torch  # builds broken graphs with onnx (the export environment)
 
@@ -223,3 +225,19 @@ def test_graph_facts_read_a_file_or_its_bytes_and_refuse_what_is_not_a_graph(art
     for broken in (truncated, empty, b"", b"\xff" * 64):
         with pytest.raises(ValueError, match="graph"):
             read_graph_facts(broken)
+
+
+@pytest.mark.torch  # the expected count is read with the onnx package, which the torch-free venv does not have
+@pytest.mark.parametrize("variant", ["fp32", "int8-static"])
+def test_graph_facts_count_the_weights_that_matrix_multiplies_read(artifact, variant):
+    import onnx
+
+    manifest = load_manifest(artifact)
+    graph = onnx.load(str(artifact / manifest.variants[variant].file))
+    sizes = {t.name: int(np.prod(t.dims)) for t in graph.graph.initializer if len(t.dims) >= 2}
+    multiplies = ("MatMul", "Gemm", "Attention")  # float and quantized forms (MatMulInteger, QAttention, ...)
+    fed = {name for node in graph.graph.node if any(op in node.op_type for op in multiplies) for name in node.input}
+    embeddings = [name for name in sizes if "embeddings" in name]
+    assert embeddings and not set(embeddings) & fed  # looked-up tables are there and are not counted
+    expected = sum(sizes[name] for name in fed if name in sizes)
+    assert expected > 0 and read_graph_facts(artifact / manifest.variants[variant].file).dense_weights == expected

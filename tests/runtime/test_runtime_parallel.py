@@ -73,3 +73,55 @@ def test_throughput_mode_defaults(tiny_artifact):
         assert model.session.parallel == 1
     with pytest.raises(KoliteError, match="parallel"):
         kolite.load(tiny_artifact("000"), variant="fp32", parallel=-1)
+
+
+class _Spy:
+    """Wraps an onnxruntime session and counts its runs (its answers are the session's own)."""
+
+    def __init__(self, session):
+        self.session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8-static"])
+def test_small_single_calls_run_on_one_thread_and_answer_the_same(tiny_artifact, variant, monkeypatch):
+    import kolite
+    import kolite.session
+
+    texts = [f"{i}번째 리뷰 " + "재밌다 " * (i % 9) for i in range(12)]
+    with kolite.load(tiny_artifact("000"), variant=variant, threads=1, parallel=0) as plain:
+        expected = plain.logits(texts, batch_size=4)
+    with kolite.load(tiny_artifact("000"), variant=variant, threads=2) as model:
+        session = model.session
+        assert session.one_thread_tokens > 100  # a tiny graph: any short call qualifies
+        wide = session.__dict__["session"] = _Spy(session.session)
+        single = [model.logits([text]) for text in texts]
+        lane = session._lane
+        assert wide.runs == 0 and lane is not None and session._workers is None  # one extra session, not two
+        batched = model.logits(texts, batch_size=4)  # several calls: the workers, the lane adopted as the first
+        assert session._workers.sessions[0] is lane and len(session._workers.sessions) == 2
+        monkeypatch.setattr(session, "one_thread_tokens", 3)  # now over budget: the two-thread session
+        over = model.logits(texts[:4], batch_size=4)
+        assert wide.runs == 1
+    assert np.concatenate(single).tobytes() == expected.tobytes()
+    assert batched.tobytes() == expected.tobytes() and over.tobytes() == expected[:4].tobytes()
+
+
+def test_only_small_graphs_get_the_one_thread_lane(tiny_artifact, monkeypatch):
+    import kolite
+    import kolite.session
+
+    artifact = tiny_artifact("000")
+    with kolite.load(artifact, variant="fp32", threads=2, parallel=0) as off:
+        assert off.session.one_thread_tokens == 0  # no throughput mode: the caller chose one session
+    monkeypatch.setattr(kolite.session, "ONE_THREAD_MAX_WEIGHTS", 1000)  # the tiny graph now counts as large
+    with kolite.load(artifact, variant="fp32", threads=2) as large:
+        assert large.session.one_thread_tokens == 0
+        large.logits(["짧은 글"])
+        assert large.session._lane is None
