@@ -22,7 +22,9 @@ and a test fail when a committed page differs from its results. Kinds:
 - ``range-study``: int8-static activation-range methods vs τ and re-runs (``range-study-*.json``,
   ``kolite_bench.range_study``);
 - ``serve-ab``: served req/s at N one-text clients against offline texts/s, per round and server
-  (``serve-ab-*.json``, ``kolite_bench.serve_ab``).
+  (``serve-ab-*.json``, ``kolite_bench.serve_ab``);
+- ``latency-ab``: batch-1 latency of two runtime trees in fresh-process pairs (``latency-ab-*.json``,
+  ``kolite_bench.latency_ab``).
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ def _serve_ab(results: dict[str, Any]) -> str:
     return table(results)
 
 
+def _latency_ab(results: dict[str, Any]) -> str:
+    from kolite_bench.latency_ab import table
+
+    return table(results)
+
+
 def _range_study(results: dict[str, Any]) -> str:
     from kolite_bench.range_study import table
 
@@ -106,7 +114,7 @@ def _guard_rss(results: dict[str, Any]) -> str:
 
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "crosscheck": _crosscheck, "error-curve": _error_curve, "gpu": _gpu, "guard": _guard,
-    "guard-cost": _guard_cost, "guard-rss": _guard_rss, "range-study": _range_study,
+    "guard-cost": _guard_cost, "guard-rss": _guard_rss, "latency-ab": _latency_ab, "range-study": _range_study,
     "serve-ab": _serve_ab, "speed-lead": _speed_lead,
 }
 

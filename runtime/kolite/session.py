@@ -186,6 +186,7 @@ class OnnxModel:
         self._overrides = session_options
         self._workers: Any = None
         self._lane: Any = None  # the one-thread session small single calls run on (worker 0 once workers exist)
+        self._lane_opener: threading.Thread | None = None
         self._workers_lock = threading.Lock()
         self.output = output
         self._outputs = [output]
@@ -204,7 +205,7 @@ class OnnxModel:
         if self.device.is_cuda:
             return self._run_cuda(inputs)
         if inputs["input_ids"].size <= self.one_thread_tokens:
-            session = self._one_thread_session()
+            session = self._one_thread_session() or session
         return _float32(session.run(self._outputs, inputs)[0])
 
     def run_many(self, batches: Sequence[Mapping[str, np.ndarray]]) -> list[np.ndarray]:
@@ -231,6 +232,8 @@ class OnnxModel:
 
     def _parallel_sessions(self) -> Any:
         self._open_session()
+        if self._workers is None:
+            self.wait_for_one_thread_session()  # adopt it rather than open one more
         with self._workers_lock:
             if self._workers is None:
                 from kolite.parallel import ParallelSessions
@@ -248,16 +251,39 @@ class OnnxModel:
                 self._graph = None
             return self._workers
 
-    def _one_thread_session(self) -> Any:
-        """Worker 0, or before the workers exist one session of its own (the workers adopt it): a latency-only
-        process opens one extra session, not ``parallel``."""
+    def _one_thread_session(self) -> Any | None:
+        """Worker 0, or before the workers exist one session of its own (the workers adopt it), or None while that
+        session is being opened in the background: no call waits for a session to open (a first call would pay
+        ~0.1 s, more than the cold start it follows), and a latency-only process opens one extra session, not
+        ``parallel``."""
+        lane = self._lane
+        if lane is None and self._lane_opener is None:
+            with self._workers_lock:
+                if self._lane is None and self._lane_opener is None and self._graph is not None:
+                    # Not a daemon: a process that exits mid-open would tear onnxruntime down under it (abort).
+                    self._lane_opener = threading.Thread(
+                        target=self._open_lane, args=(self._graph,), name="kolite-one-thread-session"
+                    )
+                    self._lane_opener.start()
+        return lane
+
+    def _open_lane(self, graph: bytes) -> None:
+        try:
+            lane = open_session(graph, self._one_thread_options(1), cpu_device(), str(self.path),
+                                self._external_data_dir)
+        except KoliteError:  # the N-thread session opened the same bytes; should this fail, small calls stay there
+            self.one_thread_tokens = 0
+            return
         with self._workers_lock:
-            if self._lane is None:
-                assert self._graph is not None
-                self._lane = open_session(
-                    self._graph, self._one_thread_options(1), cpu_device(), str(self.path), self._external_data_dir
-                )
-            return self._lane
+            if self._lane is None and self._workers is None and "session" in self.__dict__:
+                self._lane = lane
+
+    def wait_for_one_thread_session(self, timeout: float | None = None) -> bool:
+        """Wait for the background opening of the one-thread session, if one was started; whether it is ready."""
+        opener = self._lane_opener
+        if opener is not None:
+            opener.join(timeout)
+        return self._lane is not None
 
     def _one_thread_options(self, threads: int) -> Any:
         return build_session_options(threads, self._overrides)

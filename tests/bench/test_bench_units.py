@@ -235,3 +235,21 @@ def test_range_study_table_has_a_row_per_method_and_served_reruns_for_ner():
     assert "50.0 % / 50.0 % / 50.0 % / 50.0 % / 50.0 %" in text and "run range-study-X" in text
     classes = table({**results, "task": "text-classification", "rows": [{"spec": "mse", **row}]})
     assert "served re-run" not in classes and "| mse | 0.100 (0.050 / 0.060) |" in classes
+
+
+def test_the_latency_ab_table_has_a_row_per_pair_and_the_medians_of_its_ratios():
+    from kolite_bench.latency_ab import table
+
+    def process(p50, p99, mean, cores):
+        return {"p50": p50, "p99": p99, "mean": mean, "n": 900, "other_work": {"cores": cores, "steal_cores": 0.0}}
+
+    pairs = [{"pair": 0, "this": process(0.9, 3.0, 1.0, 0.01), "baseline": process(1.0, 2.5, 1.25, 0.02)},
+             {"pair": 1, "this": process(0.8, 2.0, 1.0, 0.10), "baseline": process(1.0, 2.0, 1.0, 0.0)}]
+    results = {"run_id": "latency-ab-X", "machine": {"cpu": "cpu", "logical_cores": 2}, "pairs": pairs,
+               "settings": {"artifact": "/a/000-x", "variant": "int8-static", "texts": 300, "repeats": "3"},
+               "this_over_baseline": {"p50": {"median": 0.85}, "p99": {"median": 1.1}, "mean": {"median": 0.9}}}
+    text = table(results)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert rows == ["| 1 | 1.00 / 2.50 / 1.25 | 0.90 / 3.00 / 1.00 | 0.900 | 1.200 | 0.800 |",
+                    "| 2 | 1.00 / 2.00 / 1.00 | 0.80 / 2.00 / 1.00 | 0.800 | 1.000 | 1.000 |"]
+    assert "other work 0.00–0.10 cores" in text and "p50 0.850, p99 1.100, mean 0.900" in text

@@ -101,15 +101,17 @@ def test_small_single_calls_run_on_one_thread_and_answer_the_same(tiny_artifact,
         session = model.session
         assert session.one_thread_tokens > 100  # a tiny graph: any short call qualifies
         wide = session.__dict__["session"] = _Spy(session.session)
+        first = model.logits(texts[:1])  # opens the one-thread session in the background; runs on the wide one
+        assert wide.runs == 1 and session.wait_for_one_thread_session(timeout=60)
         single = [model.logits([text]) for text in texts]
         lane = session._lane
-        assert wide.runs == 0 and lane is not None and session._workers is None  # one extra session, not two
+        assert wide.runs == 1 and lane is not None and session._workers is None  # one extra session, not two
         batched = model.logits(texts, batch_size=4)  # several calls: the workers, the lane adopted as the first
         assert session._workers.sessions[0] is lane and len(session._workers.sessions) == 2
         monkeypatch.setattr(session, "one_thread_tokens", 3)  # now over budget: the two-thread session
         over = model.logits(texts[:4], batch_size=4)
-        assert wide.runs == 1
-    assert np.concatenate(single).tobytes() == expected.tobytes()
+        assert wide.runs == 2
+    assert first.tobytes() == expected[:1].tobytes() and np.concatenate(single).tobytes() == expected.tobytes()
     assert batched.tobytes() == expected.tobytes() and over.tobytes() == expected[:4].tobytes()
 
 
@@ -124,4 +126,17 @@ def test_only_small_graphs_get_the_one_thread_lane(tiny_artifact, monkeypatch):
     with kolite.load(artifact, variant="fp32", threads=2) as large:
         assert large.session.one_thread_tokens == 0
         large.logits(["짧은 글"])
-        assert large.session._lane is None
+        assert not large.session.wait_for_one_thread_session(timeout=60) and large.session._lane_opener is None
+
+
+def test_a_process_that_exits_while_the_one_thread_session_opens_exits_cleanly(tiny_artifact):
+    import subprocess
+    import sys
+
+    # The session opens in a background thread; exiting under it once aborted the process ("terminate called").
+    script = ("import kolite, sys; m = kolite.load(sys.argv[1], variant='int8-static', threads=2); "
+              "print(m.logits(['짧은 글']).shape)")
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", script, str(tiny_artifact("000"))], capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0 and done.stdout.strip() == "(1, 2)", done.stderr[-500:]
