@@ -37,7 +37,7 @@ CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion", "BiasGeluFusion")
 SPINNING_ENTRY = "session.intra_op.allow_spinning"
 # A single call this small runs faster on one intra-op thread than on two: each of a small encoder's ~170 ops is
 # too short to split, and every split pays a barrier (int8-static 000 on the 2-vCPU Xeon, one text, 1 vs 2 threads:
-# 1.09-1.13x faster at 3-32 tokens, even at 40, 0.93x at 64, 0.69x at 128). The budget is rows x tokens x the
+# 1.07-1.13x faster at 3-32 tokens, even at 40, 0.93x at 64, 0.69x at 128). The budget is rows x tokens x the
 # graph's dense weights (multiply-accumulates, kolite.graph_facts): 320M is 33 tokens of KoELECTRA-small. A
 # base-size encoder (85M weights) is 1.5x slower on one thread even at 3 tokens (reading its weights is the work),
 # so only graphs of at most 32M dense weights qualify at all.
