@@ -1,7 +1,8 @@
 """A second, deliberately simple speed harness, to check ``kolite bench`` against: plain loops in one process.
 
-``python -m kolite_bench.crosscheck --artifact A [--artifact B] --openvino OV_FOLDER --texts 2000 --rounds 4``
-(``--data klue-ner`` for a token-classification artifact such as 004: per-token logits; ``--guard on|off|auto``)
+``python -m kolite_bench.crosscheck --artifact A [--artifact B] --openvino OV_FOLDER [--optimum OPT_FOLDER]
+--texts 2000 --rounds 4`` (``--data klue-ner`` for a token-classification artifact such as 004: per-token logits;
+``--guard on|off|auto``)
 
 Nothing from the bench's runner, planner or contenders is used. Each contender is loaded once, in its own
 process (so no runtime's idle spinning threads share the cores with another's timed work), and only one works at
@@ -16,7 +17,10 @@ passed ``OTHER_WORK_LIMIT`` cores in some segment is flagged busy. The 1-minute 
 kolite runs through its public API (``kolite.load(...).logits``, its own length planner, its default
 data-parallel sessions); OpenVINO runs the bench's cached NNCF int8 IR (``.cache/bench/openvino/<key>/``) with
 ``PERFORMANCE_HINT=THROUGHPUT`` and an ``AsyncInferQueue`` holding all of a pass's batches, its default inference
-precision, the same thread budget. With two kolite artifacts (e.g. with and without a graph pass) their logits
+precision, the same thread budget. optimum runs the bench's cached int8 export (``.cache/bench/optimum/<key>/int8``:
+optimum's default dynamic preset for this CPU) through its ``ORTModelFor...`` class and the transformers tokenizer,
+fed numpy arrays padded to each batch's longest (no torch tensors on its path), the same thread budget. With two
+kolite artifacts (e.g. with and without a graph pass) their logits
 are also compared text by text (bitwise count, max |Δ|, label agreement).
 """
 
@@ -155,6 +159,48 @@ class _OpenVINO:
         self.file_order_pass(texts, batch_size)
 
 
+class _Optimum:
+    def __init__(self, folder: str, threads: int) -> None:
+        from importlib.metadata import version
+
+        import onnxruntime as ort
+        from optimum.onnxruntime import ORTModelForSequenceClassification, ORTModelForTokenClassification
+        from transformers import AutoConfig, AutoTokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        config = AutoConfig.from_pretrained(folder)
+        ner = any("ForTokenClassification" in name for name in config.architectures or ())
+        model_class = ORTModelForTokenClassification if ner else ORTModelForSequenceClassification
+        self.model = model_class.from_pretrained(folder, file_name="model_quantized.onnx", session_options=options)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.name = f"optimum-int8:{version('optimum')}"
+
+    def _logits(self, texts: list[str]) -> np.ndarray:
+        feeds = self.tokenizer(texts, padding="longest", truncation=True, max_length=512, return_tensors="np")
+        return np.asarray(self.model(**feeds).logits)
+
+    def sorted_pass(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
+        lengths = [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=512)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")
+        result: list[np.ndarray] = [np.empty(0)] * len(texts)
+        for start in range(0, len(texts), batch_size):
+            indices = order[start : start + batch_size]
+            for position, row in zip(indices, self._logits([texts[i] for i in indices]), strict=True):
+                result[int(position)] = row
+        return result
+
+    def file_order_pass(self, texts: list[str], batch_size: int) -> list[np.ndarray]:
+        return [row for i in range(0, len(texts), batch_size) for row in self._logits(texts[i : i + batch_size])]
+
+    def one(self, text: str) -> None:
+        self._logits([text])
+
+    def warm(self, texts: list[str], batch_size: int) -> None:
+        self.sorted_pass(texts, batch_size)
+        self.file_order_pass(texts, batch_size)
+
+
 class _OtherWork:
     """CPU other processes (and the hypervisor) took while this contender ran a timed segment."""
 
@@ -222,6 +268,8 @@ def _agreement(first: list[np.ndarray], second: list[np.ndarray]) -> dict[str, A
 def _build(kind: str, source: str, args: argparse.Namespace) -> Any:
     if kind == "kolite":
         return _Kolite(source, args.variant, args.threads, args.guard)
+    if kind == "optimum":
+        return _Optimum(source, args.threads)
     return _OpenVINO(source, args.threads)
 
 
@@ -254,6 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     texts = _texts(Path(args.data_dir), args.texts, args.offset, args.data)
     context = multiprocessing.get_context("spawn")
     sources = [("kolite", a) for a in args.artifact] + ([("openvino", args.openvino)] if args.openvino else [])
+    sources += [("optimum", args.optimum)] if args.optimum else []
     workers = []
     for kind, source in sources:  # loaded and warmed one after another, so warm-ups do not overlap either
         parent, child = context.Pipe()
@@ -335,16 +384,19 @@ def round_busy(row: dict[str, Any], names: list[str]) -> bool:
 
 
 def table(results: dict[str, Any]) -> str:
-    """kolite ÷ OpenVINO per pass, median with each round, and the run line (the docs render it from the file)."""
-    lines = ["| second harness: kolite ÷ OpenVINO THROUGHPUT | sorted bs32 texts/s, per round | file order bs32 "
-             "texts/s, per round | bs1 p50 (OpenVINO's p50 ÷ kolite's), per round |", "|---|---|---|---|"]
+    """kolite ÷ each peer (OpenVINO THROUGHPUT, optimum) per pass, median with each round, and the run line (the docs
+    render it from the file)."""
+    peers = {"openvino": "OpenVINO THROUGHPUT", "optimum": "optimum int8"}
+    lines = ["| second harness: kolite ÷ peer | sorted bs32 texts/s, per round | file order bs32 texts/s, per round | "
+             "bs1 p50 (the peer's p50 ÷ kolite's), per round |", "|---|---|---|---|"]
     for pair, ratio in results["ratios"].items():
         kolite_name, other = pair.split(" / ")
-        if not kolite_name.startswith("kolite:") or not other.startswith("openvino"):
+        peer = next((label for prefix, label in peers.items() if other.startswith(prefix)), None)
+        if not kolite_name.startswith("kolite:") or peer is None:
             continue
         cells = [f"**{ratio[k]['median']:.2f}×** ({' / '.join(f'{r:.2f}' for r in ratio[k]['rounds'])})"
                  for k in ("sorted", "file_order", "bs1_p50")]
-        lines.append(f"| {kolite_name.removeprefix('kolite:')} | " + " | ".join(cells) + " |")
+        lines.append(f"| {kolite_name.removeprefix('kolite:')} ÷ {peer} | " + " | ".join(cells) + " |")
     settings, rounds = results["settings"], results["rounds"]
     loads = [r["load1_start"] for r in rounds]
     busy = results.get("busy_rounds") or []
@@ -374,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifact", action="append", required=True, help="kolite artifact folder (1 or 2)")
     parser.add_argument("--variant", default="int8-static")
     parser.add_argument("--openvino", help="folder of the bench's cached OpenVINO IR (model.int8.xml, info.json)")
+    parser.add_argument("--optimum", help="folder of the bench's cached optimum int8 export (.../int8)")
     parser.add_argument("--data-dir", default=os.path.join(os.environ.get("KOLITE_SHARED", "../shared"), "data"))
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--data", choices=("nsmc", "klue-ner"), default="nsmc",

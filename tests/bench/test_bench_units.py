@@ -253,3 +253,30 @@ def test_the_latency_ab_table_has_a_row_per_pair_and_the_medians_of_its_ratios()
     assert rows == ["| 1 | 1.00 / 2.50 / 1.25 | 0.90 / 3.00 / 1.00 | 0.900 | 1.200 | 0.800 |",
                     "| 2 | 1.00 / 2.00 / 1.00 | 0.80 / 2.00 / 1.00 | 0.800 | 1.000 | 1.000 |"]
     assert "other work 0.00–0.10 cores" in text and "p50 0.850, p99 1.100, mean 0.900" in text
+
+
+def test_the_crosscheck_table_has_a_row_per_kolite_and_peer_pair_and_skips_peer_to_peer_ratios():
+    from kolite_bench.crosscheck import table
+
+    def ratio(value):
+        return {"rounds": [value, value], "median": value, "min": value, "max": value}
+
+    def pair(value):
+        return {"sorted": ratio(value), "file_order": ratio(2 * value), "bs1_p50": ratio(3 * value)}
+
+    load = {"before": 0.1, "after": 0.2, "other_work": {"cores": 0.01, "steal_cores": 0.0}}
+    entry = {kind: {"load1": load} for kind in ("sorted", "file_order", "bs1")}
+    results = {
+        "run_id": "crosscheck-X", "machine": {"cpu": "cpu", "logical_cores": 2}, "busy_rounds": [],
+        "settings": {"texts": 100, "offset": 0, "batch_size": 32, "bs1_texts": 10, "threads": 2},
+        "rounds": [{"round": 0, "load1_start": 0.1, "kolite:a:int8-static": entry}],
+        "ratios": {"kolite:a:int8-static / openvino-throughput:1": pair(1.0),
+                   "kolite:a:int8-static / optimum-int8:2": pair(1.5),
+                   "openvino-throughput:1 / optimum-int8:2": pair(9.0),
+                   "optimum-int8:2 / kolite:a:int8-static": pair(0.5)},
+    }
+    rows = [line for line in table(results).splitlines() if line.startswith("| a:")]
+    assert rows == ["| a:int8-static ÷ OpenVINO THROUGHPUT | **1.00×** (1.00 / 1.00) | **2.00×** (2.00 / 2.00) | "
+                    "**3.00×** (3.00 / 3.00) |",
+                    "| a:int8-static ÷ optimum int8 | **1.50×** (1.50 / 1.50) | **3.00×** (3.00 / 3.00) | "
+                    "**4.50×** (4.50 / 4.50) |"]
