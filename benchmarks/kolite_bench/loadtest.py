@@ -91,19 +91,42 @@ def _stat_cpu_s(stat_path: str) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _process_tree(pid: int) -> list[int]:
+    """The process and its live descendants (``kolite serve --processes N`` answers from child processes)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as children:
+                    todo += [int(child) for child in children.read().split()]
+            except OSError:
+                pass
+    return found
+
+
 def thread_cpu_s(pid: int) -> dict[str, float]:
-    """User + system CPU seconds of each live thread of a process, by thread id (Linux /proc; {} elsewhere)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return {}
-    seconds = {task: _stat_cpu_s(f"/proc/{pid}/task/{task}/stat") for task in tasks}
-    return {task: value for task, value in seconds.items() if value is not None}
+    """User + system CPU seconds of each live thread of a process and its child processes, by ``pid/thread id``
+    (Linux /proc; {} elsewhere)."""
+    seconds: dict[str, float | None] = {}
+    for process in _process_tree(pid):
+        try:
+            tasks = os.listdir(f"/proc/{process}/task")
+        except OSError:
+            continue
+        seconds.update({f"{process}/{task}": _stat_cpu_s(f"/proc/{process}/task/{task}/stat") for task in tasks})
+    return {key: value for key, value in seconds.items() if value is not None}
 
 
 def _server_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (Linux /proc; None elsewhere)."""
-    return _stat_cpu_s(f"/proc/{pid}/stat")
+    """User + system CPU seconds of a process and its live child processes (Linux /proc; None elsewhere)."""
+    values = [value for process in _process_tree(pid) if (value := _stat_cpu_s(f"/proc/{process}/stat")) is not None]
+    return sum(values) if values else None
 
 
 async def run_level(port: int, texts: list[str], concurrency: int, duration_s: float, max_requests: int,

@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -44,7 +45,8 @@ from kolite_bench.loadtest import (
 __all__ = ["main", "table"]
 
 
-async def _serve_once(args: argparse.Namespace, texts: list[str], runtime: str | None, profile: Path | None) -> dict:
+async def _serve_once(args: argparse.Namespace, texts: list[str], runtime: str | None, profile: Path | None,
+                      extra: list[str]) -> dict:
     import httpx
 
     port = _free_port()
@@ -55,7 +57,7 @@ async def _serve_once(args: argparse.Namespace, texts: list[str], runtime: str |
         env["KOLITE_SAMPLE_OUT"] = str(profile)
     module = "kolite_bench.serve_sampler" if profile else "kolite.server"
     command = [sys.executable, "-m", module, str(args.artifact), "--host", "127.0.0.1", "--port", str(port),
-               "--log-level", "warning", "--max-wait-ms", "0", "--max-queue", "4096"]
+               "--log-level", "warning", "--max-wait-ms", "0", "--max-queue", "4096", *extra]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         async with httpx.AsyncClient(timeout=60.0, trust_env=False) as client:
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--duration-s", type=float, default=15.0)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--this-args", default="", help="extra `kolite serve` arguments for this checkout's server")
+    parser.add_argument("--baseline-args", default="", help="extra `kolite serve` arguments for the baseline's")
     parser.add_argument("--out", type=Path, required=True, help="results JSON")
     args = parser.parse_args(argv)
     texts = list(read_nsmc(data_path("nsmc")).texts[:5000])
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         order = list(contenders) if r % 2 == 0 else list(contenders)[::-1]
         for name in order:
             profile = args.out.with_name(f"{args.out.stem}.{name}.round{r}.samples.json") if args.profile else None
-            row[name] = asyncio.run(_serve_once(args, texts, contenders[name], profile))
+            extra = shlex.split(args.this_args if name == "this" else args.baseline_args)
+            row[name] = asyncio.run(_serve_once(args, texts, contenders[name], profile, extra))
             offline = row["offline"]["texts_per_s_batch_32"]
             row[name]["served_over_offline"] = round(row[name]["throughput_rps"] / offline, 3)
             sorted_pass = row["offline"]["texts_per_s_sorted"]

@@ -45,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto")
     parser.add_argument("--threads", type=int, default=None,
                         help=f"onnxruntime intra-op threads per model ({THREADS_HELP})")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="server processes on the one port (SO_REUSEPORT), each with its own event loop, models "
+                             "and threads ÷ N; each answers /health and /metrics for itself (see the serving guide)")
     add_guard_option(parser)
     parser.add_argument("--memory-profile", default=os.environ.get(MEMORY_PROFILE_ENV, "default"),
                         choices=("default", "edge"),
@@ -154,6 +157,13 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     # Requests are the unit of parallelism here: tokenizers' own thread pool would fight onnxruntime for cores.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.processes < 1:
+        print("kolite serve: --processes must be >= 1", file=sys.stderr)
+        return 2
+    if args.processes > 1:
+        from kolite.server.processes import serve_processes
+
+        return serve_processes(args)
     runner.configure_logging(args.log_level)
     if args.drain_s < 0 or args.graceful_timeout_s < 0:
         print("kolite serve: --drain-s and --graceful-timeout-s must be >= 0", file=sys.stderr)
@@ -174,7 +184,12 @@ def serve(args: argparse.Namespace) -> int:
                                 graceful_timeout_s=args.graceful_timeout_s, drain_s=args.drain_s, http=args.http,
                                 loop=args.loop)
     holder["server"] = runner.build_server(app, options)
-    holder["server"].run()
+    if getattr(args, "reuse_port", False):  # one of --processes N children: its own socket on the shared port
+        from kolite.server.processes import reuse_port_socket
+
+        holder["server"].run(sockets=[reuse_port_socket(args.host, args.port)])
+    else:
+        holder["server"].run()
     failed = [model for model in app.state.kolite.models.values() if model.state == "failed"]
     if failed and config.exit_on_error:
         print(f"kolite serve: {failure_report(failed)}", file=sys.stderr)
