@@ -190,8 +190,9 @@ def test_thread_cpu_counts_each_thread_on_its_own():
         time.sleep(0.01)
     per_thread = thread_cpu_s(os.getpid())
     worker.join()
-    assert per_thread[str(seen["tid"])] >= 0.2  # the spinning thread's own CPU, not the process's
-    assert per_thread[str(threading.get_native_id())] < sum(per_thread.values())
+    me = os.getpid()  # keys are pid/thread id: a server's child processes count too (kolite serve --processes)
+    assert per_thread[f"{me}/{seen['tid']}"] >= 0.2  # the spinning thread's own CPU, not the process's
+    assert per_thread[f"{me}/{threading.get_native_id()}"] < sum(per_thread.values())
 
 
 def test_the_serving_ceiling_reports_the_sorted_pass_beside_the_batches(tiny_artifact):
