@@ -281,3 +281,34 @@ def test_the_crosscheck_table_has_a_row_per_kolite_and_peer_pair_and_skips_peer_
                     "**3.00×** (3.00 / 3.00) |",
                     "| a:int8-static ÷ optimum int8 | **1.50×** (1.50 / 1.50) | **3.00×** (3.00 / 3.00) | "
                     "**4.50×** (4.50 / 4.50) |"]
+
+
+def test_server_cpu_counts_the_child_processes_of_a_multi_process_server():
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from kolite_bench.loadtest import _process_tree, _server_cpu_s, thread_cpu_s
+
+    # A parent that starts a child which burns ~0.4 s of CPU, then both wait: the child's CPU belongs to the parent's
+    # tree while it lives (kolite serve --processes N answers from children, serve_ab reads the parent's pid).
+    script = ("import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', "
+              "'import time\\nt = time.process_time()\\nwhile time.process_time() - t < 0.4: pass\\ntime.sleep(30)']); "
+              "print(c.pid, flush=True); time.sleep(30)")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        child = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        while (_server_cpu_s(child) or 0) < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _process_tree(parent.pid) == [parent.pid, child]
+        assert _server_cpu_s(parent.pid) >= (_server_cpu_s(child) or 0) >= 0.4
+        assert any(key.startswith(f"{child}/") for key in thread_cpu_s(parent.pid))
+    finally:
+        if child is not None:
+            os.kill(child, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
